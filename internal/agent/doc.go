@@ -1,0 +1,49 @@
+// Package agent is the clusterguard node agent: a daemon on every node of a
+// cluster that reports the node's facts and the workloads it hosts, and drives
+// those workloads through drivers, over an authenticated HTTP JSON API (/v1).
+//
+// # Glossary
+//
+//   - node: one machine of the cluster. Every node mounts the same shared volume
+//     and runs one agent. A node is named in the agent config ("node-1").
+//   - shared volume: the storage all nodes mount (NFS, a clustered file system).
+//     Workload data lives there, so a workload can run on any node. The volume
+//     carries its own identity in .clusterguard/volume-id, which lets the engine
+//     check that every agent of a cluster really serves the same volume.
+//   - agent: this daemon. It is configured by an HCL file (see LoadConfig), keeps
+//     node-local state in its state directory and answers the engine; it enforces
+//     no cluster-wide rule (e.g. "active on one node at a time"), the engine does.
+//   - workload: a service, database or virtual machine defined identically in the
+//     config of every node that may run it: a name, a driver, driver settings and
+//     data paths relative to the shared volume.
+//   - driver: the code that knows how to probe and operate one kind of workload
+//     (Driver). The exec driver (driver/exec) runs configured commands.
+//   - action: a state change asked of a driver: start, stop, quiesce (flush
+//     pending writes and hold new ones so a consistent copy can be taken) and
+//     thaw (resume after quiesce).
+//   - state: what a driver's status probe says about a workload on this node.
+//
+// # Workload state model
+//
+// Each agent reports a workload's state on its own node only:
+//
+//	inactive --start--> active --stop--> inactive
+//	            active --quiesce--> active (writes held) --thaw--> active
+//	any state --probe fails--> failed (the workload says it is broken)
+//	any state --probe cannot run or times out--> unknown
+//
+// "active" means running here. Quiesce does not change the reported state: a
+// quiesced workload is still active on this node. "failed" comes from the
+// workload itself (status exited non-zero, other than 3); "unknown" means the
+// agent could not find out. The same workload may be active on at most one node;
+// agents report what they see and the engine detects and reports a workload
+// active on two nodes as a conflict.
+//
+// # Failure counters
+//
+// The agent counts, since it started, driver commands that failed or timed out
+// (including status probes that could not run) and requests refused for a bad
+// token; the engine uses them for failure-rate based node policies. A status
+// probe that reports "failed" is the workload's state, not an agent failure, and
+// is not counted.
+package agent
