@@ -37,7 +37,7 @@ type NodeFacts struct {
 	Load1          float64         `json:"load1"`
 	MemFreeBytes   uint64          `json:"mem_free_bytes"`
 	MemTotalBytes  uint64          `json:"mem_total_bytes"`
-	UptimeSeconds  float64         `json:"uptime_seconds"` // agent uptime
+	UptimeSeconds  float64         `json:"uptime_seconds"`   // agent uptime
 	SharedVolume   string          `json:"shared_volume"`    // absolute path as configured on this node
 	SharedVolumeID string          `json:"shared_volume_id"` // identity stored on the volume itself (.clusterguard/volume-id)
 	Failures       FailureCounters `json:"failures"`

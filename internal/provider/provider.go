@@ -1,0 +1,185 @@
+// Package provider is the clusterguard Terraform provider: schemas, plan-time
+// validation and state mapping. Behaviour lives in the engine it calls.
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider/validate"
+)
+
+var _ provider.Provider = (*clusterguardProvider)(nil)
+
+// Option adjusts a provider built by New; tests inject a clock with it.
+type Option func(*clusterguardProvider)
+
+// WithClock makes the engine read time from now (RPO, retention, schedules).
+func WithClock(now func() time.Time) Option {
+	return func(p *clusterguardProvider) { p.now = now }
+}
+
+// New returns a constructor for the provider server.
+func New(version string, opts ...Option) func() provider.Provider {
+	return func() provider.Provider {
+		p := &clusterguardProvider{version: version}
+		for _, o := range opts {
+			o(p)
+		}
+		return p
+	}
+}
+
+type clusterguardProvider struct {
+	version string
+	now     func() time.Time
+}
+
+// providerData is what Configure hands to every resource and data source.
+type providerData struct {
+	engine *engine.Engine
+}
+
+func (p *clusterguardProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "clusterguard"
+	resp.Version = p.version
+}
+
+func (p *clusterguardProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "clusterguard protects virtual machines, databases and services on a cluster of nodes " +
+			"that share a volume. The provider embeds the orchestration engine, which talks to the clusterguard agent " +
+			"on every node and keeps its durable state in a catalog.",
+		Attributes: map[string]schema.Attribute{
+			"catalog": schema.StringAttribute{
+				MarkdownDescription: "Path of the engine's catalog, an embedded SQLite file. Defaults to " +
+					"`$XDG_DATA_HOME/clusterguard/catalog.db` (`~/.local/share/clusterguard/catalog.db`). " +
+					"Environment variable: `CLUSTERGUARD_CATALOG`.",
+				Optional:   true,
+				Validators: []validator.String{validate.NonEmpty()},
+			},
+			"agent_token": schema.StringAttribute{
+				MarkdownDescription: "Bearer token the node agents require (the content of each agent's `token_file`). " +
+					"Environment variable: `CLUSTERGUARD_AGENT_TOKEN`.",
+				Optional:  true,
+				Sensitive: true,
+			},
+			"ca_file": schema.StringAttribute{
+				MarkdownDescription: "PEM file with the certificate authority that signed the agents' TLS certificates, " +
+					"for `https://` endpoints. Defaults to the system roots. Environment variable: `CLUSTERGUARD_CA_FILE`.",
+				Optional:   true,
+				Validators: []validator.String{validate.NonEmpty()},
+			},
+			"request_timeout": schema.StringAttribute{
+				MarkdownDescription: "Timeout of one request to an agent, as a Go duration (`30s`, `2m`). Requests that fail " +
+					"to connect or get a 5xx answer are retried with backoff. Default `30s`.",
+				Optional:   true,
+				Validators: []validator.String{validate.Duration(time.Second, time.Hour)},
+			},
+		},
+	}
+}
+
+type providerModelV0 struct {
+	Catalog        types.String `tfsdk:"catalog"`
+	AgentToken     types.String `tfsdk:"agent_token"`
+	CAFile         types.String `tfsdk:"ca_file"`
+	RequestTimeout types.String `tfsdk:"request_timeout"`
+}
+
+func (p *clusterguardProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg providerModelV0
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if cfg.Catalog.IsUnknown() || cfg.AgentToken.IsUnknown() || cfg.CAFile.IsUnknown() || cfg.RequestTimeout.IsUnknown() {
+		// Values known only after apply: configure on the next pass.
+		return
+	}
+	catalogPath := firstNonEmpty(cfg.Catalog.ValueString(), os.Getenv("CLUSTERGUARD_CATALOG"), defaultCatalogPath())
+	token := firstNonEmpty(cfg.AgentToken.ValueString(), os.Getenv("CLUSTERGUARD_AGENT_TOKEN"))
+	caFile := firstNonEmpty(cfg.CAFile.ValueString(), os.Getenv("CLUSTERGUARD_CA_FILE"))
+	timeout := 30 * time.Second
+	if s := cfg.RequestTimeout.ValueString(); s != "" {
+		timeout, _ = time.ParseDuration(s) // validated at plan time
+	}
+	if token == "" {
+		resp.Diagnostics.Append(diagMissingToken(path.Root("agent_token")))
+		return
+	}
+	var tlsConfig *tls.Config
+	if caFile != "" {
+		var err error
+		if tlsConfig, err = engine.LoadCA(caFile); err != nil {
+			resp.Diagnostics.Append(diagBadCAFile(path.Root("ca_file"), caFile, err))
+			return
+		}
+	}
+	store, err := sqlite.Open(ctx, catalogPath, sqlite.Options{})
+	if err != nil {
+		resp.Diagnostics.Append(diagCatalogOpen(path.Root("catalog"), catalogPath, err))
+		return
+	}
+	eng, err := engine.New(engine.Options{
+		Store:  store,
+		Dial:   engine.HTTPDialer(engine.HTTPDialerOptions{Token: token, TLSConfig: tlsConfig, RequestTimeout: timeout, Logger: tflogLogger(ctx)}),
+		Now:    p.now,
+		Logger: tflogLogger(ctx),
+	})
+	if err != nil {
+		resp.Diagnostics.Append(diagInternal("configuring the engine", err))
+		return
+	}
+	tflog.Debug(ctx, "clusterguard engine configured", map[string]any{"catalog": catalogPath, "request_timeout": timeout.String(), "tls_ca": caFile != ""})
+	data := &providerData{engine: eng}
+	resp.ResourceData = data
+	resp.DataSourceData = data
+}
+
+func (p *clusterguardProvider) Resources(context.Context) []func() resource.Resource {
+	return []func() resource.Resource{
+		NewClusterResource,
+	}
+}
+
+func (p *clusterguardProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{
+		NewWorkloadDigestDataSource,
+	}
+}
+
+func defaultCatalogPath() string {
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		dir = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(dir, "clusterguard", "catalog.db")
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,104 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/agenttest"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+)
+
+// testAccProtoV6ProviderFactories serve the provider in-process to the real
+// terraform binary that terraform-plugin-testing drives.
+var testAccProtoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServer, error){
+	"clusterguard": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+// testAccPreCheck fails (never skips) when terraform is missing: these tests
+// are the proof that the provider works with real Terraform.
+func testAccPreCheck(t *testing.T) {
+	t.Helper()
+	tf := os.Getenv("TF_ACC_TERRAFORM_PATH")
+	if tf == "" {
+		var err error
+		if tf, err = exec.LookPath("terraform"); err != nil {
+			t.Fatalf("terraform is not on PATH (expected /usr/local/bin/terraform); install it: the acceptance tests run real Terraform: %v", err)
+		}
+		t.Setenv("TF_ACC_TERRAFORM_PATH", tf)
+	}
+	if os.Getenv("TF_ACC") == "" {
+		t.Setenv("TF_ACC", "1")
+	}
+}
+
+// testEnv is one real agent cluster plus a private catalog for one test.
+type testEnv struct {
+	cluster *agenttest.Cluster
+	catalog string
+}
+
+func newTestEnv(t *testing.T, nodes int, workloads ...string) *testEnv {
+	t.Helper()
+	testAccPreCheck(t)
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads})
+	return &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db")}
+}
+
+// providerBlock configures the provider for this environment.
+func (e *testEnv) providerBlock(token string) string {
+	return fmt.Sprintf(`
+provider "clusterguard" {
+  catalog     = %q
+  agent_token = %q
+}
+`, e.catalog, token)
+}
+
+// nodesHCL renders the node map in a stable order.
+func (e *testEnv) nodesHCL() string {
+	eps := e.cluster.Endpoints()
+	names := make([]string, 0, len(eps))
+	for n := range eps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("{\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "    %q = %q\n", n, eps[n])
+	}
+	b.WriteString("  }")
+	return b.String()
+}
+
+// registerDirectly registers the cluster in the catalog through the engine,
+// as another workspace sharing the catalog would have done.
+func (e *testEnv) registerDirectly(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, e.catalog, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("open catalog: %v", err)
+	}
+	defer store.Close()
+	eng, err := engine.New(engine.Options{Store: store, Dial: engine.HTTPDialer(engine.HTTPDialerOptions{Token: e.cluster.Token})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.RegisterCluster(ctx, engine.ClusterSpec{
+		Name: name, SharedVolume: e.cluster.SharedVolume, Nodes: e.cluster.Endpoints(),
+		MasterPolicy: engine.MasterRandom, JoinOrder: engine.JoinParallel,
+	}); err != nil {
+		t.Fatalf("register cluster: %v", err)
+	}
+}

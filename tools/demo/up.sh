@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Starts a local 3-node demo cluster (real agents on 127.0.0.1, a temporary
+# shared volume, sample workloads), applies examples/quickstart and prints
+# the workload digest. `make demo-down` stops and removes it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$ROOT/build/bin
+DEMO=$ROOT/build/demo
+QS=$ROOT/examples/quickstart
+WORKLOADS=(web app db)
+
+command -v terraform >/dev/null || { echo "demo: terraform is not on PATH" >&2; exit 1; }
+[ -x "$BIN/terraform-provider-clusterguard" ] || { echo "demo: run 'make build' first" >&2; exit 1; }
+[ -d "$DEMO" ] && "$ROOT/tools/demo/down.sh"
+
+mkdir -p "$DEMO/shared"
+umask 077
+TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$TOKEN" > "$DEMO/agent.token"
+
+for i in 1 2 3; do
+  node="node-$i"
+  mkdir -p "$DEMO/$node"
+  {
+    cat <<HCL
+node          = "$node"
+listen        = "127.0.0.1:0"
+shared_volume = "$DEMO/shared"
+state_dir     = "$DEMO/$node"
+token_file    = "$DEMO/agent.token"
+HCL
+    for w in "${WORKLOADS[@]}"; do
+      cat <<HCL
+
+workload "$w" {
+  driver = "exec"
+  paths  = ["apps/$w"]
+  exec {
+    status  = ["$BIN/clusterguard-testworkload", "status"]
+    start   = ["$BIN/clusterguard-testworkload", "start"]
+    stop    = ["$BIN/clusterguard-testworkload", "stop"]
+    quiesce = ["$BIN/clusterguard-testworkload", "quiesce"]
+    thaw    = ["$BIN/clusterguard-testworkload", "thaw"]
+    timeout = "20s"
+  }
+}
+HCL
+    done
+  } > "$DEMO/$node.hcl"
+  setsid nohup "$BIN/terraform-provider-clusterguard" agent --config "$DEMO/$node.hcl" \
+    > "$DEMO/$node.log" 2>&1 < /dev/null &
+  echo $! > "$DEMO/$node.pid"
+done
+
+# Wait for every agent to publish its address and answer /v1/health.
+declare -A EP
+for i in 1 2 3; do
+  node="node-$i"
+  for _ in $(seq 1 100); do
+    if [ -s "$DEMO/$node/agent.addr" ] && curl -fsS "http://$(cat "$DEMO/$node/agent.addr")/v1/health" >/dev/null 2>&1; then
+      break
+    fi
+    kill -0 "$(cat "$DEMO/$node.pid")" 2>/dev/null || { echo "demo: agent $node exited; see $DEMO/$node.log" >&2; cat "$DEMO/$node.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  EP[$node]="http://$(cat "$DEMO/$node/agent.addr")"
+  echo "agent $node listening on ${EP[$node]}"
+done
+
+action() { # node workload action
+  curl -fsS -X POST -H "Authorization: Bearer $TOKEN" "${EP[$1]}/v1/workloads/$2/$3" >/dev/null
+}
+# A web server and its application server on node-1 (E16), the database on node-2.
+action node-1 web start
+action node-1 app start
+action node-2 db start
+
+cat > "$QS/terraform.tfvars" <<TFVARS
+catalog       = "$DEMO/catalog.db"
+shared_volume = "$DEMO/shared"
+nodes = {
+  "node-1" = "${EP[node-1]}"
+  "node-2" = "${EP[node-2]}"
+  "node-3" = "${EP[node-3]}"
+}
+TFVARS
+cat > "$DEMO/terraformrc" <<RC
+provider_installation {
+  dev_overrides {
+    "registry.terraform.io/clusterguard/clusterguard" = "$BIN"
+  }
+  direct {}
+}
+RC
+
+export TF_CLI_CONFIG_FILE=$DEMO/terraformrc CLUSTERGUARD_AGENT_TOKEN=$TOKEN
+cd "$QS"
+terraform apply -auto-approve -input=false
+echo
+echo "Workload digest of the demo cluster:"
+terraform output digest
+cat <<MSG
+
+The demo cluster runs under build/demo. Try:
+  cd examples/quickstart && terraform output
+  export TF_CLI_CONFIG_FILE=$DEMO/terraformrc CLUSTERGUARD_AGENT_TOKEN=\$(cat $DEMO/agent.token)
+  terraform plan        # after moving a workload: curl -X POST -H "Authorization: Bearer \$CLUSTERGUARD_AGENT_TOKEN" ${EP[node-1]}/v1/workloads/web/stop
+Stop and remove it with: make demo-down
+MSG
