@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/exec"
+)
+
+// Driver probes and operates one workload on this node. A driver is built per
+// workload from its config. Actions are expected to be idempotent (starting a
+// running workload succeeds) and synchronous: when Start returns nil, Status
+// reports active; when Stop returns nil, inactive. Drivers need not be safe for
+// concurrent actions: the agent runs one action per workload at a time, though
+// Status may run alongside an action.
+type Driver interface {
+	// Status returns one of the api.State* constants. With a non-nil error the
+	// state is api.StateFailed (the workload reports itself broken) or
+	// api.StateUnknown (the probe could not tell).
+	Status(ctx context.Context) (state string, err error)
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Quiesce(ctx context.Context) error
+	Thaw(ctx context.Context) error
+}
+
+// WorkloadStateDir is the node-local directory a workload's driver may keep state in.
+func WorkloadStateDir(stateDir, workload string) string {
+	return filepath.Join(stateDir, "workloads", workload)
+}
+
+// NewDriver builds the driver a workload's config asks for.
+func NewDriver(cfg *Config, w WorkloadConfig, logger *slog.Logger) (Driver, error) {
+	switch w.Driver {
+	case "exec":
+		if w.Exec == nil {
+			return nil, fmt.Errorf("workload %q: exec driver without exec settings", w.Name)
+		}
+		return exec.New(exec.Config{
+			Workload:     w.Name,
+			Node:         cfg.Node,
+			SharedVolume: cfg.SharedVolume,
+			Paths:        w.AbsPaths,
+			StateDir:     WorkloadStateDir(cfg.StateDir, w.Name),
+			Commands:     w.Exec.Commands,
+			Timeout:      w.Exec.Timeout,
+			Timeouts:     w.Exec.Timeouts,
+			Env:          w.Exec.Env,
+			Logger:       logger,
+		})
+	default:
+		return nil, fmt.Errorf("workload %q: unknown driver %q", w.Name, w.Driver)
+	}
+}

@@ -1,0 +1,286 @@
+// Package exec is the workload driver that runs configured commands: any
+// service can be protected by giving the agent argv lists to probe, start, stop,
+// quiesce and thaw it. Commands run without a shell, each in its own process
+// group with a timeout; on timeout the whole group is killed, so a hung script
+// cannot leave children behind.
+//
+// Status follows the LSB init-script convention: exit 0 means active, exit 3
+// inactive, any other exit failed; a command that cannot run or times out
+// leaves the state unknown. Every command gets the agent's environment, the
+// configured env, and CLUSTERGUARD_WORKLOAD, CLUSTERGUARD_NODE,
+// CLUSTERGUARD_SHARED_VOLUME, CLUSTERGUARD_PATHS (absolute paths joined by
+// ':'), CLUSTERGUARD_STATE_DIR (node-local, created) and CLUSTERGUARD_ACTION.
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	osexec "os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+)
+
+// Command names.
+const (
+	Status  = "status"
+	Start   = "start"
+	Stop    = "stop"
+	Quiesce = "quiesce"
+	Thaw    = "thaw"
+)
+
+// DefaultTimeout bounds a command when the config gives no timeout.
+const DefaultTimeout = 30 * time.Second
+
+// LSB status exit code for "not running".
+const exitInactive = 3
+
+// outputTail is how much of a command's stdout and stderr is kept for errors and logs.
+const outputTail = 2048
+
+// pipeGrace is how long the driver waits for a command's output pipes once the
+// command exited: a start script that leaves a daemon holding its stdout must not
+// look hung.
+const pipeGrace = time.Second
+
+// Config is everything the driver needs for one workload on one node.
+type Config struct {
+	Workload     string
+	Node         string
+	SharedVolume string
+	Paths        []string            // absolute, inside the shared volume
+	StateDir     string              // node-local directory for this workload; created
+	Commands     map[string][]string // command name -> argv; Status is required
+	Timeout      time.Duration       // default per command; DefaultTimeout when zero
+	Timeouts     map[string]time.Duration
+	Env          map[string]string
+	Logger       *slog.Logger // nil: discard
+}
+
+// Driver runs one workload's commands.
+type Driver struct {
+	cfg    Config
+	env    []string // without CLUSTERGUARD_ACTION
+	logger *slog.Logger
+}
+
+// New checks cfg and creates the workload's state directory.
+func New(cfg Config) (*Driver, error) {
+	if argv := cfg.Commands[Status]; len(argv) == 0 {
+		return nil, fmt.Errorf("exec driver for workload %q: no status command; configure exec { status = [...] }", cfg.Workload)
+	}
+	for name, argv := range cfg.Commands {
+		if !slices.Contains([]string{Status, Start, Stop, Quiesce, Thaw}, name) {
+			return nil, fmt.Errorf("exec driver for workload %q: unknown command %q", cfg.Workload, name)
+		}
+		if len(argv) == 0 || argv[0] == "" {
+			return nil, fmt.Errorf("exec driver for workload %q: %s command is empty", cfg.Workload, name)
+		}
+	}
+	if cfg.StateDir == "" {
+		return nil, fmt.Errorf("exec driver for workload %q: no state directory", cfg.Workload)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("exec driver for workload %q: create state directory: %w", cfg.Workload, err)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	env := os.Environ()
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		env = append(env, k+"="+cfg.Env[k])
+	}
+	// Last, so they win over anything inherited (exec.Cmd keeps the last duplicate).
+	env = append(env,
+		"CLUSTERGUARD_WORKLOAD="+cfg.Workload,
+		"CLUSTERGUARD_NODE="+cfg.Node,
+		"CLUSTERGUARD_SHARED_VOLUME="+cfg.SharedVolume,
+		"CLUSTERGUARD_PATHS="+strings.Join(cfg.Paths, ":"),
+		"CLUSTERGUARD_STATE_DIR="+cfg.StateDir,
+	)
+	return &Driver{cfg: cfg, env: env, logger: logger.With("workload", cfg.Workload, "driver", "exec")}, nil
+}
+
+// Status probes the workload: active (exit 0), inactive (exit 3), failed (other
+// exits; the error carries the output) or unknown (could not run, timed out).
+func (d *Driver) Status(ctx context.Context) (string, error) {
+	code, err := d.run(ctx, Status)
+	var cmdErr *CommandError
+	switch {
+	case err == nil:
+		return api.StateActive, nil
+	case code == exitInactive:
+		return api.StateInactive, nil
+	case errors.As(err, &cmdErr) && cmdErr.ExitCode > 0:
+		return api.StateFailed, err
+	default:
+		return api.StateUnknown, err
+	}
+}
+
+// Start runs the start command; without one it does nothing.
+func (d *Driver) Start(ctx context.Context) error { return d.action(ctx, Start) }
+
+// Stop runs the stop command; without one it does nothing.
+func (d *Driver) Stop(ctx context.Context) error { return d.action(ctx, Stop) }
+
+// Quiesce runs the quiesce command; without one it does nothing.
+func (d *Driver) Quiesce(ctx context.Context) error { return d.action(ctx, Quiesce) }
+
+// Thaw runs the thaw command; without one it does nothing.
+func (d *Driver) Thaw(ctx context.Context) error { return d.action(ctx, Thaw) }
+
+func (d *Driver) action(ctx context.Context, name string) error {
+	if len(d.cfg.Commands[name]) == 0 {
+		d.logger.Debug("no command configured; nothing to do", "action", name)
+		return nil
+	}
+	_, err := d.run(ctx, name)
+	return err
+}
+
+func (d *Driver) timeout(name string) time.Duration {
+	if t, ok := d.cfg.Timeouts[name]; ok && t > 0 {
+		return t
+	}
+	return d.cfg.Timeout
+}
+
+// CommandError is a command that failed, exited non-zero or timed out.
+type CommandError struct {
+	Workload string
+	Action   string
+	Argv     []string
+	ExitCode int           // -1 when it did not exit on its own
+	TimedOut bool          // killed, with its process group, after Timeout
+	Timeout  time.Duration // the limit it ran under
+	Stderr   string        // tail of stderr (stdout when stderr was empty)
+	Err      error         // the underlying error
+}
+
+func (e *CommandError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "workload %q: %s command %s ", e.Workload, e.Action, quoteArgv(e.Argv))
+	switch {
+	case e.TimedOut:
+		fmt.Fprintf(&b, "did not finish within %v and was killed with its process group; raise exec timeouts.%s or find out why it hangs", e.Timeout, e.Action)
+	case e.ExitCode >= 0:
+		fmt.Fprintf(&b, "exited with code %d", e.ExitCode)
+	default:
+		fmt.Fprintf(&b, "failed: %v", e.Err)
+	}
+	if e.Stderr != "" {
+		fmt.Fprintf(&b, "; output: %s", e.Stderr)
+	}
+	return b.String()
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+func quoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = strconv.Quote(a)
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}
+
+// run executes one command and returns its exit code (-1 when it did not exit
+// on its own) and a *CommandError unless it exited 0.
+func (d *Driver) run(ctx context.Context, name string) (int, error) {
+	argv := d.cfg.Commands[name]
+	limit := d.timeout(name)
+	runCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+
+	if err := os.MkdirAll(d.cfg.StateDir, 0o755); err != nil { // it may have been cleaned up
+		return -1, &CommandError{Workload: d.cfg.Workload, Action: name, Argv: argv, ExitCode: -1, Timeout: limit, Err: err}
+	}
+	cmd := osexec.CommandContext(runCtx, argv[0], argv[1:]...)
+	cmd.Env = append(slices.Clip(d.env), "CLUSTERGUARD_ACTION="+name)
+	cmd.Dir = d.cfg.StateDir
+	stdout, stderr := &tailBuffer{max: outputTail}, &tailBuffer{max: outputTail}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		// The negative pid addresses the whole process group.
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = pipeGrace
+
+	started := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(started)
+	if errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		d.logger.Warn("command exited but left processes holding its output; redirect their stdio", "action", name)
+		err = nil
+	}
+	code := -1
+	if cmd.ProcessState != nil {
+		code = cmd.ProcessState.ExitCode()
+	}
+	log := d.logger.With("action", name, "argv", argv, "exit_code", code, "duration", elapsed)
+	if err == nil {
+		log.Debug("command succeeded", "stdout", stdout.String())
+		return code, nil
+	}
+	cmdErr := &CommandError{Workload: d.cfg.Workload, Action: name, Argv: argv, ExitCode: code, Timeout: limit, Err: err}
+	if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		cmdErr.TimedOut, cmdErr.ExitCode = true, -1
+	} else if ctx.Err() != nil {
+		cmdErr.ExitCode, cmdErr.Err = -1, fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	cmdErr.Stderr = stderr.String()
+	if cmdErr.Stderr == "" {
+		cmdErr.Stderr = stdout.String()
+	}
+	if name == Status && code == exitInactive {
+		log.Debug("status: inactive")
+	} else {
+		log.Warn("command failed", "error", cmdErr.Error())
+	}
+	return code, cmdErr
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu        sync.Mutex
+	buf       []byte
+	max       int
+	truncated bool
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.truncated = true
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(t.buf))
+	if t.truncated && s != "" {
+		s = "..." + s
+	}
+	return s
+}
