@@ -39,11 +39,12 @@ func load(t *testing.T, fsys fstest.MapFS) []migrate.Migration {
 	return ms
 }
 
-// openDB opens path the way the SQLite catalog does: write transactions
-// begin IMMEDIATE, and a busy writer waits rather than failing.
+// openDB opens path with what the runner needs of SQLite: write transactions
+// begin IMMEDIATE, and a busy writer waits rather than failing. (The
+// catalog's WAL switch is tested in catalog/sqlite.)
 func openDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	q := url.Values{"_txlock": {"immediate"}, "_busy_timeout": {"10000"}, "_journal_mode": {"WAL"}}
+	q := url.Values{"_txlock": {"immediate"}, "_busy_timeout": {"10000"}}
 	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String())
 	if err != nil {
 		t.Fatalf("sql.Open: %v", err)

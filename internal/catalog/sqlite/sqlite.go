@@ -21,7 +21,8 @@ import (
 	"strconv"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/migrate"
 )
@@ -106,7 +107,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	db.SetConnMaxIdleTime(time.Minute)
 
 	s := &Store{db: db, path: abs, writeSlot: make(chan struct{}, 1)}
-	if err := s.checkFile(ctx); err != nil {
+	if err := s.enableWAL(ctx, o.BusyTimeout); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -118,12 +119,11 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 }
 
 // dsn builds the driver's URI. The pragmas are applied to every pooled
-// connection: busy_timeout first (the driver guarantees that order) so that
-// switching to WAL waits for a concurrent opener instead of failing.
+// connection and take no locks. WAL mode is not among them: it is a property
+// of the file, set once by enableWAL.
 func dsn(abs string, busy time.Duration) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
-	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL") // with WAL never corrupts; a power cut may lose only the last commits
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate") // read-only transactions still begin DEFERRED
@@ -147,18 +147,39 @@ func createFile(abs string) error {
 	return f.Close()
 }
 
-// checkFile fails early, with a clear message, when path is not an SQLite
-// database or WAL could not be enabled (for example on a network file system
-// without shared memory support).
-func (s *Store) checkFile(ctx context.Context) error {
-	var mode string
-	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("sqlite catalog %s: not a usable SQLite database: %w", s.path, err)
+// enableWAL switches the file to WAL mode, which is persistent, and fails
+// early with a clear message when path is not an SQLite database or cannot
+// use WAL. Two processes converting a fresh file at once both hold a shared
+// lock and want an exclusive one; SQLite breaks that deadlock by failing one
+// of them at once with SQLITE_BUSY, without waiting, so that is retried here
+// for up to the busy timeout.
+func (s *Store) enableWAL(ctx context.Context, busy time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, busy)
+	defer cancel()
+	delay := time.Millisecond
+	for {
+		var mode string
+		err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		switch {
+		case err == nil && mode == "wal":
+			return nil
+		case err == nil:
+			return fmt.Errorf("sqlite catalog %s: journal mode stays %q instead of \"wal\": put the catalog on a local file system", s.path, mode)
+		case !isBusy(err):
+			return fmt.Errorf("sqlite catalog %s: not a usable SQLite database: %w", s.path, err)
+		}
+		select {
+		case <-time.After(delay):
+			delay = min(2*delay, 50*time.Millisecond)
+		case <-ctx.Done():
+			return fmt.Errorf("sqlite catalog %s: switch to WAL mode: still locked by another process after %s: %w", s.path, busy, err)
+		}
 	}
-	if mode != "wal" {
-		return fmt.Errorf("sqlite catalog %s: journal mode is %q, not \"wal\": put the catalog on a local file system", s.path, mode)
-	}
-	return nil
+}
+
+func isBusy(err error) bool {
+	var e *sqlitedriver.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // Path is the absolute path of the catalog file.
