@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// AddrFile is written to the state directory with the address the agent
+// actually listens on, so that `listen = "127.0.0.1:0"` is usable by harnesses.
+const AddrFile = "agent.addr"
+
+// DefaultShutdownTimeout bounds how long a stopping agent waits for in-flight
+// requests (a quiesce may be running) before it closes their connections.
+const DefaultShutdownTimeout = 15 * time.Second
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	Version    string
+	// Logger receives structured logs; nil logs JSON to stderr at the config's log_level.
+	Logger *slog.Logger
+	// Ready, if set, is called with the listen address once the agent accepts connections.
+	Ready func(addr string)
+	// ShutdownTimeout overrides DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+// Run loads the config, serves the agent API until ctx is cancelled, then shuts
+// down gracefully: it stops accepting connections and lets in-flight requests
+// finish within the shutdown timeout.
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := LoadConfig(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	logger = logger.With("node", cfg.Node)
+	for _, w := range cfg.Warnings {
+		logger.Warn("config warning", "warning", w)
+	}
+
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state directory %s: %w; set state_dir to a writable node-local directory", cfg.StateDir, err)
+	}
+	volumeID, err := EnsureVolumeID(cfg.SharedVolume)
+	if err != nil {
+		return fmt.Errorf("shared volume %s: %w", cfg.SharedVolume, err)
+	}
+	srv, err := NewServer(cfg, ServerOptions{Version: opts.Version, Logger: logger})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w; choose a free address in listen (\"127.0.0.1:0\" picks any free port)", cfg.Listen, err)
+	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate %s and key %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	addr := ln.Addr().String()
+	addrFile := filepath.Join(cfg.StateDir, AddrFile)
+	if err := writeFileAtomic(addrFile, []byte(addr+"\n"), 0o644); err != nil {
+		ln.Close()
+		return fmt.Errorf("write %s: %w", addrFile, err)
+	}
+	defer os.Remove(addrFile) // a stale address would send harnesses to a dead port
+
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	logger.Info("agent listening", "addr", addr, "url", scheme+"://"+addr, "version", opts.Version,
+		"shared_volume", cfg.SharedVolume, "volume_id", volumeID, "state_dir", cfg.StateDir, "workloads", len(cfg.Workloads))
+	if opts.Ready != nil {
+		opts.Ready(addr)
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	timeout := opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	logger.Info("agent shutting down", "reason", context.Cause(ctx), "grace", timeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		// Closing the connections cancels the requests' contexts, which kills
+		// their driver commands.
+		httpSrv.Close()
+		return fmt.Errorf("graceful shutdown: in-flight requests did not finish within %v; they were cancelled", timeout)
+	}
+	logger.Info("agent stopped")
+	return nil
+}
+
+// Main is the `agent` subcommand: it parses --config and runs the agent until
+// SIGTERM or SIGINT. It returns the process exit code.
+func Main(args []string, version string) int {
+	return runMain(args, version, os.Stderr)
+}
+
+func runMain(args []string, version string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path of the agent's HCL config file (required)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: terraform-provider-clusterguard agent --config FILE")
+		fmt.Fprintln(stderr, "\nRuns the clusterguard node agent until SIGTERM or SIGINT.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := Run(ctx, Options{ConfigPath: *configPath, Version: version}); err != nil {
+		fmt.Fprintf(stderr, "clusterguard agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// writeFileAtomic replaces path with data, so readers never see a partial file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(data)
+	if err := errors.Join(werr, tmp.Chmod(perm), tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,312 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+)
+
+// Error codes of api.Error.
+const (
+	CodeUnauthorized = "unauthorized"
+	CodeNotFound     = "not_found"
+	CodeDriverFailed = "driver_failed"
+	CodeInternal     = "internal"
+)
+
+// ServerOptions configure NewServer.
+type ServerOptions struct {
+	Version string
+	Logger  *slog.Logger     // nil: discard
+	Now     func() time.Time // nil: time.Now
+}
+
+// Server is the agent's HTTP handler.
+type Server struct {
+	cfg       *Config
+	version   string
+	logger    *slog.Logger
+	now       func() time.Time
+	started   time.Time
+	tokenHash [sha256.Size]byte
+
+	names     []string // config order
+	workloads map[string]*workload
+
+	authFailures  atomic.Int64
+	driverErrors  atomic.Int64
+	otherFailures atomic.Int64
+
+	handler http.Handler
+}
+
+type workload struct {
+	cfg    WorkloadConfig
+	driver Driver
+	// One action at a time per workload: a start racing a stop would leave the
+	// workload in whichever state lost the race.
+	actionMu sync.Mutex
+}
+
+// NewServer builds drivers for every configured workload and the /v1 routes.
+func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
+	s := &Server{
+		cfg: cfg, version: opts.Version, logger: opts.Logger, now: opts.Now,
+		workloads: map[string]*workload{},
+		tokenHash: sha256.Sum256([]byte(cfg.Token.Reveal())),
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.started = s.now()
+	for _, w := range cfg.Workloads {
+		d, err := NewDriver(cfg, w, s.logger)
+		if err != nil {
+			return nil, err
+		}
+		s.names = append(s.names, w.Name)
+		s.workloads[w.Name] = &workload{cfg: w, driver: d}
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", s.health)
+	mux.Handle("GET /v1/node", s.authenticated(s.node))
+	mux.Handle("GET /v1/workloads", s.authenticated(s.listWorkloads))
+	mux.Handle("GET /v1/workloads/{name}", s.authenticated(s.getWorkload))
+	mux.Handle("POST /v1/workloads/{name}/{action}", s.authenticated(s.action))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s; the agent serves GET /v1/health, /v1/node, /v1/workloads, /v1/workloads/{name} and POST /v1/workloads/{name}/{start|stop|quiesce|thaw}", r.Method, r.URL.Path))
+	})
+	s.handler = s.logRequests(mux)
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Failures returns the failure counters since the server started.
+func (s *Server) Failures() api.FailureCounters {
+	auth, drv, other := s.authFailures.Load(), s.driverErrors.Load(), s.otherFailures.Load()
+	return api.FailureCounters{DriverErrors: drv, AuthFailures: auth, Total: auth + drv + other}
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, api.Health{Status: "ok", AgentVersion: s.version})
+}
+
+func (s *Server) node(w http.ResponseWriter, r *http.Request) {
+	facts := api.NodeFacts{
+		Name:          s.cfg.Node,
+		AgentVersion:  s.version,
+		CPUCount:      runtime.NumCPU(),
+		UptimeSeconds: s.now().Sub(s.started).Seconds(),
+		SharedVolume:  s.cfg.SharedVolume,
+		ObservedAt:    s.now().UTC(),
+	}
+	var err error
+	if facts.Load1, err = readLoad1(loadavgPath); err != nil {
+		s.logger.Debug("no load average", "error", err)
+	}
+	if facts.MemFreeBytes, facts.MemTotalBytes, err = readMeminfo(meminfoPath); err != nil {
+		s.logger.Debug("no memory figures", "error", err)
+	}
+	// Read every time (Run created it at start), so an unmounted or swapped
+	// volume shows up at once as a missing or different id.
+	if facts.SharedVolumeID, err = ReadVolumeID(s.cfg.SharedVolume); err != nil {
+		s.logger.Warn("cannot read the shared volume's id; is the volume still mounted?", "shared_volume", s.cfg.SharedVolume, "error", err)
+	}
+	facts.Failures = s.Failures()
+	s.writeJSON(w, http.StatusOK, facts)
+}
+
+func (s *Server) listWorkloads(w http.ResponseWriter, r *http.Request) {
+	list := api.WorkloadList{Node: s.cfg.Node, Workloads: make([]api.Workload, len(s.names))}
+	var wg sync.WaitGroup
+	for i, name := range s.names {
+		wg.Go(func() { list.Workloads[i] = s.probe(r.Context(), s.workloads[name]) })
+	}
+	wg.Wait()
+	s.writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) getWorkload(w http.ResponseWriter, r *http.Request) {
+	wl, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	s.writeJSON(w, http.StatusOK, s.probe(r.Context(), wl))
+}
+
+// probe asks the driver for the workload's state; the driver bounds the call
+// with the workload's status timeout.
+func (s *Server) probe(ctx context.Context, wl *workload) api.Workload {
+	state, err := wl.driver.Status(ctx)
+	out := api.Workload{Name: wl.cfg.Name, Driver: wl.cfg.Driver, State: state, Paths: slices.Clone(wl.cfg.Paths), ObservedAt: s.now().UTC()}
+	if err != nil {
+		out.Error = err.Error()
+		if state == api.StateUnknown && ctx.Err() == nil {
+			s.driverErrors.Add(1)
+		}
+	}
+	return out
+}
+
+func (s *Server) action(w http.ResponseWriter, r *http.Request) {
+	wl, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	action := r.PathValue("action")
+	var run func(context.Context) error
+	switch action {
+	case ActionStart:
+		run = wl.driver.Start
+	case ActionStop:
+		run = wl.driver.Stop
+	case ActionQuiesce:
+		run = wl.driver.Quiesce
+	case ActionThaw:
+		run = wl.driver.Thaw
+	default:
+		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("unknown action %q for workload %q; use one of %s", action, wl.cfg.Name, strings.Join(Actions, ", ")))
+		return
+	}
+
+	wl.actionMu.Lock()
+	defer wl.actionMu.Unlock()
+	started := s.now()
+	log := s.logger.With("workload", wl.cfg.Name, "action", action)
+	log.Info("workload action started")
+	if err := run(r.Context()); err != nil {
+		if r.Context().Err() == nil {
+			s.driverErrors.Add(1)
+		}
+		log.Warn("workload action failed", "error", err)
+		s.writeError(w, http.StatusBadGateway, CodeDriverFailed, fmt.Sprintf("%s %s on node %s failed: %v", action, wl.cfg.Name, s.cfg.Node, err))
+		return
+	}
+	result := s.probe(r.Context(), wl)
+	finished := s.now()
+	log.Info("workload action done", "state", result.State, "duration", finished.Sub(started))
+	s.writeJSON(w, http.StatusOK, api.ActionResult{
+		Workload: wl.cfg.Name, Action: action, State: result.State,
+		DurationMS: finished.Sub(started).Milliseconds(), FinishedAt: finished.UTC(),
+	})
+}
+
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*workload, bool) {
+	name := r.PathValue("name")
+	wl, ok := s.workloads[name]
+	if !ok {
+		known := "none"
+		if len(s.names) > 0 {
+			known = strings.Join(s.names, ", ")
+		}
+		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no workload %q on node %s (configured: %s); define it in the agent config of every node that may run it", name, s.cfg.Node, known))
+	}
+	return wl, ok
+}
+
+// authenticated requires "Authorization: Bearer <token>". Hashing both sides
+// first makes the comparison constant-time regardless of the length guessed.
+func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header := r.Header.Get("Authorization")
+		scheme, token, found := strings.Cut(header, " ")
+		if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			s.refuse(w, r, "missing bearer token: send Authorization: Bearer <token>; set agent_token in the provider (or CLUSTERGUARD_AGENT_TOKEN) to the token in this agent's token_file")
+			return
+		}
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+			s.refuse(w, r, "wrong bearer token: check that agent_token in the provider (or CLUSTERGUARD_AGENT_TOKEN) matches the token in this agent's token_file")
+			return
+		}
+		next(w, r)
+	})
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, message string) {
+	s.authFailures.Add(1)
+	s.logger.Warn("request refused: bad or missing token", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "token_file", s.cfg.TokenFile)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="clusterguard-agent"`)
+	s.writeError(w, http.StatusUnauthorized, CodeUnauthorized, message)
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.otherFailures.Add(1)
+		s.logger.Error("encode response", "error", err)
+		http.Error(w, `{"code":"internal","message":"the agent could not encode its response; see the agent log"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func (s *Server) writeError(w http.ResponseWriter, status int, code, message string) {
+	s.writeJSON(w, status, api.Error{Code: code, Message: message})
+}
+
+// logRequests logs every request; health checks only at debug level, since
+// harnesses and load balancers poll them.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		started := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.otherFailures.Add(1)
+				s.logger.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+				if !rec.wrote {
+					s.writeError(rec, http.StatusInternalServerError, CodeInternal, "the agent hit an internal error; see its log")
+				}
+			}
+			level := slog.LevelInfo
+			if r.URL.Path == "/v1/health" && rec.status == http.StatusOK {
+				level = slog.LevelDebug
+			}
+			s.logger.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(started), "remote", r.RemoteAddr)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if !r.wrote {
+		r.status, r.wrote = status, true
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
