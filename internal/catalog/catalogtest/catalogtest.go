@@ -499,7 +499,11 @@ func testLeaseConcurrentAcquire(t *testing.T, s Store) {
 			}
 		}
 		if len(winners) != 1 {
-			t.Fatalf("round %d: %d of %d contenders won the lease, want exactly 1: %+v", r, len(winners), contenders, winners)
+			var got []string
+			for _, w := range winners {
+				got = append(got, fmt.Sprintf("%s@%d", w.holder, w.lease.Epoch))
+			}
+			t.Fatalf("round %d: %d of %d contenders won the lease, want exactly 1: %v", r, len(winners), contenders, got)
 		}
 		w := winners[0]
 		if w.lease.Epoch <= last {

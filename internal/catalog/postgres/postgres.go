@@ -1,0 +1,148 @@
+// Package postgres is the catalog in a PostgreSQL database, for teams and
+// high availability: several engines (provider runs, engine daemons on
+// different machines) share one catalog, and PostgreSQL's row locks keep
+// their writes consistent. It uses pgx through database/sql.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+var migrations, migrationsErr = migrate.Load(migrationFiles, "migrations")
+
+// migrationLockKey is the transaction-scoped advisory lock that serialises
+// migrators sharing a database: two engines upgrading at once take turns,
+// and the second finds the work done.
+const migrationLockKey = 0x636c757374657267 // "clusterg"
+
+var dialect = migrate.Dialect{
+	Name:        "PostgreSQL",
+	Lock:        "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(migrationLockKey, 10) + ")",
+	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
+}
+
+// Options tune Open. The zero value is ready to use.
+type Options struct {
+	// MaxOpenConns bounds this process's connections. Default 8.
+	MaxOpenConns int
+	// Now stamps applied migrations (diagnostics only). Default time.Now.
+	Now func() time.Time
+}
+
+// Store is the PostgreSQL catalog, safe for concurrent use.
+type Store struct {
+	db    *sql.DB
+	label string // host:port/database, never the password
+}
+
+// LatestSchemaVersion is the schema version this binary creates and expects.
+func LatestSchemaVersion() int { return len(migrations) }
+
+// Open connects to the database named by url (a libpq URL or key=value
+// string, e.g. postgres://user@host:5432/clusterguard), checks it answers,
+// and migrates it to the latest schema. It refuses a catalog written by a
+// newer release (see migrate.NewerSchemaError).
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	if migrationsErr != nil {
+		return nil, fmt.Errorf("postgres catalog: embedded migrations are invalid: %w", migrationsErr)
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgx's message never repeats the password.
+		return nil, fmt.Errorf("postgres catalog: parse connection URL: %w", err)
+	}
+	label := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database
+	if o.MaxOpenConns == 0 {
+		o.MaxOpenConns = 8
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxOpenConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Store{db: db, label: label}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres catalog %s: connect: %w (check the server is running and the URL, user and password)", label, err)
+	}
+	if _, err := migrate.Run(ctx, db, dialect, migrations, o.Now); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres catalog %s: %w", label, err)
+	}
+	return s, nil
+}
+
+// SchemaVersion reads the schema version recorded in the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	v, err := migrate.Version(ctx, s.db)
+	if err != nil {
+		return 0, fmt.Errorf("postgres catalog %s: %w", s.label, err)
+	}
+	return v, nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("postgres catalog %s: close: %w", s.label, err)
+	}
+	return nil
+}
+
+// write runs fn in a READ COMMITTED transaction and commits it if fn
+// succeeds. Writers serialise on row locks taken by fn's first statement.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// read runs fn in a read-only REPEATABLE READ transaction: one snapshot for
+// all of fn's queries.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin read transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to undo
+	return fn(tx)
+}
+
+func toNanos(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
