@@ -248,3 +248,30 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// Characters that mean something in a URI must reach the file system as-is.
+func TestOpenPathWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "my state", "cat?alog#1 %20.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	defer s.Close()
+	if err := s.PutCluster(ctx, catalog.Cluster{Name: "c"}); err != nil {
+		t.Fatalf("PutCluster: %v", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("catalog file at %q: %v", path, err)
+	}
+	if fi.Size() == 0 {
+		t.Fatalf("catalog file at %q is empty: the driver wrote to another file", path)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "cat?alog#1 %20.db") {
+			t.Errorf("unexpected file %q beside the catalog", e.Name())
+		}
+	}
+}

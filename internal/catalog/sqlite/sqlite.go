@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
@@ -59,8 +60,8 @@ type Store struct {
 	db   *sql.DB
 	path string
 	// writeSlot admits one write transaction of this process at a time, so
-	// goroutines queue here (fairly, honouring their context) rather than
-	// polling SQLite's busy handler. Other processes are still excluded by
+	// goroutines queue here (honouring their context) rather than polling
+	// SQLite's busy handler. Other processes are still excluded by
 	// BEGIN IMMEDIATE and the busy timeout.
 	writeSlot chan struct{}
 }
@@ -128,7 +129,11 @@ func dsn(abs string, busy time.Duration) string {
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate") // read-only transactions still begin DEFERRED
 	q.Set("_dqs", "0")            // a misspelt column name is an error, not a string
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // file:///C:/... on Windows
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
 	return u.String()
 }
 
@@ -165,6 +170,8 @@ func (s *Store) enableWAL(ctx context.Context, busy time.Duration) error {
 			return nil
 		case err == nil:
 			return fmt.Errorf("sqlite catalog %s: journal mode stays %q instead of \"wal\": put the catalog on a local file system", s.path, mode)
+		case ctx.Err() != nil:
+			return fmt.Errorf("sqlite catalog %s: switch to WAL mode: %w", s.path, err)
 		case !isBusy(err):
 			return fmt.Errorf("sqlite catalog %s: not a usable SQLite database: %w", s.path, err)
 		}
