@@ -22,26 +22,43 @@ func blobAD(t blobType, id ID) []byte {
 // blobWorker holds per-goroutine scratch state for hashing and sealing.
 type blobWorker struct {
 	r      *Repository
-	hasher *blake3.Hasher
+	hasher [3]*blake3.Hasher // by blobType
 	comp   []byte
 	sealed []byte
 	ad     [33]byte
 }
 
 func (r *Repository) newBlobWorker() *blobWorker {
-	h, err := blake3.NewKeyed(r.key.ChunkID)
-	if err != nil {
-		panic(err) // key length is validated when the key is loaded
+	w := &blobWorker{r: r}
+	for _, t := range []blobType{dataBlob, treeBlob} {
+		h, err := blake3.NewKeyed(r.idKey(t))
+		if err != nil {
+			panic(err) // key lengths are validated when the key is loaded
+		}
+		w.hasher[t] = h
 	}
-	return &blobWorker{r: r, hasher: h}
+	return w
 }
 
-// id returns the keyed BLAKE3 hash of data.
-func (w *blobWorker) id(data []byte) ID {
-	w.hasher.Reset()
-	_, _ = w.hasher.Write(data)
+// idKey is the hashing key for blobs of type t. Trees get a key derived
+// from the chunk key, so a file that happens to contain a tree's encoding
+// can never be mistaken for that tree.
+func (r *Repository) idKey(t blobType) []byte {
+	if t == treeBlob {
+		k := make([]byte, 32)
+		blake3.DeriveKey("clusterguard 2024 tree id key v1", r.key.ChunkID, k)
+		return k
+	}
+	return r.key.ChunkID
+}
+
+// id returns the keyed BLAKE3 hash of data as a blob of type t.
+func (w *blobWorker) id(t blobType, data []byte) ID {
+	h := w.hasher[t]
+	h.Reset()
+	_, _ = h.Write(data)
 	var id ID
-	w.hasher.Sum(id[:0])
+	h.Sum(id[:0])
 	return id
 }
 
@@ -69,8 +86,10 @@ func (w *blobWorker) seal(t blobType, id ID, data []byte) (blobEntry, []byte, er
 	return e, w.sealed, nil
 }
 
-// openBlob authenticates and decompresses a sealed blob into dst (which may
-// be nil) and returns the content.
+// openBlob authenticates and decompresses a sealed blob and returns the
+// content. Stored (uncompressed) content is decrypted in place and aliases
+// sealed; compressed content is decoded into dst's storage when it is big
+// enough.
 func (r *Repository) openBlob(e blobEntry, sealed, dst []byte) ([]byte, error) {
 	plain, err := r.crypt.openInPlace(sealed, blobAD(e.Type, e.ID))
 	if err != nil {
@@ -79,9 +98,6 @@ func (r *Repository) openBlob(e blobEntry, sealed, dst []byte) ([]byte, error) {
 	if e.Flags&flagCompressed == 0 {
 		if len(plain) != int(e.RawLength) {
 			return nil, fmt.Errorf("content is %d bytes, index says %d", len(plain), e.RawLength)
-		}
-		if dst != nil {
-			return append(dst[:0], plain...), nil
 		}
 		return plain, nil
 	}

@@ -51,3 +51,20 @@ func (e *DamageError) Error() string {
 }
 
 func (e *DamageError) Is(target error) bool { return target == ErrDamaged }
+
+// objectError is a failure to read one repository object, naming it.
+type objectError struct {
+	Type FileType
+	Name string
+	Err  error
+}
+
+func (e *objectError) Error() string {
+	kind := map[FileType]string{IndexFile: "index", SnapshotFile: "snapshot", PackFile: "pack", LockFile: "lock", KeyFile: "key"}[e.Type]
+	if kind == "" {
+		kind = string(e.Type)
+	}
+	return fmt.Sprintf("%s %s: %v", kind, short(e.Name), e.Err)
+}
+
+func (e *objectError) Unwrap() error { return e.Err }

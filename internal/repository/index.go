@@ -183,15 +183,15 @@ func (x *index) len() int {
 func (r *Repository) loadIndexFile(ctx context.Context, name string) ([]packEntries, error) {
 	raw, err := r.be.Load(ctx, Handle{Type: IndexFile, Name: name}, 0, 0)
 	if err != nil {
-		return nil, fmt.Errorf("load index %s: %w", short(name), err)
+		return nil, &objectError{IndexFile, name, fmt.Errorf("load: %w", err)}
 	}
 	plain, err := r.crypt.open(nil, raw, adIndex)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", short(name), err)
+		return nil, &objectError{IndexFile, name, err}
 	}
 	packs, err := decodeIndex(plain)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", short(name), err)
+		return nil, &objectError{IndexFile, name, err}
 	}
 	return packs, nil
 }

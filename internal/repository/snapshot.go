@@ -111,15 +111,15 @@ func (r *Repository) loadSnapshot(ctx context.Context, id string) (Snapshot, err
 	}
 	raw, err := r.be.Load(ctx, Handle{Type: SnapshotFile, Name: id}, 0, 0)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("load snapshot %s: %w", short(id), err)
+		return Snapshot{}, &objectError{SnapshotFile, id, fmt.Errorf("load: %w", err)}
 	}
 	plain, err := r.crypt.open(nil, raw, adSnapshot)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("snapshot %s: %w", short(id), err)
+		return Snapshot{}, &objectError{SnapshotFile, id, err}
 	}
 	s, err := decodeSnapshot(plain)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("snapshot %s: %w", short(id), err)
+		return Snapshot{}, &objectError{SnapshotFile, id, err}
 	}
 	s.ID = id
 	r.snaps.Store(id, s)

@@ -1,0 +1,544 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// RestoreOptions say where to restore and what.
+type RestoreOptions struct {
+	// Target directory; created if missing. Existing files at restored
+	// paths are replaced. Nothing is ever written outside Target: entries
+	// are created through an os.Root, so a symlink (restored or already
+	// present) that points outside makes the write fail instead of escaping.
+	Target string
+	// Include limits the restore to these snapshot paths (slash-separated,
+	// relative to the snapshot root) and everything below them.
+	Include []string
+	// Concurrency overrides the repository's worker count.
+	Concurrency int
+	// KeepDamaged keeps files whose content could not be fully restored
+	// (with the readable parts written) instead of removing them.
+	KeepDamaged bool
+}
+
+// RestoreStats summarise a restore.
+type RestoreStats struct {
+	Files        int64
+	Dirs         int64
+	Symlinks     int64
+	Bytes        int64 // logical size of restored files
+	BytesWritten int64 // data written (holes are not written)
+	Damaged      []DamagedFile
+	Duration     time.Duration
+}
+
+// Restore writes a snapshot (or the Include paths of it) into o.Target,
+// in parallel, pack by pack, each pack read once. Zero runs become sparse
+// holes; modes, owners (when running as root) and mtimes are restored. If
+// some data is missing or corrupt, every other file is still restored and
+// the error (a *DamageError) names the files that could not be.
+func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOptions) (RestoreStats, error) {
+	start := time.Now()
+	var st RestoreStats
+	if o.Target == "" {
+		return st, errors.New("restore: no target directory given")
+	}
+	snap, err := r.Snapshot(ctx, snapshotID)
+	if err != nil {
+		return st, fmt.Errorf("restore: %w", err)
+	}
+	lk, err := r.lock(ctx, false, "restore")
+	if err != nil {
+		return st, err
+	}
+	defer lk.unlock(ctx)
+	if _, err := r.syncIndex(ctx); err != nil {
+		return st, fmt.Errorf("restore: load index: %w", err)
+	}
+	if err := os.MkdirAll(o.Target, 0o700); err != nil {
+		return st, fmt.Errorf("restore: create target %s: %w", o.Target, err)
+	}
+	root, err := os.OpenRoot(o.Target)
+	if err != nil {
+		return st, fmt.Errorf("restore: open target %s: %w", o.Target, err)
+	}
+	defer root.Close()
+
+	rs := &restoreSession{r: r, o: o, root: root, snap: snap, blobs: map[ID]*plannedBlob{}}
+	for _, inc := range o.Include {
+		c := path.Clean(filepath.ToSlash(inc))
+		if c == "." || c == "/" {
+			rs.include = nil
+			break
+		}
+		rs.include = append(rs.include, strings.TrimPrefix(c, "/"))
+	}
+	if err := rs.plan(ctx, snap.Tree, "", 0); err != nil {
+		return st, err
+	}
+	for _, inc := range rs.include {
+		if !rs.matched[inc] {
+			return st, fmt.Errorf("restore: %s is not in snapshot %s: %w", inc, snap.ShortID(), ErrFileNotFound)
+		}
+	}
+	workers := o.Concurrency
+	if workers <= 0 {
+		workers = r.opts.Concurrency
+	}
+	if err := rs.writeData(ctx, workers); err != nil {
+		return st, err
+	}
+	if err := rs.finish(ctx); err != nil {
+		return st, err
+	}
+	st = RestoreStats{
+		Files: rs.nFiles, Dirs: rs.nDirs, Symlinks: rs.nLinks, Bytes: rs.bytes,
+		BytesWritten: rs.written.Load(), Duration: time.Since(start),
+	}
+	for _, f := range rs.files {
+		if f.damaged != "" {
+			st.Damaged = append(st.Damaged, DamagedFile{Snapshot: snap.ID, Path: f.path, Reason: f.damaged})
+			if !o.KeepDamaged {
+				_ = root.Remove(filepath.FromSlash(f.path))
+			}
+		}
+	}
+	if len(st.Damaged) > 0 {
+		return st, fmt.Errorf("restore of snapshot %s into %s: %w", snap.ShortID(), o.Target, &DamageError{Files: st.Damaged})
+	}
+	return st, nil
+}
+
+type restoreFile struct {
+	path      string
+	node      *node
+	mu        sync.Mutex
+	f         *os.File
+	remaining int
+	damaged   string
+}
+
+type blobTarget struct {
+	file *restoreFile
+	off  int64
+}
+
+type plannedBlob struct {
+	loc     blobLoc
+	targets []blobTarget
+}
+
+type restoreDir struct {
+	path string
+	node *node
+}
+
+type restoreSession struct {
+	r       *Repository
+	o       RestoreOptions
+	root    *os.Root
+	snap    Snapshot
+	include []string
+	matched map[string]bool
+
+	files []*restoreFile
+	dirs  []restoreDir
+	links []restoreDir
+	blobs map[ID]*plannedBlob
+
+	nFiles, nDirs, nLinks, bytes int64
+	written                      atomic.Int64
+}
+
+// selected reports whether p is restored (fully) or only traversed.
+func (rs *restoreSession) selected(p string) (full, traverse bool) {
+	if len(rs.include) == 0 {
+		return true, true
+	}
+	for _, inc := range rs.include {
+		if p == inc || strings.HasPrefix(p, inc+"/") {
+			if rs.matched == nil {
+				rs.matched = map[string]bool{}
+			}
+			if p == inc {
+				rs.matched[inc] = true
+			}
+			return true, true
+		}
+		if strings.HasPrefix(inc, p+"/") {
+			traverse = true
+		}
+	}
+	return false, traverse
+}
+
+// plan walks the tree, creates directories and empty files of the right
+// size, and groups the data to write by blob.
+func (rs *restoreSession) plan(ctx context.Context, treeID ID, dir string, depth int) error {
+	if depth > 4096 {
+		return fmt.Errorf("restore: directory nesting deeper than 4096 at %s", dir)
+	}
+	t, err := rs.r.loadTree(ctx, treeID)
+	if err != nil {
+		return fmt.Errorf("restore: snapshot %s: directory %q: %w", rs.snap.ShortID(), dir, err)
+	}
+	for _, nd := range t.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := nd.Name
+		if dir != "" {
+			p = dir + "/" + nd.Name
+		}
+		full, traverse := rs.selected(p)
+		if !full && !(traverse && nd.Type == NodeDir) {
+			continue
+		}
+		osPath := filepath.FromSlash(p)
+		switch nd.Type {
+		case NodeDir:
+			if err := rs.mkdir(osPath); err != nil {
+				return err
+			}
+			rs.nDirs++
+			rs.dirs = append(rs.dirs, restoreDir{path: osPath, node: nd})
+			if err := rs.plan(ctx, nd.Subtree, p, depth+1); err != nil {
+				return err
+			}
+		case NodeSymlink:
+			rs.nLinks++
+			rs.links = append(rs.links, restoreDir{path: osPath, node: nd})
+		case NodeFile:
+			if err := rs.planFile(p, osPath, nd); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (rs *restoreSession) mkdir(p string) error {
+	err := rs.root.Mkdir(p, 0o700)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("restore: create directory %s in %s: %w", p, rs.o.Target, err)
+	}
+	fi, lerr := rs.root.Lstat(p)
+	if lerr == nil && fi.IsDir() {
+		return nil
+	}
+	// Something else is in the way (a file, or a symlink that could lead
+	// elsewhere): replace it.
+	if err := rs.root.Remove(p); err != nil {
+		return fmt.Errorf("restore: replace %s in %s with a directory: %w", p, rs.o.Target, err)
+	}
+	if err := rs.root.Mkdir(p, 0o700); err != nil {
+		return fmt.Errorf("restore: create directory %s in %s: %w", p, rs.o.Target, err)
+	}
+	return nil
+}
+
+// removeExisting clears the way for a new file or symlink at p.
+func (rs *restoreSession) removeExisting(p string) error {
+	fi, err := rs.root.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: inspect existing %s in %s: %w", p, rs.o.Target, err)
+	}
+	if fi.IsDir() {
+		err = rs.root.RemoveAll(p)
+	} else {
+		err = rs.root.Remove(p)
+	}
+	if err != nil {
+		return fmt.Errorf("restore: replace existing %s in %s: %w", p, rs.o.Target, err)
+	}
+	return nil
+}
+
+func (rs *restoreSession) planFile(p, osPath string, nd *node) error {
+	if err := rs.removeExisting(osPath); err != nil {
+		return err
+	}
+	f, err := rs.root.OpenFile(osPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("restore: create %s in %s: %w", osPath, rs.o.Target, err)
+	}
+	if nd.Size > 0 {
+		err = f.Truncate(int64(nd.Size)) // unwritten ranges stay holes
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restore: size %s in %s: %w", osPath, rs.o.Target, err)
+	}
+	rf := &restoreFile{path: p, node: nd}
+	rs.files = append(rs.files, rf)
+	rs.nFiles++
+	rs.bytes += int64(nd.Size)
+	x := rs.r.index()
+	var off int64
+	for _, c := range nd.Content {
+		if !c.ID.IsZero() {
+			pb := rs.blobs[c.ID]
+			if pb == nil {
+				loc, ok := x.lookup(c.ID)
+				if !ok || loc.Type != dataBlob {
+					rf.damaged = fmt.Sprintf("chunk %s is missing from the repository", c.ID.Short())
+				} else {
+					pb = &plannedBlob{loc: loc}
+					rs.blobs[c.ID] = pb
+				}
+			}
+			if pb != nil {
+				if int64(pb.loc.RawLength) != int64(c.Length) {
+					rf.damaged = fmt.Sprintf("chunk %s has length %d, file expects %d", c.ID.Short(), pb.loc.RawLength, c.Length)
+				} else {
+					pb.targets = append(pb.targets, blobTarget{file: rf, off: off})
+					rf.remaining++
+				}
+			}
+		}
+		off += int64(c.Length)
+	}
+	return nil
+}
+
+// readSpan is a contiguous byte range of a pack read with one Load.
+type readSpan struct {
+	pack  ID
+	start int64
+	end   int64
+	blobs []*plannedBlob
+}
+
+const maxReadSpan = 8 << 20
+
+// spans groups the planned blobs by pack into contiguous reads, merging
+// blobs separated by small gaps (reading a little extra beats a request).
+func (rs *restoreSession) spans() []readSpan {
+	byPack := map[ID][]*plannedBlob{}
+	for _, pb := range rs.blobs {
+		byPack[pb.loc.Pack] = append(byPack[pb.loc.Pack], pb)
+	}
+	var out []readSpan
+	for pack, bs := range byPack {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].loc.Offset < bs[j].loc.Offset })
+		var cur *readSpan
+		for _, pb := range bs {
+			s, e := int64(pb.loc.Offset), int64(pb.loc.Offset)+int64(pb.loc.Length)
+			if cur != nil && s-cur.end <= 256<<10 && e-cur.start <= maxReadSpan {
+				cur.end = max(cur.end, e)
+				cur.blobs = append(cur.blobs, pb)
+				continue
+			}
+			out = append(out, readSpan{pack: pack, start: s, end: e, blobs: []*plannedBlob{pb}})
+			cur = &out[len(out)-1]
+		}
+	}
+	// Spans of one pack next to each other, packs in a stable order.
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].pack != out[j].pack {
+			return strings.Compare(out[i].pack.String(), out[j].pack.String()) < 0
+		}
+		return out[i].start < out[j].start
+	})
+	return out
+}
+
+func (rs *restoreSession) writeData(ctx context.Context, workers int) error {
+	spans := rs.spans()
+	work := make(chan *readSpan)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(work)
+		for i := range spans {
+			select {
+			case work <- &spans[i]:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	for range workers {
+		g.Go(func() error {
+			var scratch []byte
+			for sp := range work {
+				var err error
+				scratch, err = rs.restoreSpan(gctx, sp, scratch)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, f := range rs.files { // close anything left open by an error
+		if f.f != nil {
+			f.f.Close()
+			f.f = nil
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("restore interrupted: %w", ctx.Err())
+		}
+		return err
+	}
+	return nil
+}
+
+// restoreSpan reads one span and writes its blobs to their files. Read
+// or authentication failures mark the affected files damaged and are not
+// errors; failures to write the target are.
+func (rs *restoreSession) restoreSpan(ctx context.Context, sp *readSpan, scratch []byte) ([]byte, error) {
+	data, err := rs.r.be.Load(ctx, Handle{Type: PackFile, Name: sp.pack.String()}, sp.start, sp.end-sp.start)
+	if err == nil && int64(len(data)) != sp.end-sp.start {
+		err = fmt.Errorf("short read: %d of %d bytes (pack truncated?)", len(data), sp.end-sp.start)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return scratch, ctx.Err()
+		}
+		for _, pb := range sp.blobs {
+			rs.blobFailed(pb, fmt.Sprintf("pack %s unreadable: %v", sp.pack.Short(), err))
+		}
+		return scratch, nil
+	}
+	for _, pb := range sp.blobs {
+		lo := int64(pb.loc.Offset) - sp.start
+		sealed := data[lo : lo+int64(pb.loc.Length)]
+		content, err := rs.r.openBlob(pb.loc.blobEntry, sealed, scratch)
+		if err != nil {
+			rs.blobFailed(pb, fmt.Sprintf("chunk %s in pack %s: %v", pb.loc.ID.Short(), sp.pack.Short(), err))
+			continue
+		}
+		if pb.loc.Flags&flagCompressed != 0 {
+			scratch = content
+		}
+		for _, t := range pb.targets {
+			if err := rs.writeTo(t, content); err != nil {
+				return scratch, err
+			}
+		}
+	}
+	return scratch, nil
+}
+
+func (rs *restoreSession) blobFailed(pb *plannedBlob, reason string) {
+	for _, t := range pb.targets {
+		t.file.mu.Lock()
+		if t.file.damaged == "" {
+			t.file.damaged = reason
+		}
+		t.file.remaining--
+		if t.file.remaining == 0 && t.file.f != nil {
+			t.file.f.Close()
+			t.file.f = nil
+		}
+		t.file.mu.Unlock()
+	}
+}
+
+func (rs *restoreSession) writeTo(t blobTarget, content []byte) error {
+	f := t.file
+	f.mu.Lock()
+	if f.f == nil {
+		h, err := rs.root.OpenFile(filepath.FromSlash(f.path), os.O_WRONLY, 0)
+		if err != nil {
+			f.mu.Unlock()
+			return fmt.Errorf("restore: open %s in %s for writing: %w", f.path, rs.o.Target, err)
+		}
+		f.f = h
+	}
+	h := f.f
+	f.mu.Unlock()
+	if _, err := h.WriteAt(content, t.off); err != nil {
+		return fmt.Errorf("restore: write %s in %s: %w", f.path, rs.o.Target, err)
+	}
+	rs.written.Add(int64(len(content)))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.remaining--
+	if f.remaining == 0 {
+		err := f.f.Close()
+		f.f = nil
+		if err != nil {
+			return fmt.Errorf("restore: close %s in %s: %w", f.path, rs.o.Target, err)
+		}
+	}
+	return nil
+}
+
+// finish creates symlinks and applies metadata: files, then directories
+// deepest first (writing into a directory changes its mtime).
+func (rs *restoreSession) finish(ctx context.Context) error {
+	asRoot := os.Geteuid() == 0
+	for _, l := range rs.links {
+		if err := rs.removeExisting(l.path); err != nil {
+			return err
+		}
+		if err := rs.root.Symlink(l.node.Target, l.path); err != nil {
+			return fmt.Errorf("restore: create symlink %s in %s: %w", l.path, rs.o.Target, err)
+		}
+		if asRoot {
+			_ = rs.root.Lchown(l.path, int(l.node.UID), int(l.node.GID))
+		}
+	}
+	for _, f := range rs.files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if f.damaged != "" {
+			continue
+		}
+		if err := rs.applyMeta(filepath.FromSlash(f.path), f.node, asRoot); err != nil {
+			return err
+		}
+	}
+	sort.SliceStable(rs.dirs, func(i, j int) bool {
+		return strings.Count(rs.dirs[i].path, string(filepath.Separator)) > strings.Count(rs.dirs[j].path, string(filepath.Separator))
+	})
+	for _, d := range rs.dirs {
+		if err := rs.applyMeta(d.path, d.node, asRoot); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rs *restoreSession) applyMeta(p string, nd *node, asRoot bool) error {
+	if asRoot {
+		if err := rs.root.Lchown(p, int(nd.UID), int(nd.GID)); err != nil {
+			return fmt.Errorf("restore: set owner of %s in %s: %w", p, rs.o.Target, err)
+		}
+	}
+	if err := rs.root.Chmod(p, nd.Mode&modeMask); err != nil {
+		return fmt.Errorf("restore: set mode of %s in %s: %w", p, rs.o.Target, err)
+	}
+	mt := time.Unix(0, nd.MTime)
+	if err := rs.root.Chtimes(p, mt, mt); err != nil {
+		return fmt.Errorf("restore: set mtime of %s in %s: %w", p, rs.o.Target, err)
+	}
+	return nil
+}
