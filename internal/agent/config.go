@@ -168,6 +168,7 @@ var (
 	}
 
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	hostPattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 	envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	knownDrivers  = []string{"exec"}
 	logLevels     = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
@@ -570,7 +571,7 @@ func checkListen(addr string) error {
 	if err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q has port %q; use a number from 0 to 65535", addr, port)
 	}
-	if host != "" && net.ParseIP(host) == nil && !namePattern.MatchString(host) {
+	if host != "" && net.ParseIP(host) == nil && !hostPattern.MatchString(host) {
 		return fmt.Errorf("%q has host %q, which is neither an IP address nor a host name", addr, host)
 	}
 	return nil

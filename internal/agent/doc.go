@@ -39,6 +39,23 @@
 // agents report what they see and the engine detects and reports a workload
 // active on two nodes as a conflict.
 //
+// # HTTP API
+//
+// Run serves, over TLS when the config has a tls block (wire types in package api):
+//
+//	GET  /v1/health                          no token; liveness and agent version
+//	GET  /v1/node                            node facts, shared volume id, failure counters
+//	GET  /v1/workloads                       every workload, probed in parallel
+//	GET  /v1/workloads/{name}                one workload
+//	POST /v1/workloads/{name}/{action}       start, stop, quiesce, thaw; state probed afterwards
+//
+// Every endpoint but health needs "Authorization: Bearer <token>" (401
+// "unauthorized" otherwise). Unknown workloads, actions and endpoints get 404
+// "not_found"; a failing driver command 502 "driver_failed" with the command,
+// its exit code and the tail of its output. Actions on one workload run one at
+// a time. The actual listen address is logged and written to
+// <state_dir>/agent.addr, so "127.0.0.1:0" works for tests.
+//
 // # Failure counters
 //
 // The agent counts, since it started, driver commands that failed or timed out
