@@ -880,9 +880,11 @@ func (s *backupSession) uploader(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			continue // drain so producers never block on a dead pipeline
 		}
-		if err := s.r.uploadPack(ctx, p); err != nil {
+		pe, err := s.r.uploadPack(ctx, p)
+		if err != nil {
 			return fmt.Errorf("backup of %s: %w", s.root, err)
 		}
+		s.r.noteUploaded(pe)
 		s.packPool.Put(p.buf)
 		// Index every 64 packs, so an interrupted large backup keeps most
 		// of its work for the next run.
@@ -895,15 +897,14 @@ func (s *backupSession) uploader(ctx context.Context) error {
 	return nil
 }
 
-// uploadPack stores a finished pack under a random name and records it.
-func (r *Repository) uploadPack(ctx context.Context, p *finishedPack) error {
+// uploadPack stores a finished pack under a random name.
+func (r *Repository) uploadPack(ctx context.Context, p *finishedPack) (packEntries, error) {
 	id, err := r.randomID()
 	if err != nil {
-		return err
+		return packEntries{}, err
 	}
 	if err := r.be.Save(ctx, Handle{Type: PackFile, Name: id.String()}, p.data); err != nil {
-		return fmt.Errorf("save pack %s: %w", id.Short(), err)
+		return packEntries{}, fmt.Errorf("save pack %s: %w", id.Short(), err)
 	}
-	r.noteUploaded(packEntries{Pack: id, Blobs: p.blobs})
-	return nil
+	return packEntries{Pack: id, Blobs: p.blobs}, nil
 }
