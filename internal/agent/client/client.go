@@ -225,9 +225,14 @@ func (c *Client) do(ctx context.Context, rc *retryablehttp.Client, method, path 
 		if err == nil {
 			err = errors.New("no response")
 		}
-		if ctx.Err() != nil {
-			// The caller gave up; not the agent's fault.
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			// The caller gave up; that says nothing about the agent.
 			err, e.callerGaveUp = context.Cause(ctx), true
+		case ctx.Err() != nil:
+			// The caller's deadline passed while waiting for the agent: as good as
+			// no answer (context.DeadlineExceeded is a net.Error timeout).
+			err = ctx.Err()
 		}
 		e.Err = err
 		return e
@@ -360,8 +365,9 @@ func IsDriverFailed(err error) bool {
 }
 
 // IsUnreachable reports whether no answer came from the agent: connection
-// refused or reset, DNS failure, timeout — after all retries. A cancelled
-// context and a failed TLS verification (a configuration problem) do not count.
+// refused or reset, DNS failure, timeout (the request's own or the caller's
+// deadline) — after all retries. A cancelled context and a failed TLS
+// verification (a configuration problem) do not count.
 func IsUnreachable(err error) bool {
 	var e *Error
 	if !errors.As(err, &e) || e.StatusCode != 0 || e.Err == nil {

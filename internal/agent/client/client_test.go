@@ -217,6 +217,24 @@ func TestCancelStopsRetries(t *testing.T) {
 	}
 }
 
+func TestCallerDeadlineCountsAsUnreachable(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	s := newCountingServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := fastClient(t, s.URL, nil).Node(ctx)
+	if !client.IsUnreachable(err) || !strings.Contains(err.Error(), "no answer in time") {
+		t.Errorf("error = %v, want unreachable: the agent did not answer before the caller's deadline", err)
+	}
+}
+
 func TestRequestTimeout(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
