@@ -247,7 +247,10 @@ func TestLocks(t *testing.T) {
 
 	// A running backup (shared) blocks prune but not another backup.
 	entered, release = blockOn(be, mem.OpSave, repository.SnapshotFile)
-	go func() { _, _, err := other.Backup(ctx, repository.BackupOptions{Root: src, Parent: repository.NoParent}); done <- err }()
+	go func() {
+		_, _, err := other.Backup(ctx, repository.BackupOptions{Root: src, Parent: repository.NoParent})
+		done <- err
+	}()
 	<-entered
 	if _, err := r.Prune(ctx, repository.PruneOptions{}); !errors.As(err, &le) || le.Holder != "backup" {
 		t.Fatalf("prune during backup: %v", err)
