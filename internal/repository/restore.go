@@ -111,9 +111,6 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 	for _, f := range rs.files {
 		if f.damaged != "" {
 			st.Damaged = append(st.Damaged, DamagedFile{Snapshot: snap.ID, Path: f.path, Reason: f.damaged})
-			if !o.KeepDamaged {
-				_ = root.Remove(filepath.FromSlash(f.path))
-			}
 		}
 	}
 	if len(st.Damaged) > 0 {
@@ -494,6 +491,16 @@ func (rs *restoreSession) writeTo(t blobTarget, content []byte) error {
 // deepest first (writing into a directory changes its mtime).
 func (rs *restoreSession) finish(ctx context.Context) error {
 	asRoot := os.Geteuid() == 0
+	if !rs.o.KeepDamaged {
+		// Before directory mtimes are set, since removing changes them.
+		for _, f := range rs.files {
+			if f.damaged != "" {
+				if err := rs.root.Remove(filepath.FromSlash(f.path)); err != nil {
+					return fmt.Errorf("restore: remove damaged %s from %s: %w", f.path, rs.o.Target, err)
+				}
+			}
+		}
+	}
 	for _, l := range rs.links {
 		if err := rs.removeExisting(l.path); err != nil {
 			return err
