@@ -42,3 +42,119 @@ type Lease struct {
 	Epoch     int64
 	ExpiresAt time.Time
 }
+
+// Repository is a registered backup repository. Secrets are kept so the
+// engine (and its scheduler) can hand them to agents; the catalog file is
+// private to its owner (0600) and secrets are never logged.
+type Repository struct {
+	Name            string
+	URL             string // directory path or s3://bucket/prefix
+	Endpoint        string
+	Region          string
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
+	PathStyle       bool
+	Insecure        bool
+	Password        string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// Selector chooses workloads of a cluster by attributes.
+type Selector struct {
+	NameRegex string
+	Driver    string
+	Node      string
+}
+
+// Retention says which recovery points a group keeps.
+type Retention struct {
+	KeepLast, KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly int
+	KeepWithin                                                           time.Duration
+}
+
+// ProtectionGroup is a set of workloads backed up together with one policy.
+type ProtectionGroup struct {
+	Name              string
+	Cluster           string
+	Repository        string
+	Workloads         []string  // explicit selection
+	Selector          *Selector // attribute selection; nil when none
+	Exclude           []string
+	Consistency       string // application, crash
+	NodeOrder         string
+	CriticalWorkloads []string
+	ExtractAt         string // backup, restore
+	Retention         Retention
+	RPO               time.Duration // 0 means none
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Run states.
+const (
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunPartial   = "partial"
+	RunFailed    = "failed"
+)
+
+// Run is one federated backup of a protection group.
+type Run struct {
+	ID         string
+	Group      string
+	Cluster    string
+	Master     string   // master node, or "engine"
+	NodeOrder  []string // nodes in the order visited
+	Expected   []string // workloads expected (E8's first list)
+	Status     string
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time // zero while running
+}
+
+// Step outcomes.
+const (
+	StepSucceeded = "succeeded"
+	StepFailed    = "failed"
+	StepSkipped   = "skipped"
+)
+
+// Step is one workload backed up (or attempted) on one node within a run.
+type Step struct {
+	RunID      string
+	Seq        int    // order within the run, from 1
+	Phase      string // "node" (visited in order) or "verify" (E8 catch-up)
+	Node       string
+	Epoch      int64
+	Workload   string
+	SnapshotID string
+	Bytes      int64 // logical size of the recovery point
+	BytesAdded int64
+	StunMS     int64
+	Outcome    string
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// RecoveryPoint indexes one snapshot in a repository.
+type RecoveryPoint struct {
+	ID          string // snapshot id
+	Repository  string
+	Cluster     string
+	Group       string
+	Workload    string
+	Node        string // informational: a recovery point restores to any node (E10)
+	RunID       string
+	Consistency string
+	Size        int64
+	CreatedAt   time.Time
+}
+
+// RecoveryPointFilter selects recovery points; empty fields match all.
+type RecoveryPointFilter struct {
+	Cluster, Group, Workload, Repository string
+	From, To                             time.Time // zero means open
+}

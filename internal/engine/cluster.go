@@ -85,6 +85,9 @@ func ValidateName(field, name string) error {
 // NormalizeEndpoint validates an agent endpoint and returns its canonical
 // form (lower-case scheme and host, no trailing slash).
 func NormalizeEndpoint(raw string) (string, error) {
+	if !strings.Contains(raw, "://") {
+		return "", fmt.Errorf("%q must start with http:// or https://, e.g. https://%s", raw, strings.TrimLeft(raw, "/"))
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("%q is not a URL (%v); write it as https://HOST:PORT", raw, err)

@@ -7,9 +7,16 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 )
 
-// Store is the engine's durable state. catalog/sqlite (embedded default) and
-// catalog/postgres implement it; catalog/catalogtest is their shared suite.
+// Store is the engine's durable state. catalog/sqlite (embedded default),
+// catalog/memstore and catalog/postgres implement it; catalog/catalogtest is
+// their shared suite.
 type Store interface {
+	ClusterStore
+	// BackupStore is added once every catalog implements it.
+}
+
+// ClusterStore holds clusters and coordinator leases.
+type ClusterStore interface {
 	PutCluster(ctx context.Context, c catalog.Cluster) error // insert or replace by name
 	GetCluster(ctx context.Context, name string) (catalog.Cluster, error)
 	ListClusters(ctx context.Context) ([]catalog.Cluster, error)
@@ -21,4 +28,31 @@ type Store interface {
 	AcquireLease(ctx context.Context, cluster, holder, owner string, ttl time.Duration, now time.Time) (catalog.Lease, error)
 	ReleaseLease(ctx context.Context, cluster string, epoch int64) error
 	Close() error
+}
+
+// BackupStore holds repositories, protection groups, runs and the
+// recovery-point index.
+type BackupStore interface {
+	PutRepository(ctx context.Context, r catalog.Repository) error
+	GetRepository(ctx context.Context, name string) (catalog.Repository, error)
+	DeleteRepository(ctx context.Context, name string) error
+
+	PutGroup(ctx context.Context, g catalog.ProtectionGroup) error
+	GetGroup(ctx context.Context, name string) (catalog.ProtectionGroup, error)
+	ListGroups(ctx context.Context, cluster string) ([]catalog.ProtectionGroup, error) // "" lists all
+	DeleteGroup(ctx context.Context, name string) error
+
+	// CreateRun inserts a run (ErrConflict if the id exists); UpdateRun
+	// replaces its mutable fields (status, error, finished, node order).
+	CreateRun(ctx context.Context, r catalog.Run) error
+	UpdateRun(ctx context.Context, r catalog.Run) error
+	GetRun(ctx context.Context, id string) (catalog.Run, error)
+	ListRuns(ctx context.Context, group string, limit int) ([]catalog.Run, error) // newest first
+	DeleteRun(ctx context.Context, id string) error                               // with its steps
+	AddStep(ctx context.Context, s catalog.Step) error
+	Steps(ctx context.Context, runID string) ([]catalog.Step, error) // by Seq
+
+	PutRecoveryPoint(ctx context.Context, p catalog.RecoveryPoint) error
+	RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilter) ([]catalog.RecoveryPoint, error) // newest first
+	DeleteRecoveryPoint(ctx context.Context, id string) error
 }

@@ -126,13 +126,17 @@ provider "clusterguard" {
 				ExpectError: regexp.MustCompile(`Cluster Not Registered`),
 			},
 			{
-				Config:      provider + `data "clusterguard_workload_digest" "x" { cluster = "nope"
-  name_regex = "([" }`,
+				Config: provider + `data "clusterguard_workload_digest" "x" {
+  cluster    = "nope"
+  name_regex = "(["
+}`,
 				ExpectError: regexp.MustCompile(`not a valid regular expression`),
 			},
 			{
-				Config:      provider + `data "clusterguard_workload_digest" "x" { cluster = "nope"
-  state = "running" }`,
+				Config: provider + `data "clusterguard_workload_digest" "x" {
+  cluster = "nope"
+  state   = "running"
+}`,
 				ExpectError: regexp.MustCompile(`value must be one of`),
 			},
 		},

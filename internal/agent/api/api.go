@@ -74,3 +74,79 @@ type Error struct {
 	Code    string `json:"code"`    // machine-readable, e.g. "unauthorized", "not_found", "driver_failed"
 	Message string `json:"message"` // what failed and what to do
 }
+
+// Coordinator role (E3). The engine grants epochs from its catalog; an agent
+// refuses any epoch lower than the highest it has seen or than the epoch in
+// the marker on the shared volume (.clusterguard/coordinator.json), so two
+// nodes never both act as coordinator.
+
+// CoordinatorClaim is the body of POST /v1/coordinator.
+type CoordinatorClaim struct {
+	Cluster string `json:"cluster"`
+	Epoch   int64  `json:"epoch"`
+	Owner   string `json:"owner"` // engine instance, for diagnostics
+}
+
+// CoordinatorState is returned by POST and GET /v1/coordinator.
+type CoordinatorState struct {
+	Node        string    `json:"node"`         // this agent's node
+	Epoch       int64     `json:"epoch"`        // epoch this node holds now; 0 when not coordinator
+	HighestSeen int64     `json:"highest_seen"` // highest epoch this agent has ever seen
+	MarkerNode  string    `json:"marker_node"`  // coordinator according to the shared-volume marker
+	MarkerEpoch int64     `json:"marker_epoch"`
+	ClaimedAt   time.Time `json:"claimed_at"`
+}
+
+// RepositoryAccess tells an agent where and how to open the repository.
+// It carries secrets: never log it.
+type RepositoryAccess struct {
+	URL             string `json:"url"` // directory path or s3://bucket/prefix
+	Endpoint        string `json:"endpoint,omitempty"`
+	Region          string `json:"region,omitempty"`
+	AccessKeyID     string `json:"access_key_id,omitempty"`
+	SecretAccessKey string `json:"secret_access_key,omitempty"`
+	SessionToken    string `json:"session_token,omitempty"`
+	PathStyle       bool   `json:"path_style,omitempty"`
+	Insecure        bool   `json:"insecure,omitempty"` // plain http to the S3 endpoint
+	Password        string `json:"password"`
+}
+
+// Consistency modes of a backup.
+const (
+	ConsistencyApplication = "application" // driver quiesce/thaw around the copy (E4)
+	ConsistencyCrash       = "crash"       // pause, checkpoint, resume at once (M6)
+)
+
+// BackupRequest is the body of POST /v1/workloads/{name}/backup.
+type BackupRequest struct {
+	Epoch       int64            `json:"epoch"` // must be this node's current coordinator epoch
+	Repository  RepositoryAccess `json:"repository"`
+	Consistency string           `json:"consistency"`
+	// StunTimeoutMS bounds quiesce/pause → release; the agent releases the
+	// workload itself when it passes, whatever happens to the request.
+	StunTimeoutMS int64             `json:"stun_timeout_ms"`
+	Cluster       string            `json:"cluster"`
+	Group         string            `json:"group"`
+	RunID         string            `json:"run_id"`
+	Tags          []string          `json:"tags,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+}
+
+// BackupResult is returned by POST /v1/workloads/{name}/backup.
+type BackupResult struct {
+	Workload    string    `json:"workload"`
+	Node        string    `json:"node"`
+	Epoch       int64     `json:"epoch"`
+	SnapshotID  string    `json:"snapshot_id"`
+	ParentID    string    `json:"parent_id,omitempty"`
+	Consistency string    `json:"consistency"`
+	Files       int64     `json:"files"`
+	BytesRead   int64     `json:"bytes_read"`  // read from the point-in-time copy
+	BytesAdded  int64     `json:"bytes_added"` // new data stored in the repository
+	TotalBytes  int64     `json:"total_bytes"` // logical size of the recovery point
+	StunMS      int64     `json:"stun_ms"`     // quiesce/pause → release
+	CopyMS      int64     `json:"copy_ms"`     // point-in-time copy
+	UploadMS    int64     `json:"upload_ms"`   // into the repository
+	StartedAt   time.Time `json:"started_at"`
+	FinishedAt  time.Time `json:"finished_at"`
+}

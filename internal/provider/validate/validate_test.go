@@ -24,7 +24,7 @@ func TestValidators(t *testing.T) {
 		{"endpoint no scheme", Endpoint(), types.StringValue("10.0.0.5:7420"), "http:// or https://"},
 		{"endpoint no port", Endpoint(), types.StringValue("https://node1"), "no port"},
 		{"endpoint path", Endpoint(), types.StringValue("https://node1:7420/v1"), "no path"},
-		{"endpoint garbage", Endpoint(), types.StringValue("::"), "not a URL"},
+		{"endpoint garbage", Endpoint(), types.StringValue("http://%zz:1"), "not a URL"},
 		{"endpoint null", Endpoint(), types.StringNull(), ""},
 		{"endpoint unknown", Endpoint(), types.StringUnknown(), ""},
 		{"duration ok", Duration(time.Second, time.Hour), types.StringValue("30s"), ""},
