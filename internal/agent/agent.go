@@ -111,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout
 	}
-	logger.Info("agent shutting down", "reason", context.Cause(ctx), "grace", timeout)
+	logger.Info("agent shutting down", "reason", context.Cause(ctx), "grace", timeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
