@@ -26,6 +26,28 @@ type Store interface {
 	DeleteCluster(ctx context.Context, name string) error
 	AcquireLease(ctx context.Context, cluster, holder, owner string, ttl time.Duration, now time.Time) (catalog.Lease, error)
 	ReleaseLease(ctx context.Context, cluster string, epoch int64) error
+
+	PutRepository(ctx context.Context, r catalog.Repository) error
+	GetRepository(ctx context.Context, name string) (catalog.Repository, error)
+	DeleteRepository(ctx context.Context, name string) error
+
+	PutGroup(ctx context.Context, g catalog.ProtectionGroup) error
+	GetGroup(ctx context.Context, name string) (catalog.ProtectionGroup, error)
+	ListGroups(ctx context.Context, cluster string) ([]catalog.ProtectionGroup, error)
+	DeleteGroup(ctx context.Context, name string) error
+
+	CreateRun(ctx context.Context, r catalog.Run) error
+	UpdateRun(ctx context.Context, r catalog.Run) error
+	GetRun(ctx context.Context, id string) (catalog.Run, error)
+	ListRuns(ctx context.Context, group string, limit int) ([]catalog.Run, error)
+	DeleteRun(ctx context.Context, id string) error
+	AddStep(ctx context.Context, s catalog.Step) error
+	Steps(ctx context.Context, runID string) ([]catalog.Step, error)
+
+	PutRecoveryPoint(ctx context.Context, p catalog.RecoveryPoint) error
+	RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilter) ([]catalog.RecoveryPoint, error)
+	DeleteRecoveryPoint(ctx context.Context, id string) error
+
 	Close() error
 }
 
@@ -55,6 +77,43 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"LeaseEpochSurvivesClusterDelete", testLeaseEpochSurvivesClusterDelete},
 		{"LeaseInvalidRequests", testLeaseInvalidRequests},
 		{"LeaseConcurrentAcquire", testLeaseConcurrentAcquire},
+
+		{"RepositoryRoundTrip", testRepositoryRoundTrip},
+		{"RepositoryReplaceByName", testRepositoryReplaceByName},
+		{"RepositoryNotFoundAndDelete", testRepositoryNotFoundAndDelete},
+		{"RepositorySecretsNotInErrors", testRepositorySecretsNotInErrors},
+
+		{"GroupRoundTrip", testGroupRoundTrip},
+		{"GroupReplaceByName", testGroupReplaceByName},
+		{"GroupNotFoundAndDelete", testGroupNotFoundAndDelete},
+		{"ListGroupsByClusterSortedByName", testListGroupsByCluster},
+		{"GroupOutlivesClusterAndRepository", testGroupOutlivesClusterAndRepository},
+		{"GroupCopiesAreIsolated", testGroupCopiesAreIsolated},
+		{"GroupInvalidRejected", testGroupInvalidRejected},
+
+		{"RunRoundTrip", testRunRoundTrip},
+		{"CreateRunDuplicateID", testCreateRunDuplicateID},
+		{"UpdateRunReplacesMutableFields", testUpdateRunReplacesMutableFields},
+		{"UpdateRunFinishedIsFinal", testUpdateRunFinishedIsFinal},
+		{"UpdateRunNotFound", testUpdateRunNotFound},
+		{"UpdateRunConcurrentFinish", testUpdateRunConcurrentFinish},
+		{"ListRunsNewestFirstWithLimit", testListRuns},
+		{"DeleteRunRemovesSteps", testDeleteRunRemovesSteps},
+		{"RunInvalidRejected", testRunInvalidRejected},
+		{"RunCopiesAreIsolated", testRunCopiesAreIsolated},
+		{"StepsRoundTripBySeq", testStepsRoundTripBySeq},
+		{"AddStepDuplicateAndMissingRun", testAddStepErrors},
+		{"AddStepConcurrent", testAddStepConcurrent},
+		{"StepInvalidRejected", testStepInvalidRejected},
+
+		{"RecoveryPointRoundTripAndReplace", testRecoveryPointRoundTripAndReplace},
+		{"RecoveryPointsFilters", testRecoveryPointsFilters},
+		{"RecoveryPointsTimeBounds", testRecoveryPointsTimeBounds},
+		{"RecoveryPointDelete", testRecoveryPointDelete},
+		{"RecoveryPointsOutliveRunsAndGroups", testRecoveryPointsOutliveRunsAndGroups},
+		{"RecoveryPointInvalidRejected", testRecoveryPointInvalidRejected},
+
+		{"CanceledContextBackups", testCanceledContextBackups},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

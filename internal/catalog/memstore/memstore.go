@@ -19,6 +19,12 @@ type Store struct {
 	clusters map[string]catalog.Cluster
 	leases   map[string]catalog.Lease // current lease per cluster; absent once released
 	epochs   map[string]int64         // highest epoch granted per cluster; never decreases
+
+	repositories map[string]catalog.Repository
+	groups       map[string]catalog.ProtectionGroup
+	runs         map[string]catalog.Run
+	steps        map[string][]catalog.Step // by run id, sorted by Seq
+	points       map[string]catalog.RecoveryPoint
 }
 
 // New returns an empty store.
@@ -27,6 +33,12 @@ func New() *Store {
 		clusters: map[string]catalog.Cluster{},
 		leases:   map[string]catalog.Lease{},
 		epochs:   map[string]int64{},
+
+		repositories: map[string]catalog.Repository{},
+		groups:       map[string]catalog.ProtectionGroup{},
+		runs:         map[string]catalog.Run{},
+		steps:        map[string][]catalog.Step{},
+		points:       map[string]catalog.RecoveryPoint{},
 	}
 }
 

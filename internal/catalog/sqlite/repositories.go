@@ -1,0 +1,83 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+)
+
+// PutRepository inserts r or replaces the repository of the same name. Its
+// secrets are stored as given (the catalog file is 0600) and never appear in
+// the errors it returns.
+func (s *Store) PutRepository(ctx context.Context, r catalog.Repository) error {
+	if err := catalog.ValidateRepository(r); err != nil {
+		return catalog.RedactRepositoryError(fmt.Errorf("sqlite catalog %s: put repository: %w", s.path, err), r)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+INSERT INTO repositories (name, url, endpoint, region, access_key_id, secret_access_key, session_token,
+    path_style, insecure, password, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    url = excluded.url,
+    endpoint = excluded.endpoint,
+    region = excluded.region,
+    access_key_id = excluded.access_key_id,
+    secret_access_key = excluded.secret_access_key,
+    session_token = excluded.session_token,
+    path_style = excluded.path_style,
+    insecure = excluded.insecure,
+    password = excluded.password,
+    created_at = excluded.created_at,
+    updated_at = excluded.updated_at`,
+			r.Name, r.URL, r.Endpoint, r.Region, r.AccessKeyID, r.SecretAccessKey, r.SessionToken,
+			r.PathStyle, r.Insecure, r.Password, toNanos(r.CreatedAt), toNanos(r.UpdatedAt))
+		return err
+	})
+	if err != nil {
+		return catalog.RedactRepositoryError(fmt.Errorf("sqlite catalog %s: put repository %q: %w", s.path, r.Name, err), r)
+	}
+	return nil
+}
+
+// GetRepository returns the named repository, secrets included, or an error
+// wrapping catalog.ErrNotFound.
+func (s *Store) GetRepository(ctx context.Context, name string) (catalog.Repository, error) {
+	var r catalog.Repository
+	var created, updated sql.NullInt64
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `
+SELECT name, url, endpoint, region, access_key_id, secret_access_key, session_token,
+    path_style, insecure, password, created_at, updated_at
+FROM repositories WHERE name = ?`, name).Scan(
+			&r.Name, &r.URL, &r.Endpoint, &r.Region, &r.AccessKeyID, &r.SecretAccessKey, &r.SessionToken,
+			&r.PathStyle, &r.Insecure, &r.Password, &created, &updated)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return catalog.Repository{}, fmt.Errorf("sqlite catalog %s: repository %q: %w", s.path, name, catalog.ErrNotFound)
+	}
+	if err != nil {
+		return catalog.Repository{}, catalog.RedactRepositoryError(fmt.Errorf("sqlite catalog %s: get repository %q: %w", s.path, name, err), r)
+	}
+	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return r, nil
+}
+
+// DeleteRepository removes the named repository or returns an error wrapping
+// catalog.ErrNotFound. Groups and recovery points naming it are kept.
+func (s *Store) DeleteRepository(ctx context.Context, name string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, name))
+		if err == nil && n == 0 {
+			err = catalog.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite catalog %s: delete repository %q: %w", s.path, name, err)
+	}
+	return nil
+}
