@@ -7,10 +7,10 @@
 //
 // # Glossary
 //
-//   - catalog: the engine's durable state — registered clusters, and the
-//     coordinator lease of each — kept in one database. Later: protection
-//     groups, schedules, runs and their steps, the recovery-point index,
-//     restore operations.
+//   - catalog: the engine's durable state — registered clusters and
+//     repositories, the coordinator lease of each cluster, protection groups,
+//     runs and their steps, and the recovery-point index — kept in one
+//     database. Later: schedules, restore operations.
 //   - cluster: a named set of nodes sharing one volume, registered by the
 //     clusterguard_cluster resource. Stored with its master node policy,
 //     join order and the identity of its shared volume.
@@ -30,6 +30,30 @@
 //     lease expired (a paused process, a partitioned engine) cannot corrupt
 //     the volume after another has taken over, even if it still believes it
 //     holds the role.
+//   - repository: a registered backup location (a directory, or an
+//     S3-compatible bucket and prefix) with the credentials agents need to
+//     reach it and the password that unlocks its encryption key. See
+//     Secrets.
+//   - protection group: a set of workloads of one cluster backed up together
+//     into one repository with one policy: an explicit list and/or a
+//     selector (name pattern, driver, node) minus exclusions; consistency
+//     (application quiesces, crash does not); node order policy and critical
+//     workloads (E5); where files are extracted (E6); retention; and the RPO.
+//     A group names its cluster and repository but does not depend on them:
+//     deleting either leaves the group, and a group may be stored first.
+//   - run: one federated backup of a protection group (E1–E8), identified by
+//     an id the engine chooses. It records the master (a node or "engine"),
+//     the nodes in the order visited, the workloads expected, and its status.
+//   - step: one workload backed up, failed or skipped on one node within a
+//     run, numbered from 1 by Seq in the order the engine took them. Phase
+//     "node" is the ordered visit, "verify" the catch-up of workloads missed
+//     (E8). A step carries the fencing epoch its node worked under. Steps are
+//     added, never changed, and go with their run when it is deleted.
+//   - recovery point: the index entry of one snapshot in a repository: which
+//     workload of which cluster and group, made by which run on which node,
+//     when, and how big. It is restorable to any node (E10). The index
+//     outlives runs and groups; retention (the engine) deletes entries as it
+//     forgets snapshots.
 //
 // # Lease state model
 //
@@ -54,17 +78,63 @@
 // Under contention exactly one AcquireLease wins and the losers consume no
 // epoch.
 //
+// # Run state model
+//
+// A run is created running, or already finished when it fails before doing
+// anything. Finishing is one UpdateRun, and a finished run is final:
+//
+//	running   UpdateRun(running)                  -> running (new master, node order, expected)
+//	running   UpdateRun(succeeded|partial|failed) -> finished, with FinishedAt and Error
+//	finished  UpdateRun(anything)                 -> unchanged, ErrConflict
+//
+// The engine chooses the outcome; the intended meaning is succeeded: every
+// expected workload has a recovery point; partial: some have, some were
+// missed (their steps say why); failed: none, or the run could not proceed.
+// Group, Cluster and StartedAt are fixed by CreateRun;
+// UpdateRun keeps them whatever it is passed. When two engines finish the
+// same run at once, exactly one succeeds.
+//
+// # Lists and ordering
+//
+// ListGroups sorts by name (byte order). ListRuns and RecoveryPoints return
+// newest first (StartedAt, CreatedAt), equal times by id, descending; a
+// run's steps come by Seq. ListGroups and ListRuns take "" for every cluster
+// or group, and ListRuns a limit of 0 for every run. RecoveryPointFilter's
+// empty fields match everything; From is inclusive and To exclusive (From
+// at or after To matches nothing). Lists stored in a record (workloads,
+// node order) keep their order; an empty list may come back nil. Every
+// record returned is a copy: changing it does not change the store.
+//
+// # Secrets
+//
+// Repository.Password, SecretAccessKey and SessionToken are stored as given,
+// because the engine (and its scheduler, without Terraform) must hand them
+// to agents. The SQLite catalog file and its directory are created owner-only
+// (0600 and 0700); a PostgreSQL catalog relies on the database's access
+// control, so grant it only to the engines. Stores never log, and no error
+// they return contains a secret: messages name records and fields, never
+// values, and errors about a repository pass through RedactRepositoryError
+// in case the database quotes the row.
+//
 // # Errors
 //
 // Implementations wrap ErrNotFound and ErrConflict (test with errors.Is) and
-// name the record — cluster, holder, epoch — in the message. Input that can
-// never be stored (empty names, duplicate node names, a non-positive ttl) is
-// refused by ValidateCluster and ValidateLeaseRequest with an error wrapping
-// neither.
+// name the record — cluster, holder, epoch, group, run, step — in the
+// message. Get and Delete of an absent record wrap ErrNotFound, as do
+// UpdateRun, AddStep and Steps for an absent run. ErrConflict means the
+// write lost: a lease held by another, a run id taken (CreateRun), a step
+// number taken (AddStep), a finished run (UpdateRun). Input that can never
+// be stored or makes no sense (empty names or ids, duplicate node names, a
+// non-positive ttl, an unknown run status or step outcome, a step Seq below
+// 1, negative retention, sizes or durations, a run without StartedAt or a
+// recovery point without CreatedAt) is refused by the Validate functions
+// with an error wrapping neither.
 //
 // # Times
 //
 // Stores keep times exactly, to the nanosecond, but need not keep their
-// location or monotonic reading: compare with time.Equal. The zero time round-trips as
-// zero.
+// location or monotonic reading: compare with time.Equal. The zero time
+// round-trips as zero. Storable times lie between the years 1677 and 2262
+// (int64 unix nanoseconds). Durations (RPO, KeepWithin) are kept in
+// nanoseconds.
 package catalog
