@@ -40,9 +40,11 @@ func TestMain(m *testing.M) {
 }
 
 // TestMultiProcess runs two OS processes against one fresh catalog file at
-// the same time: both migrate it, then write clusters and race for one lease.
-// Neither may see "database is locked", the file must pass SQLite's
-// integrity check, and every epoch granted must be unique.
+// the same time: both migrate it, then write clusters, race for one lease,
+// race to create one run, and race to add each step of it. Neither may see
+// "database is locked", the file must pass SQLite's integrity check, every
+// epoch granted must be unique, and the run and each of its steps must be
+// written by exactly one process.
 func TestMultiProcess(t *testing.T) {
 	const processes, iterations = 2, 150
 	path := filepath.Join(t.TempDir(), "shared", "catalog.db") // not yet created: both processes race to create and migrate it
@@ -76,8 +78,9 @@ func TestMultiProcess(t *testing.T) {
 	for _, p := range procs {
 		p.stdin.Close()
 	}
-	var grants, conflicts int
+	var grants, conflicts, runsCreated int
 	allEpochs := map[int64]int{}
+	stepWriter := map[int]int{} // seq -> helper
 	for i, p := range procs {
 		err := p.cmd.Wait()
 		out := p.stdout.String() + p.stderr.String()
@@ -107,6 +110,17 @@ func TestMultiProcess(t *testing.T) {
 				}
 				allEpochs[e] = i
 				grants++
+			case len(f) == 2 && f[0] == "step":
+				seq, err := strconv.Atoi(f[1])
+				if err != nil {
+					t.Fatalf("helper %d: bad line %q", i, sc.Text())
+				}
+				if prev, dup := stepWriter[seq]; dup {
+					t.Errorf("step %d of the shared run was added by helper %d and helper %d", seq, prev, i)
+				}
+				stepWriter[seq] = i
+			case len(f) == 1 && f[0] == "created-run":
+				runsCreated++
 			case len(f) == 2 && f[0] == "conflicts":
 				n, _ := strconv.Atoi(f[1])
 				conflicts += n
@@ -156,12 +170,34 @@ func TestMultiProcess(t *testing.T) {
 			t.Errorf("cluster %q is inconsistent: %v", c.Name, err)
 		}
 	}
+
+	if runsCreated != 1 {
+		t.Errorf("the shared run was created by %d helpers, want exactly 1", runsCreated)
+	}
+	steps, err := s.Steps(context.Background(), "shared-run")
+	if err != nil {
+		t.Fatalf("Steps(shared-run): %v", err)
+	}
+	if len(steps) != iterations || len(stepWriter) != iterations {
+		t.Errorf("shared run has %d steps and helpers reported %d, want %d of each", len(steps), len(stepWriter), iterations)
+	}
+	for i, st := range steps {
+		if st.Seq != i+1 {
+			t.Errorf("step %d has seq %d, want %d", i, st.Seq, i+1)
+			continue
+		}
+		if want := fmt.Sprintf("helper %d", stepWriter[st.Seq]); st.Error != want {
+			t.Errorf("step %d was stored by %q, but %q reported adding it", st.Seq, st.Error, want)
+		}
+	}
 }
 
 // hammer is the helper process: it waits for stdin to close, opens the
-// catalog, and for each iteration writes its own cluster, overwrites the
-// shared one, reads both back, and takes and releases the shared lease. It
-// prints "epoch N" per grant, "conflicts N" and "done".
+// catalog, tries to create the shared run, and for each iteration writes its
+// own cluster, overwrites the shared one, reads both back, tries to add step
+// i+1 to the shared run, and takes and releases the shared lease. It prints
+// "created-run" if its CreateRun won, "step N" per step it added, "epoch N"
+// per grant, "conflicts N" and "done".
 func hammer() error {
 	path, id := os.Getenv(envPath), os.Getenv(envID)
 	iterations, err := strconv.Atoi(os.Getenv(envIterations))
@@ -177,6 +213,13 @@ func hammer() error {
 		return err
 	}
 	defer s.Close()
+	run := catalog.Run{ID: "shared-run", Group: "hammer", Status: catalog.RunRunning, StartedAt: time.Unix(1, 0), Master: "helper " + id}
+	switch err := s.CreateRun(ctx, run); {
+	case err == nil:
+		fmt.Println("created-run")
+	case !errors.Is(err, catalog.ErrConflict):
+		return err
+	}
 	conflicts := 0
 	for i := 0; i < iterations; i++ {
 		own := hammerCluster(fmt.Sprintf("p%s-%04d", id, i), id, i)
@@ -200,6 +243,13 @@ func hammer() error {
 		}
 		if err := checkHammerCluster(got); err != nil {
 			return fmt.Errorf("read back shared: %v", err)
+		}
+		step := catalog.Step{RunID: "shared-run", Seq: i + 1, Outcome: catalog.StepSucceeded, Error: "helper " + id}
+		switch err := s.AddStep(ctx, step); {
+		case err == nil:
+			fmt.Printf("step %d\n", step.Seq)
+		case !errors.Is(err, catalog.ErrConflict):
+			return fmt.Errorf("add step %d: %v", step.Seq, err)
 		}
 		l, err := s.AcquireLease(ctx, "shared", "node-"+id, "helper-"+id, time.Hour, time.Now())
 		if errors.Is(err, catalog.ErrConflict) {
