@@ -17,6 +17,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/repocli"
 )
 
 // version is set by the linker (-ldflags "-X main.version=...") in releases.
@@ -74,9 +75,7 @@ func runEngine(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	switch args[0] {
 	case "repo":
-		_ = ctx
-		fmt.Fprintln(stderr, "TODO repocli")
-		return 2
+		return repocli.Run(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "unknown engine command %q; available: repo\n", args[0])
 		return 2

@@ -12,7 +12,7 @@ import (
 // their shared suite.
 type Store interface {
 	ClusterStore
-	// BackupStore is added once every catalog implements it.
+	BackupStore
 }
 
 // ClusterStore holds clusters and coordinator leases.
@@ -43,7 +43,8 @@ type BackupStore interface {
 	DeleteGroup(ctx context.Context, name string) error
 
 	// CreateRun inserts a run (ErrConflict if the id exists); UpdateRun
-	// replaces its mutable fields (status, error, finished, node order).
+	// replaces its mutable fields (status, error, finished, node order) and
+	// refuses (ErrConflict) to change a run that already finished.
 	CreateRun(ctx context.Context, r catalog.Run) error
 	UpdateRun(ctx context.Context, r catalog.Run) error
 	GetRun(ctx context.Context, id string) (catalog.Run, error)
