@@ -152,7 +152,7 @@ func mustLoad(t *testing.T, b repository.Backend, h repository.Handle, off, n in
 func listNames(t *testing.T, b repository.Backend, ft repository.FileType) map[string]int64 {
 	t.Helper()
 	got := map[string]int64{}
-	var mu sync.Mutex // List may call fn from several goroutines? The contract does not say; be safe.
+	var mu sync.Mutex // the contract does not promise fn is called from one goroutine
 	err := b.List(context.Background(), ft, func(fi repository.FileInfo) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -529,9 +529,11 @@ func testListReentrant(t *testing.T, b repository.Backend) {
 }
 
 func testConcurrent(t *testing.T, b repository.Backend) {
-	const workers, perWorker = 16, 6
+	const workers, perWorker, overwriters = 16, 6, 4
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	// Every goroutine sends at most one error; room for all of them, so a
+	// backend that fails everything cannot deadlock the suite.
+	errs := make(chan error, workers+overwriters)
 	for w := range workers {
 		wg.Go(func() {
 			ft := AllTypes[1+w%(len(AllTypes)-1)]
@@ -560,7 +562,7 @@ func testConcurrent(t *testing.T, b repository.Backend) {
 	versions := [][]byte{Data("v0", 20000), Data("v1", 30000), Data("v2", 10000)}
 	lock := repository.Handle{Type: repository.LockFile, Name: ID("contended")}
 	mustSave(t, b, lock, versions[0])
-	for w := range 4 {
+	for w := range overwriters {
 		wg.Go(func() {
 			for i := range 8 {
 				v := versions[(w+i)%len(versions)]

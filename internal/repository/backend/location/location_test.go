@@ -8,6 +8,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/location"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/testutil/minio"
 )
 
 func TestParse(t *testing.T) {
@@ -151,5 +152,39 @@ func TestOpenLocal(t *testing.T) {
 	}
 	if !strings.Contains(b2.Location(), dir) {
 		t.Errorf("Location() = %q, want it to name %s", b2.Location(), dir)
+	}
+}
+
+func TestOpenS3OnMinIO(t *testing.T) {
+	ctx := context.Background()
+	srv := minio.Start(t)
+	cfg := location.Config{
+		URL:             "s3://fresh-bucket/team-a/prod",
+		Endpoint:        "http://" + srv.Endpoint,
+		AccessKeyID:     srv.AccessKey,
+		SecretAccessKey: srv.SecretKey,
+		PathStyle:       true,
+	}
+	if _, err := location.Open(ctx, cfg); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open of a missing bucket = %v, want 'does not exist'", err)
+	}
+	b, err := location.Create(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	h := repository.Handle{Type: repository.ConfigFile, Name: "config"}
+	if err := b.Save(ctx, h, []byte("cfg")); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := location.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b2.Load(ctx, h, 0, 0); err != nil || string(got) != "cfg" {
+		t.Fatalf("Load through a second Open = %q, %v", got, err)
+	}
+	loc := b2.Location()
+	if !strings.Contains(loc, "fresh-bucket/team-a/prod") || strings.Contains(loc, srv.SecretKey) {
+		t.Errorf("Location() = %q, want the bucket and prefix and no secret", loc)
 	}
 }
