@@ -16,6 +16,8 @@ type AgentClient interface {
 	Node(ctx context.Context) (api.NodeFacts, error)
 	Workloads(ctx context.Context) (api.WorkloadList, error)
 	Action(ctx context.Context, workload, action string) (api.ActionResult, error)
+	ClaimCoordinator(ctx context.Context, claim api.CoordinatorClaim) (api.CoordinatorState, error)
+	Backup(ctx context.Context, workload string, req api.BackupRequest) (api.BackupResult, error)
 }
 
 // Dialer returns a client for the agent of node at endpoint. Tests inject

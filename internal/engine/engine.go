@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"time"
 )
@@ -18,6 +21,11 @@ type Options struct {
 	Logger *slog.Logger
 	// ProbeTimeout bounds one probe of one agent (facts + workloads).
 	ProbeTimeout time.Duration
+	// Owner names this engine instance in leases and agent markers;
+	// default host name and process id.
+	Owner string
+	// Wait pauses between retries; tests inject one that returns at once.
+	Wait func(ctx context.Context, d time.Duration) error
 }
 
 // Engine is the orchestration engine. It is safe for concurrent use.
@@ -27,6 +35,8 @@ type Engine struct {
 	now          func() time.Time
 	log          *slog.Logger
 	probeTimeout time.Duration
+	ownerName    string
+	waitFn       func(ctx context.Context, d time.Duration) error
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -50,6 +60,23 @@ func New(o Options) (*Engine, error) {
 	if e.rand == nil {
 		e.rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x636c75737465))
 	}
+	e.ownerName, e.waitFn = o.Owner, o.Wait
+	if e.ownerName == "" {
+		host, _ := os.Hostname()
+		e.ownerName = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
+	if e.waitFn == nil {
+		e.waitFn = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
+	}
 	if e.probeTimeout <= 0 {
 		e.probeTimeout = 30 * time.Second
 	}
@@ -58,6 +85,10 @@ func New(o Options) (*Engine, error) {
 
 // Store returns the engine's catalog.
 func (e *Engine) Store() Store { return e.store }
+
+func (e *Engine) owner() string { return e.ownerName }
+
+func (e *Engine) wait(ctx context.Context, d time.Duration) error { return e.waitFn(ctx, d) }
 
 func (e *Engine) intN(n int) int {
 	e.randMu.Lock()

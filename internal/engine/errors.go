@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 )
 
 // NodeProblem classifies why a node failed a check, so callers can word a
@@ -90,3 +92,6 @@ func AsValidation(err error) (*ValidationError, bool) {
 	ok := errors.As(err, &v)
 	return v, ok
 }
+
+// ErrWrongPassword: a repository exists but the password does not open it.
+var ErrWrongPassword = repository.ErrWrongPassword

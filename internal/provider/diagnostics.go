@@ -162,3 +162,23 @@ func titleField(f string) string {
 	}
 	return strings.Join(words, " ")
 }
+
+func diagRepository(name, during string, err error) diag.Diagnostics {
+	if _, ok := engine.AsValidation(err); ok {
+		return diagValidation(err)
+	}
+	var diags diag.Diagnostics
+	switch {
+	case errors.Is(err, engine.ErrWrongPassword):
+		diags.AddAttributeError(path.Root("password"), "Wrong Repository Password",
+			detail(fmt.Sprintf("Repository %q already exists at its url and the password does not open it.", name),
+				"Use the repository's password, or point url at an empty location to create a new repository.", err))
+	case isNotFound(err):
+		diags.AddError("Repository Not Registered", detail(fmt.Sprintf("Repository %q is not in the engine's catalog.", name),
+			"Create it with a clusterguard_repository resource, or import it.", err))
+	default:
+		diags.AddError("Repository Error", detail(fmt.Sprintf("Failed %s repository %q.", during, name),
+			"Check that the location is reachable from this machine and from every node, and that the credentials allow reading and writing.", err))
+	}
+	return diags
+}

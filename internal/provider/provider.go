@@ -45,13 +45,26 @@ func New(version string, opts ...Option) func() provider.Provider {
 }
 
 type clusterguardProvider struct {
-	version string
-	now     func() time.Time
+	version  string
+	now      func() time.Time
+	runHooks engine.RunHooks
+	wait     func(context.Context, time.Duration) error
+}
+
+// WithRunHooks lets tests act at precise points of a backup run.
+func WithRunHooks(h engine.RunHooks) Option {
+	return func(p *clusterguardProvider) { p.runHooks = h }
+}
+
+// WithWait replaces the engine's retry backoff (tests return at once).
+func WithWait(wait func(context.Context, time.Duration) error) Option {
+	return func(p *clusterguardProvider) { p.wait = wait }
 }
 
 // providerData is what Configure hands to every resource and data source.
 type providerData struct {
-	engine *engine.Engine
+	engine   *engine.Engine
+	runHooks engine.RunHooks
 }
 
 func (p *clusterguardProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -139,6 +152,7 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 		Store:  store,
 		Dial:   engine.HTTPDialer(engine.HTTPDialerOptions{Token: token, TLSConfig: tlsConfig, RequestTimeout: timeout, Logger: tflogLogger(ctx)}),
 		Now:    p.now,
+		Wait:   p.wait,
 		Logger: tflogLogger(ctx),
 	})
 	if err != nil {
@@ -146,7 +160,7 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 		return
 	}
 	tflog.Debug(ctx, "clusterguard engine configured", map[string]any{"catalog": catalogPath, "request_timeout": timeout.String(), "tls_ca": caFile != ""})
-	data := &providerData{engine: eng}
+	data := &providerData{engine: eng, runHooks: p.runHooks}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }
@@ -154,6 +168,9 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 func (p *clusterguardProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewClusterResource,
+		NewRepositoryResource,
+		NewProtectionGroupResource,
+		NewBackupRunResource,
 	}
 }
 

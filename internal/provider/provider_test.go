@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
@@ -49,8 +51,14 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, nodes int, workloads ...string) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, nodes, nil, workloads...)
+}
+
+// newTestEnvWith passes env to every test workload (e.g. its flush size).
+func newTestEnvWith(t *testing.T, nodes int, env map[string]string, workloads ...string) *testEnv {
+	t.Helper()
 	testAccPreCheck(t)
-	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads})
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env})
 	return &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db")}
 }
 
@@ -100,5 +108,33 @@ func (e *testEnv) registerDirectly(t *testing.T, name string) {
 		MasterPolicy: engine.MasterRandom, JoinOrder: engine.JoinParallel,
 	}); err != nil {
 		t.Fatalf("register cluster: %v", err)
+	}
+}
+
+// testClock is an injectable clock tests move forward (RPO, retention).
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock { return &testClock{now: time.Now().UTC()} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// factories serve a provider built with options (clock, run hooks).
+func factories(opts ...Option) map[string]func() (tfprotov6.ProviderServer, error) {
+	opts = append([]Option{WithWait(func(context.Context, time.Duration) error { return nil })}, opts...)
+	return map[string]func() (tfprotov6.ProviderServer, error){
+		"clusterguard": providerserver.NewProtocol6WithError(New("test", opts...)()),
 	}
 }

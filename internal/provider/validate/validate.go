@@ -91,3 +91,18 @@ func AbsolutePath() validator.String {
 		return nil
 	}}
 }
+
+// RepositoryURL requires a directory path or s3://bucket[/prefix].
+func RepositoryURL() validator.String {
+	return stringFunc{desc: "an absolute directory path or s3://bucket/prefix", check: engine.ValidateRepositoryURL}
+}
+
+// Pattern requires s to match re, explaining what is expected.
+func Pattern(re *regexp.Regexp, what string) validator.String {
+	return stringFunc{desc: what, check: func(s string) error {
+		if !re.MatchString(s) {
+			return fmt.Errorf("%q is not %s", s, what)
+		}
+		return nil
+	}}
+}
