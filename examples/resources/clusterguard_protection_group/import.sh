@@ -1,0 +1,2 @@
+# A protection group is imported by its name.
+terraform import clusterguard_protection_group.databases databases

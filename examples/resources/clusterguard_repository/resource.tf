@@ -1,0 +1,35 @@
+# A repository in a directory every node can reach (here: NFS).
+resource "clusterguard_repository" "nfs" {
+  name     = "nfs"
+  url      = "/mnt/backup/clusterguard"
+  password = var.repository_password # write-only: never stored in state
+}
+
+# A repository in an S3-compatible bucket.
+resource "clusterguard_repository" "offsite" {
+  name              = "offsite"
+  url               = "s3://clusterguard-backups/prod"
+  endpoint          = "https://s3.eu-central-1.amazonaws.com"
+  region            = "eu-central-1"
+  access_key_id     = var.s3_access_key_id
+  secret_access_key = var.s3_secret_access_key
+  password          = var.repository_password
+
+  # Bump after changing the password: the key is re-wrapped, data is not re-encrypted.
+  password_version = 1
+}
+
+variable "repository_password" {
+  type      = string
+  sensitive = true
+}
+
+variable "s3_access_key_id" {
+  type      = string
+  sensitive = true
+}
+
+variable "s3_secret_access_key" {
+  type      = string
+  sensitive = true
+}
