@@ -328,21 +328,51 @@ func newPacker(r *Repository, target int, out chan<- *finishedPack, pool *sync.P
 	return &packer{r: r, target: target, out: out, pool: pool}
 }
 
-// add appends a sealed blob. When the pack reaches its target size it is
-// finished and queued (blocking while the upload queue is full).
+// add appends a sealed blob. A pack that would grow past its target is
+// finished first (and queued, blocking while the upload queue is full), so
+// pack buffers never have to grow.
 func (p *packer) add(ctx context.Context, e blobEntry, sealed []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.buf == nil {
-		p.buf = p.pool.Get().(*[]byte)
-		*p.buf = (*p.buf)[:0]
+	if err := p.makeRoomLocked(ctx, len(sealed)); err != nil {
+		return err
 	}
 	e.Offset = uint32(len(*p.buf))
 	e.Length = uint32(len(sealed))
 	*p.buf = append(*p.buf, sealed...)
 	p.blobs = append(p.blobs, e)
-	if len(*p.buf) >= p.target {
-		return p.finishLocked(ctx)
+	return nil
+}
+
+// sealAdd encrypts plain straight into the pack (saving a copy and a
+// scratch buffer per worker); e gets its offset and length filled in.
+func (p *packer) sealAdd(ctx context.Context, e blobEntry, plain, ad []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.makeRoomLocked(ctx, len(plain)+sealExtra); err != nil {
+		return 0, err
+	}
+	start := len(*p.buf)
+	out, err := p.r.crypt.seal(*p.buf, plain, ad)
+	if err != nil {
+		return 0, err
+	}
+	*p.buf = out
+	e.Offset = uint32(start)
+	e.Length = uint32(len(out) - start)
+	p.blobs = append(p.blobs, e)
+	return int(e.Length), nil
+}
+
+func (p *packer) makeRoomLocked(ctx context.Context, n int) error {
+	if p.buf != nil && len(p.blobs) > 0 && len(*p.buf)+n > p.target {
+		if err := p.finishLocked(ctx); err != nil {
+			return err
+		}
+	}
+	if p.buf == nil {
+		p.buf = p.pool.Get().(*[]byte)
+		*p.buf = (*p.buf)[:0]
 	}
 	return nil
 }
@@ -376,10 +406,12 @@ func (p *packer) finishLocked(ctx context.Context) error {
 	}
 }
 
-// newPackPool returns a pool of pack buffers sized for target.
-func newPackPool(target int) *sync.Pool {
+// newPackPool returns a pool of pack buffers sized for target plus one
+// blob of up to maxBlob bytes (a single blob bigger than the target gets a
+// pack of its own) and the header.
+func newPackPool(target, maxBlob int) *sync.Pool {
 	return &sync.Pool{New: func() any {
-		b := make([]byte, 0, target+maxChunkLimit/8)
+		b := make([]byte, 0, max(target, maxBlob+sealExtra)+64<<10)
 		return &b
 	}}
 }

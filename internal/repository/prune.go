@@ -333,7 +333,7 @@ func (r *Repository) repack(ctx context.Context, ps []ID, packs map[ID][]blobEnt
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	pool := newPackPool(r.opts.PackSize)
+	pool := newPackPool(r.opts.PackSize, max(r.cfg.Chunker.Max, maxTreeBlob))
 	out := make(chan *finishedPack, 1)
 	pk := newPacker(r, r.opts.PackSize, out, pool)
 	var (

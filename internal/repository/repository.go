@@ -40,7 +40,9 @@ type OpenOptions struct {
 	LockWait time.Duration
 	// Hostname is recorded in locks and keys for messages. Default os.Hostname.
 	Hostname string
-	// CompressionLevel: zstd.SpeedFastest (default) or zstd.SpeedDefault.
+	// CompressionLevel for new blobs. Default zstd.SpeedDefault: about 5%
+	// smaller than SpeedFastest on text for some 30% more compression CPU
+	// (incompressible chunks are detected and stored without trying).
 	CompressionLevel zstd.EncoderLevel
 }
 
@@ -73,7 +75,7 @@ func (o *OpenOptions) setDefaults() {
 		o.Hostname, _ = os.Hostname()
 	}
 	if o.CompressionLevel == 0 {
-		o.CompressionLevel = zstd.SpeedFastest
+		o.CompressionLevel = zstd.SpeedDefault
 	}
 }
 

@@ -120,6 +120,7 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 }
 
 type restoreFile struct {
+	seq       int // position in tree order
 	path      string
 	node      *node
 	mu        sync.Mutex
@@ -287,7 +288,7 @@ func (rs *restoreSession) planFile(p, osPath string, nd *node) error {
 	if err != nil {
 		return fmt.Errorf("restore: size %s in %s: %w", osPath, rs.o.Target, err)
 	}
-	rf := &restoreFile{path: p, node: nd}
+	rf := &restoreFile{seq: len(rs.files), path: p, node: nd}
 	rs.files = append(rs.files, rf)
 	rs.nFiles++
 	rs.bytes += int64(nd.Size)
@@ -321,6 +322,7 @@ func (rs *restoreSession) planFile(p, osPath string, nd *node) error {
 
 // readSpan is a contiguous byte range of a pack read with one Load.
 type readSpan struct {
+	order spanOrder
 	pack  ID
 	start int64
 	end   int64
@@ -351,14 +353,44 @@ func (rs *restoreSession) spans() []readSpan {
 			cur = &out[len(out)-1]
 		}
 	}
-	// Spans of one pack next to each other, packs in a stable order.
+	// Write files front to back as far as possible: sequential writes let
+	// the filesystem allocate contiguous extents, which is much cheaper
+	// than filling a sparse file in random order.
+	for i := range out {
+		out[i].order = out[i].firstTarget()
+	}
 	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].order, out[j].order
+		if a.file != b.file {
+			return a.file < b.file
+		}
+		if a.off != b.off {
+			return a.off < b.off
+		}
 		if out[i].pack != out[j].pack {
 			return strings.Compare(out[i].pack.String(), out[j].pack.String()) < 0
 		}
 		return out[i].start < out[j].start
 	})
 	return out
+}
+
+type spanOrder struct {
+	file int
+	off  int64
+}
+
+// firstTarget is the earliest (file, offset) the span writes to.
+func (sp *readSpan) firstTarget() spanOrder {
+	o := spanOrder{file: int(^uint(0) >> 1)}
+	for _, pb := range sp.blobs {
+		for _, t := range pb.targets {
+			if t.file.seq < o.file || (t.file.seq == o.file && t.off < o.off) {
+				o = spanOrder{file: t.file.seq, off: t.off}
+			}
+		}
+	}
+	return o
 }
 
 func (rs *restoreSession) writeData(ctx context.Context, workers int) error {

@@ -97,6 +97,10 @@ func (t *tree) find(name string) *node {
 //	      symlink target (uvarint length + bytes)
 const treeVersion = 1
 
+// maxTreeBlob bounds one encoded directory (about 100k entries of small
+// files), so the decoder's and packer's buffers stay bounded.
+const maxTreeBlob = 16 << 20
+
 const (
 	maxNameLen   = 4096
 	maxTargetLen = 64 << 10

@@ -271,57 +271,80 @@ func (v *verifier) readPacks(ctx context.Context) error {
 	return err
 }
 
+// readPack reads a whole pack (header, then the blobs in bounded spans so
+// memory stays small) and authenticates, decompresses and re-hashes every
+// blob the header lists; it also checks the index agrees with the header.
 func (v *verifier) readPack(ctx context.Context, pack ID, want []blobEntry) (int, error) {
 	r := v.r
-	data, err := r.be.Load(ctx, Handle{Type: PackFile, Name: pack.String()}, 0, 0)
+	h := Handle{Type: PackFile, Name: pack.String()}
+	fi, err := r.be.Stat(ctx, h)
+	var hdr []blobEntry
+	if err == nil {
+		hdr, err = r.loadPackHeader(ctx, pack, fi.Size)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		v.badPack(pack, fmt.Sprintf("unreadable: %v", err), want)
-		return 0, nil
-	}
-	atomic.AddInt64(&v.rep.BytesRead, int64(len(data)))
-	hdr, err := r.parsePackTail(pack, data, int64(len(data)))
-	if err != nil {
 		v.badPack(pack, fmt.Sprintf("header: %v", err), want)
 		// The blobs may still be intact: check each one the index knows.
 		hdr = nil
 	}
-	inHeader := make(map[ID]blobEntry, len(hdr))
-	for _, e := range hdr {
-		inHeader[e.ID] = e
-	}
+	check := want
 	if hdr != nil {
+		inHeader := make(map[ID]blobEntry, len(hdr))
+		for _, e := range hdr {
+			inHeader[e.ID] = e
+		}
 		for _, w := range want {
-			if h, ok := inHeader[w.ID]; !ok || h.Offset != w.Offset || h.Length != w.Length {
+			if h, ok := inHeader[w.ID]; !ok || h.Offset != w.Offset || h.Length != w.Length || h.Type != w.Type {
 				v.badBlob(pack, w.ID, "index entry does not match the pack header")
 			}
 		}
-	}
-	check := want
-	if hdr != nil {
 		check = hdr
 	}
+	sort.Slice(check, func(i, j int) bool { return check[i].Offset < check[j].Offset })
 	w := r.newBlobWorker()
-	var scratch []byte
+	var out []byte
 	n := 0
-	for _, e := range check {
-		if int64(e.Offset)+int64(e.Length) > int64(len(data)) {
-			v.badBlob(pack, e.ID, "extends past the end of the pack")
-			continue
+	for i := 0; i < len(check); {
+		// A span of consecutive blobs up to 4 MiB (or one bigger blob).
+		j, start, end := i, int64(check[i].Offset), int64(check[i].Offset)
+		for j < len(check) && (j == i || int64(check[j].Offset)+int64(check[j].Length)-start <= 4<<20) {
+			end = max(end, int64(check[j].Offset)+int64(check[j].Length))
+			j++
 		}
-		sealed := append(scratch[:0], data[e.Offset:e.Offset+e.Length]...)
-		scratch = sealed
-		content, err := r.openBlob(e, sealed, nil)
-		n++
+		data, err := r.be.Load(ctx, h, start, end-start)
+		if err == nil && int64(len(data)) != end-start {
+			err = fmt.Errorf("short read: %d of %d bytes", len(data), end-start)
+		}
 		if err != nil {
-			v.badBlob(pack, e.ID, err.Error())
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			for _, e := range check[i:j] {
+				v.badBlob(pack, e.ID, fmt.Sprintf("unreadable: %v", err))
+			}
+			i = j
 			continue
 		}
-		if got := w.id(e.Type, content); got != e.ID {
-			v.badBlob(pack, e.ID, fmt.Sprintf("content hashes to %s", got.Short()))
+		atomic.AddInt64(&v.rep.BytesRead, int64(len(data)))
+		for _, e := range check[i:j] {
+			lo := int64(e.Offset) - start
+			content, err := r.openBlob(e, data[lo:lo+int64(e.Length)], out)
+			n++
+			if err != nil {
+				v.badBlob(pack, e.ID, err.Error())
+				continue
+			}
+			if e.Flags&flagCompressed != 0 {
+				out = content
+			}
+			if got := w.id(e.Type, content); got != e.ID {
+				v.badBlob(pack, e.ID, fmt.Sprintf("content hashes to %s", got.Short()))
+			}
 		}
+		i = j
 	}
 	return n, nil
 }

@@ -334,7 +334,7 @@ func (c *cli) backup(args []string) error {
 	fs.StringVar(&root, "root", "", "root `DIR` the paths are relative to (default: the single directory given, else /)")
 	fs.StringVar(&parent, "parent", "", "parent snapshot id, or none (default: latest of the same workload/cluster/group)")
 	fs.Var(sizeFlag{&fixedThreshold}, "fixed-threshold", "files at least this `SIZE` use fixed-size chunking (default 64M; -1 never)")
-	fs.Var(sizeFlag{&fixedBlock}, "fixed-block", "block `SIZE` for fixed-size chunking (default 1M)")
+	fs.Var(sizeFlag{&fixedBlock}, "fixed-block", "block `SIZE` for fixed-size chunking (default 256K)")
 	fs.IntVar(&concurrency, "concurrency", 0, "worker count (default: number of CPUs)")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	paths, err := parse(fs, args)
