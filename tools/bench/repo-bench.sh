@@ -17,11 +17,17 @@
 #                     unless BENCH_KEEP=1
 #   BENCH_MARKDOWN    where to write the Markdown table (default build/bench-results.md)
 #   BENCH_SEED        dataset seed (default 1)
+#   BENCH_ROUNDS      how many times to run the whole sequence (default 3)
+#   BENCH_IMAGE_MIB, BENCH_SMALL_MIB  dataset sizes (default 768 and 256: 1 GiB;
+#                     smaller only for a quick smoke run of the script)
 #   BENCH_TOOLS       subset of "clusterguard restic borg" (default all three)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SEED="${BENCH_SEED:-1}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+IMAGE_MIB="${BENCH_IMAGE_MIB:-768}"
+SMALL_MIB="${BENCH_SMALL_MIB:-256}"
 TOOLS="${BENCH_TOOLS:-clusterguard restic borg}"
 MARKDOWN="${BENCH_MARKDOWN:-$repo_root/build/bench-results.md}"
 PASSWORD="bench-password-not-secret"
@@ -65,7 +71,7 @@ trap cleanup EXIT
 DATA="$WORK/data"
 RANGES="$WORK/changed-ranges.json"
 RESULTS="$WORK/results.tsv"
-mkdir -p "$WORK/bin" "$WORK/logs" "$WORK/repos" "$WORK/restore"
+mkdir -p "$WORK/bin"
 : >"$RESULTS"
 
 # --- binaries -----------------------------------------------------------------
@@ -80,12 +86,6 @@ else
 fi
 (cd "$repo_root" && go build -o "$WORK/bin/gendata" ./tools/bench/gendata)
 GENDATA="$WORK/bin/gendata"
-
-# --- dataset ------------------------------------------------------------------
-log "generating the dataset (seed $SEED)"
-"$GENDATA" generate -dir "$DATA" -seed "$SEED" >&2
-DATA_BYTES=$(find "$DATA" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
-DATA_FILES=$(find "$DATA" -type f | wc -l)
 
 # --- page cache ---------------------------------------------------------------
 # Dropping the page cache before each step makes every tool read from disk.
@@ -107,7 +107,7 @@ export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS
 repo_of() { echo "$WORK/repos/$1"; }
 
 # measure TOOL STEP DIR CMD...: runs CMD in DIR under /usr/bin/time -v and
-# appends one TSV line: tool step wall_s cpu_s rss_kib repo_bytes.
+# appends one TSV line: round tool step wall_s cpu_s rss_kib repo_bytes.
 measure() {
 	local tool=$1 step=$2 dir=$3
 	shift 3
@@ -126,7 +126,7 @@ measure() {
 	sys=$(awk -F': ' '/System time/ {print $2}' "$tf")
 	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tf")
 	size=$(du -sb "$(repo_of "$tool")" | cut -f1)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$step" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u+s}')" "$rss" "$size" >>"$RESULTS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROUND" "$tool" "$step" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u+s}')" "$rss" "$size" >>"$RESULTS"
 }
 
 # One function per tool and step; DATA is the working directory for backups
@@ -186,19 +186,44 @@ restored_matches() {
 
 STEPS="init backup-initial backup-unchanged backup-1pct restore verify"
 declare -A RESTORE_OK
-for step in $STEPS; do
-	if [[ $step == backup-1pct ]]; then
-		log "changing 1% of the dataset"
-		"$GENDATA" mutate -dir "$DATA" -ranges "$RANGES" -seed "$((SEED + 1000))" >&2
-	fi
-	for tool in $TOOLS; do
-		"step_$tool" "$step"
-		if [[ $step == restore ]]; then
-			RESTORE_OK[$tool]=$(restored_matches "$tool")
-			rm -rf "${WORK:?}/restore/$tool" # free the space before the next restore
+LOADAVG=""
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+	log "round $ROUND of $ROUNDS: generating the dataset (seed $SEED)"
+	rm -rf "$DATA" "$WORK/repos" "$WORK/restore" "$WORK/cache"
+	mkdir -p "$WORK/logs" "$WORK/repos" "$WORK/restore"
+	"$GENDATA" generate -dir "$DATA" -seed "$SEED" -image-mib "$IMAGE_MIB" -small-mib "$SMALL_MIB" >&2
+	DATA_BYTES=$(find "$DATA" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+	DATA_FILES=$(find "$DATA" -type f | wc -l)
+	LOADAVG+="$(cut -d' ' -f1-3 /proc/loadavg) / "
+	for step in $STEPS; do
+		if [[ $step == backup-1pct ]]; then
+			log "changing 1% of the dataset"
+			"$GENDATA" mutate -dir "$DATA" -ranges "$RANGES" -seed "$((SEED + 1000))" >&2
 		fi
+		for tool in $TOOLS; do
+			"step_$tool" "$step"
+			if [[ $step == restore ]]; then
+				ok=$(restored_matches "$tool")
+				[[ ${RESTORE_OK[$tool]:-yes} == yes ]] && RESTORE_OK[$tool]=$ok
+				rm -rf "${WORK:?}/restore/$tool" # free the space before the next restore
+			fi
+		done
 	done
 done
+
+# medians: one line per tool and step: tool step wall cpu rss size wall_min wall_max
+MEDIANS="$WORK/medians.tsv"
+awk -F'\t' '
+	function median(list,   n, a, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j+1] = a[j]; a[j+1] = t }
+		return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+	}
+	function lo(list,   n, a, i, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 < m + 0) m = a[i]; return m }
+	function hi(list,   n, a, i, m) { n = split(list, a, " "); m = a[1]; for (i = 2; i <= n; i++) if (a[i] + 0 > m + 0) m = a[i]; return m }
+	{ k = $2 "\t" $3; if (!(k in wall)) order[++n] = k; wall[k] = wall[k] " " $4; cpu[k] = cpu[k] " " $5; rss[k] = rss[k] " " $6; size[k] = size[k] " " $7 }
+	END { for (i = 1; i <= n; i++) { k = order[i]; printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k, median(wall[k]), median(cpu[k]), median(rss[k]), median(size[k]), lo(wall[k]), hi(wall[k]) } }
+' "$RESULTS" >"$MEDIANS"
 
 # --- report -------------------------------------------------------------------
 cpu_model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
@@ -211,58 +236,60 @@ cg_dirty=$(cd "$repo_root" && git status --porcelain 2>/dev/null | grep -q . && 
 	echo "### Results"
 	echo
 	echo "- Machine: $cpu_model, $(nproc) cores, ${mem_gib} GiB RAM, $(uname -sr), $fs_type filesystem (dataset, repositories and restores on the same disk)"
-	echo "- Dataset (seed $SEED): $(awk -v b="$DATA_BYTES" 'BEGIN {printf "%.2f GiB", b/1073741824}') in $DATA_FILES files: disk.img 768 MiB (zero/random/text extents) + small text and binary files; the change: 1% of disk.img in 64 KiB-1 MiB ranges + 1% of the small files"
+	echo "- Dataset (seed $SEED): $(awk -v b="$DATA_BYTES" 'BEGIN {printf "%.2f GiB", b/1073741824}') in $DATA_FILES files: disk.img $IMAGE_MIB MiB (zero/random/text extents) + $SMALL_MIB MiB of small text and binary files; the change: 1% of disk.img in 64 KiB-1 MiB ranges + 1% of the small files"
 	echo "- Versions: clusterguard $cg_version$cg_dirty; $(restic version | cut -d' ' -f1-2); $(borg --version)"
 	echo "- Settings: clusterguard defaults (zstd, encrypted); restic repository v2, compression auto (default); borg encryption $BORG_ENCRYPTION, compression $BORG_COMPRESSION"
 	echo "- $CACHE_NOTE"
-	echo "- MiB/s = dataset size / wall time (for the re-backups too: effective throughput). CPU = user + system. Repo = du -sb after the step."
+	echo "- $ROUNDS rounds, each on a fresh dataset and fresh repositories; figures are medians, the wall range is min-max over the rounds. Load average (1/5/15 min) at the start of each round: ${LOADAVG% / }"
+	echo "- MiB/s = dataset size / median wall time (for the re-backups too: effective throughput). CPU = user + system. Repo = du -sb after the step."
 	echo
-	echo "| step | tool | wall s | MiB/s | CPU s | peak RSS MiB | repo MiB |"
-	echo "|---|---|---:|---:|---:|---:|---:|"
+	echo "| step | tool | wall s | wall range s | MiB/s | CPU s | peak RSS MiB | repo MiB |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|"
 	for step in $STEPS; do
 		for tool in $TOOLS; do
 			awk -F'\t' -v t="$tool" -v s="$step" -v b="$DATA_BYTES" '$1==t && $2==s {
 				rate = (s == "init" || $3 == 0) ? "-" : sprintf("%.0f", b/1048576/$3)
-				printf "| %s | %s | %.2f | %s | %.2f | %.0f | %.1f |\n", s, t, $3, rate, $4, $5/1024, $6/1048576
-			}' "$RESULTS"
+				printf "| %s | %s | %.2f | %.2f-%.2f | %s | %.2f | %.0f | %.1f |\n", s, t, $3, $7, $8, rate, $4, $5/1024, $6/1048576
+			}' "$MEDIANS"
 		done
 	done
 	echo
 	echo "Restore matches the source: $(for t in $TOOLS; do printf '%s %s; ' "$t" "${RESTORE_OK[$t]}"; done)"
 	if [[ " $TOOLS " == *" clusterguard "* && " $TOOLS " == *" restic "* ]]; then
 		echo
-		echo "### Targets (clusterguard vs restic)"
+		echo "### Targets (clusterguard vs restic, on the medians)"
 		echo
 		awk -F'\t' -v b="$DATA_BYTES" '
-			{ wall[$1,$2]=$3; rss[$1,$2]=$5; size[$1,$2]=$6 }
+			{ wall[$1,$2]=$3; cpu[$1,$2]=$4; rss[$1,$2]=$5; size[$1,$2]=$6 }
 			function verdict(ok) { return ok ? "met" : "**missed**" }
 			function maxrss(t,   m, s) { m=0; split("backup-initial backup-unchanged backup-1pct restore verify", st, " ");
 				for (i in st) if (rss[t,st[i]] > m) m = rss[t,st[i]]; return m }
 			END {
-				print "| target | measured | result |"
-				print "|---|---|---|"
+				print "| target | measured (wall, medians) | result | CPU time for comparison |"
+				print "|---|---|---|---|"
 				r = wall["restic","backup-initial"] / wall["clusterguard","backup-initial"]
-				printf "| initial backup >= 1.5x restic throughput | %.2fx (%.2f s vs %.2f s) | %s |\n", r, wall["clusterguard","backup-initial"], wall["restic","backup-initial"], verdict(r >= 1.5)
+				printf "| initial backup >= 1.5x restic throughput | %.2fx (%.2f s vs %.2f s) | %s | restic uses %.2fx our CPU (%.2f s vs %.2f s) |\n", r, wall["clusterguard","backup-initial"], wall["restic","backup-initial"], verdict(r >= 1.5), cpu["restic","backup-initial"]/cpu["clusterguard","backup-initial"], cpu["restic","backup-initial"], cpu["clusterguard","backup-initial"]
 				g = b / 1073741824; u = wall["clusterguard","backup-unchanged"] / g
-				printf "| unchanged re-backup <= 0.5 s per GiB | %.3f s/GiB | %s |\n", u, verdict(u <= 0.5)
+				printf "| unchanged re-backup <= 0.5 s per GiB | %.3f s/GiB | %s | %.2f CPU s |\n", u, verdict(u <= 0.5), cpu["clusterguard","backup-unchanged"]
 				p = wall["clusterguard","backup-1pct"] / wall["clusterguard","backup-initial"]
-				printf "| 1%% change with range hints <= 5%% of the initial time | %.1f%% (%.2f s vs %.2f s) | %s |\n", 100*p, wall["clusterguard","backup-1pct"], wall["clusterguard","backup-initial"], verdict(p <= 0.05)
+				printf "| 1%% change with range hints <= 5%% of the initial time | %.1f%% (%.2f s vs %.2f s) | %s | %.1f%% of the initial CPU |\n", 100*p, wall["clusterguard","backup-1pct"], wall["clusterguard","backup-initial"], verdict(p <= 0.05), 100*cpu["clusterguard","backup-1pct"]/cpu["clusterguard","backup-initial"]
 				r = wall["restic","restore"] / wall["clusterguard","restore"]
-				printf "| restore >= 2x restic | %.2fx (%.2f s vs %.2f s) | %s |\n", r, wall["clusterguard","restore"], wall["restic","restore"], verdict(r >= 2)
+				printf "| restore >= 2x restic | %.2fx (%.2f s vs %.2f s) | %s | restic uses %.2fx our CPU (%.2f s vs %.2f s) |\n", r, wall["clusterguard","restore"], wall["restic","restore"], verdict(r >= 2), cpu["restic","restore"]/cpu["clusterguard","restore"], cpu["restic","restore"], cpu["clusterguard","restore"]
 				s1 = size["clusterguard","verify"]; s2 = size["restic","verify"]
-				printf "| repository size <= restic | %.1f MiB vs %.1f MiB (%.2fx) | %s |\n", s1/1048576, s2/1048576, s1/s2, verdict(s1 <= s2)
+				printf "| repository size <= restic | %.1f MiB vs %.1f MiB (%.2fx) | %s | |\n", s1/1048576, s2/1048576, s1/s2, verdict(s1 <= s2)
 				m1 = maxrss("clusterguard"); m2 = maxrss("restic")
-				printf "| peak RSS <= restic (max over backup, restore, verify) | %.0f MiB vs %.0f MiB (%.2fx) | %s |\n", m1/1024, m2/1024, m1/m2, verdict(m1 <= m2)
+				printf "| peak RSS <= restic (max over backup, restore, verify) | %.0f MiB vs %.0f MiB (%.2fx) | %s | |\n", m1/1024, m2/1024, m1/m2, verdict(m1 <= m2)
 				split("backup-initial backup-unchanged backup-1pct restore verify", st, " ")
 				line = ""
 				for (i = 1; i <= 5; i++) line = line sprintf("%s %.0f/%.0f MiB; ", st[i], rss["clusterguard",st[i]]/1024, rss["restic",st[i]]/1024)
 				print ""
 				print "Peak RSS per step (clusterguard/restic): " line
-			}' "$RESULTS"
+			}' "$MEDIANS"
 	fi
 } >"$WORK/results.md"
 
 mkdir -p "$(dirname "$MARKDOWN")"
 cp "$WORK/results.md" "$MARKDOWN"
+cp "$RESULTS" "${MARKDOWN%.md}.tsv" # every round's raw figures
 cat "$WORK/results.md"
 log "Markdown written to $MARKDOWN"
