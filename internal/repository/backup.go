@@ -156,6 +156,8 @@ type backupSession struct {
 	blockSize int
 	threshold int64
 	workers   int
+	uploaders int
+	readers   int
 
 	parent     *Snapshot
 	parentTree ID
@@ -165,7 +167,8 @@ type backupSession struct {
 	packCh  chan *finishedPack
 
 	bufs       *bufPools
-	packPool   *sync.Pool
+	packBufs   *bufRing
+	windows    *bufRing // readCDC windows
 	dataPacker *packer
 	treePacker *packer
 
@@ -174,6 +177,8 @@ type backupSession struct {
 
 	filesMu sync.Mutex
 	files   []*fileState
+
+	walkSem chan struct{} // extra directory walkers
 
 	skippedMu sync.Mutex
 	skipped   []string
@@ -266,12 +271,23 @@ func (r *Repository) newBackupSession(ctx context.Context, o BackupOptions) (*ba
 	}
 	bufSize := max(r.cfg.Chunker.Max, s.blockSize)
 	s.bufs = newBufPools(bufSize)
-	s.packPool = newPackPool(r.opts.PackSize, bufSize)
+	// One pack filling and one per uploader: 48 MiB with the defaults.
+	s.uploaders = 2
+	// Many readers keep several reads in flight, which hides per-file
+	// latency (cold caches, network filesystems); they hold little memory
+	// as small files are read straight into chunk-sized buffers and only
+	// two large files at a time get a streaming window.
+	s.readers = max(8, 2*s.workers)
+	s.windows = newBufRing(2, 2*r.cfg.Chunker.Max)
+	s.packBufs = newBufRing(s.uploaders+1, packBufSize(r.opts.PackSize, bufSize))
 	s.fileCh = make(chan *fileJob, 64)
+	s.walkSem = make(chan struct{}, 3)
 	s.chunkCh = make(chan *chunkJob, s.workers)
 	s.packCh = make(chan *finishedPack)
-	s.dataPacker = newPacker(r, r.opts.PackSize, s.packCh, s.packPool)
-	s.treePacker = newPacker(r, max(r.opts.PackSize/4, 1<<20), s.packCh, newPackPool(max(r.opts.PackSize/4, 1<<20), maxTreeBlob))
+	s.dataPacker = newPacker(r, r.opts.PackSize, s.packCh, s.packBufs)
+	treeTarget := max(r.opts.PackSize/4, 1<<20)
+	// Tree packs are small; a rare huge directory grows its buffer.
+	s.treePacker = newPacker(r, treeTarget, s.packCh, newBufRing(2, treeTarget+64<<10))
 	return s, nil
 }
 
@@ -414,7 +430,7 @@ type dirState struct {
 // run executes the pipeline and returns the root tree id.
 func (s *backupSession) run(ctx context.Context) (ID, error) {
 	g, gctx := errgroup.WithContext(ctx)
-	for range max(2, s.workers) {
+	for range s.uploaders {
 		g.Go(func() error { return s.uploader(gctx) })
 	}
 	var root ID
@@ -455,13 +471,12 @@ func (s *backupSession) produce(ctx context.Context) (ID, error) {
 		return err
 	})
 	var readers sync.WaitGroup
-	for range s.workers {
+	for range s.readers {
 		readers.Add(1)
 		g.Go(func() error {
 			defer readers.Done()
-			rb := make([]byte, 2*s.r.cfg.Chunker.Max)
 			for job := range s.fileCh {
-				if err := s.readFile(gctx, job, rb); err != nil {
+				if err := s.readFile(gctx, job); err != nil {
 					return err
 				}
 			}
@@ -528,6 +543,13 @@ func (s *backupSession) walkDir(ctx context.Context, abs, rel string, sel *selec
 		sort.Strings(names)
 	}
 	d := &dirState{}
+	type subdir struct {
+		i        int
+		abs, rel string
+		sel      *selection
+		parent   *node
+	}
+	var subdirs []subdir
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -557,23 +579,13 @@ func (s *backupSession) walkDir(ctx context.Context, abs, rel string, sel *selec
 		if parent != nil {
 			pn = parent.find(name)
 		}
-		var sub *dirState
 		switch {
 		case fi.IsDir():
 			childSel := sel
 			if !sel.all {
 				childSel = sel.children[name]
 			}
-			var ptree *tree
-			if pn != nil && pn.Type == NodeDir {
-				if t, err := s.r.loadTree(ctx, pn.Subtree); err == nil {
-					ptree = t
-				}
-			}
-			sub, err = s.walkDir(ctx, cabs, crel, childSel, ptree)
-			if err != nil {
-				return nil, err
-			}
+			subdirs = append(subdirs, subdir{i: len(d.nodes), abs: cabs, rel: crel, sel: childSel, parent: pn})
 			s.nDirs.Add(1)
 		case fi.Mode()&fs.ModeSymlink != 0:
 			nd.Target, err = os.Readlink(cabs)
@@ -591,7 +603,38 @@ func (s *backupSession) walkDir(ctx context.Context, abs, rel string, sel *selec
 			continue
 		}
 		d.nodes = append(d.nodes, nd)
-		d.sub = append(d.sub, sub)
+		d.sub = append(d.sub, nil)
+	}
+	// Subdirectories are walked in parallel while walker slots are free
+	// (stat calls and parent-tree loads overlap), inline otherwise.
+	var wg sync.WaitGroup
+	errs := make([]error, len(subdirs))
+	for k, sd := range subdirs {
+		walk := func() {
+			var ptree *tree
+			if sd.parent != nil && sd.parent.Type == NodeDir {
+				if t, err := s.r.loadTree(ctx, sd.parent.Subtree); err == nil {
+					ptree = t
+				}
+			}
+			d.sub[sd.i], errs[k] = s.walkDir(ctx, sd.abs, sd.rel, sd.sel, ptree)
+		}
+		select {
+		case s.walkSem <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer func() { <-s.walkSem; wg.Done() }()
+				walk()
+			}()
+		default:
+			walk()
+		}
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
 	}
 	return d, nil
 }
@@ -715,7 +758,7 @@ func (s *backupSession) emit(ctx context.Context, f *fileState, buf *[]byte, n i
 
 // readFile reads one file and emits its chunks. rb is the reader's scratch
 // buffer for content-defined chunking.
-func (s *backupSession) readFile(ctx context.Context, job *fileJob, rb []byte) error {
+func (s *backupSession) readFile(ctx context.Context, job *fileJob) error {
 	f, err := os.OpenFile(job.abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -734,10 +777,13 @@ func (s *backupSession) readFile(ctx context.Context, job *fileJob, rb []byte) e
 	}
 	// The content recorded is what is read now; record the matching times.
 	job.st.node.MTime = fi.ModTime().UnixNano()
-	if job.fixed {
+	switch {
+	case job.fixed:
 		err = s.readFixed(ctx, job, f, fi.Size())
-	} else {
-		err = s.readCDC(ctx, job, f, rb)
+	case fi.Size() < int64(s.r.chunk.max):
+		err = s.readSmall(ctx, job, f, fi.Size())
+	default:
+		err = s.readCDC(ctx, job, f)
 	}
 	if err != nil {
 		return err
@@ -747,7 +793,60 @@ func (s *backupSession) readFile(ctx context.Context, job *fileJob, rb []byte) e
 	return nil
 }
 
-func (s *backupSession) readCDC(ctx context.Context, job *fileJob, f *os.File, rb []byte) error {
+// readSmall reads a file shorter than the maximum chunk in one go into a
+// chunk buffer; usually that buffer is the one chunk, with no copying.
+func (s *backupSession) readSmall(ctx context.Context, job *fileJob, f *os.File, size int64) error {
+	if size == 0 {
+		return nil
+	}
+	buf := s.bufs.get(int(size) + 1)
+	data := (*buf)[:cap(*buf)]
+	n, err := io.ReadFull(f, data)
+	s.bytesRead.Add(int64(n))
+	switch {
+	case n == len(data):
+		// It grew past the buffer while we read: start over, streaming.
+		s.bufs.put(buf)
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("backup: read %s: %w", job.abs, err)
+		}
+		s.bytesRead.Add(-int64(n))
+		return s.readCDC(ctx, job, f)
+	case err != nil && err != io.ErrUnexpectedEOF && err != io.EOF:
+		s.bufs.put(buf)
+		return fmt.Errorf("backup: read %s: %w", job.abs, err)
+	case n == 0:
+		s.bufs.put(buf)
+		return nil
+	}
+	data = data[:n]
+	first := s.r.chunk.cut(data)
+	if first == n {
+		return s.emit(ctx, job.st, buf, n)
+	}
+	for off := 0; off < n; {
+		l := s.r.chunk.cut(data[off:])
+		piece := s.bufs.get(l)
+		copy(*piece, data[off:off+l])
+		if err := s.emit(ctx, job.st, piece, l); err != nil {
+			s.bufs.put(buf)
+			return err
+		}
+		off += l
+	}
+	s.bufs.put(buf)
+	return nil
+}
+
+// readCDC streams a large file through a window of twice the maximum chunk
+// size and copies each chunk out.
+func (s *backupSession) readCDC(ctx context.Context, job *fileJob, f *os.File) error {
+	rbp, err := s.windows.get(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.windows.put(rbp)
+	rb := (*rbp)[:cap(*rbp)]
 	c := s.r.chunk
 	start, end := 0, 0
 	eof := false
@@ -821,6 +920,8 @@ func (s *backupSession) readFixed(ctx context.Context, job *fileJob, f *os.File,
 		}
 		return ei >= len(ext) || ext[ei].Offset >= hi
 	}
+	direct := openDirect(job.abs)
+	defer direct.Close()
 	for b := int64(0); b < nblocks; b++ {
 		lo := b * bs
 		n := min(bs, size-lo)
@@ -834,7 +935,13 @@ func (s *backupSession) readFixed(ctx context.Context, job *fileJob, f *os.File,
 			continue
 		}
 		buf := s.bufs.get(int(n))
-		m, err := f.ReadAt((*buf)[:n], lo)
+		m, ok := direct.readAt((*buf)[:n], lo)
+		var err error
+		if !ok {
+			m, err = f.ReadAt((*buf)[:n], lo)
+		} else if int64(m) < n {
+			err = io.EOF
+		}
 		s.bytesRead.Add(int64(m))
 		if err == io.EOF && m > 0 {
 			err = nil // file shrank: store what is there
@@ -920,7 +1027,7 @@ func (s *backupSession) uploader(ctx context.Context) error {
 			return fmt.Errorf("backup of %s: %w", s.root, err)
 		}
 		s.r.noteUploaded(pe)
-		s.packPool.Put(p.buf)
+		p.ring.put(p.buf)
 		// Index every 64 packs, so an interrupted large backup keeps most
 		// of its work for the next run.
 		if s.packsSinceSave.Add(1)%64 == 0 {

@@ -308,7 +308,8 @@ func (r *Repository) loadPackHeader(ctx context.Context, id ID, size int64) ([]b
 type finishedPack struct {
 	data  []byte
 	blobs []blobEntry
-	buf   *[]byte // returned to the pool after upload
+	buf   *[]byte // returned to ring after upload
+	ring  *bufRing
 }
 
 // packer accumulates sealed blobs into packs of about target bytes and hands
@@ -317,15 +318,15 @@ type packer struct {
 	r      *Repository
 	target int
 	out    chan<- *finishedPack
-	pool   *sync.Pool
+	bufs   *bufRing
 
 	mu    sync.Mutex
 	buf   *[]byte
 	blobs []blobEntry
 }
 
-func newPacker(r *Repository, target int, out chan<- *finishedPack, pool *sync.Pool) *packer {
-	return &packer{r: r, target: target, out: out, pool: pool}
+func newPacker(r *Repository, target int, out chan<- *finishedPack, bufs *bufRing) *packer {
+	return &packer{r: r, target: target, out: out, bufs: bufs}
 }
 
 // add appends a sealed blob. A pack that would grow past its target is
@@ -371,7 +372,11 @@ func (p *packer) makeRoomLocked(ctx context.Context, n int) error {
 		}
 	}
 	if p.buf == nil {
-		p.buf = p.pool.Get().(*[]byte)
+		b, err := p.bufs.get(ctx)
+		if err != nil {
+			return err
+		}
+		p.buf = b
 		*p.buf = (*p.buf)[:0]
 	}
 	return nil
@@ -396,7 +401,7 @@ func (p *packer) finishLocked(ctx context.Context) error {
 	sealedLen := len(data) - len(*p.buf)
 	data = binary.LittleEndian.AppendUint32(data, uint32(sealedLen))
 	*p.buf = data
-	fp := &finishedPack{data: data, blobs: p.blobs, buf: p.buf}
+	fp := &finishedPack{data: data, blobs: p.blobs, buf: p.buf, ring: p.bufs}
 	p.buf, p.blobs = nil, nil
 	select {
 	case p.out <- fp:
@@ -406,14 +411,53 @@ func (p *packer) finishLocked(ctx context.Context) error {
 	}
 }
 
-// newPackPool returns a pool of pack buffers sized for target plus one
-// blob of up to maxBlob bytes (a single blob bigger than the target gets a
-// pack of its own) and the header.
-func newPackPool(target, maxBlob int) *sync.Pool {
-	return &sync.Pool{New: func() any {
-		b := make([]byte, 0, max(target, maxBlob+sealExtra)+64<<10)
-		return &b
-	}}
+// bufRing hands out at most n buffers, allocated on first use, so the
+// memory of packs being filled or uploaded is bounded (n·size) however
+// slow the backend is: get blocks until a buffer comes back.
+type bufRing struct {
+	free chan *[]byte
+	size int
+	mu   sync.Mutex
+	made int
+}
+
+func newBufRing(n, size int) *bufRing {
+	return &bufRing{free: make(chan *[]byte, n), size: size}
+}
+
+func (b *bufRing) get(ctx context.Context) (*[]byte, error) {
+	select {
+	case buf := <-b.free:
+		return buf, nil
+	default:
+	}
+	b.mu.Lock()
+	if b.made < cap(b.free) {
+		b.made++
+		b.mu.Unlock()
+		buf := make([]byte, 0, b.size)
+		return &buf, nil
+	}
+	b.mu.Unlock()
+	select {
+	case buf := <-b.free:
+		return buf, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *bufRing) put(buf *[]byte) {
+	select {
+	case b.free <- buf:
+	default: // not one of ours; let it go
+	}
+}
+
+// packBufSize is the capacity for packs of target bytes holding blobs of up
+// to maxBlob bytes (a bigger blob gets a pack of its own), plus the header.
+func packBufSize(target, maxBlob int) int {
+	return max(target, maxBlob+sealExtra) + 64<<10
 }
 
 // randomID returns a fresh random id (pack, index and lock names).

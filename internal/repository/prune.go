@@ -333,9 +333,9 @@ func (r *Repository) repack(ctx context.Context, ps []ID, packs map[ID][]blobEnt
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	pool := newPackPool(r.opts.PackSize, max(r.cfg.Chunker.Max, maxTreeBlob))
-	out := make(chan *finishedPack, 1)
-	pk := newPacker(r, r.opts.PackSize, out, pool)
+	bufs := newBufRing(3, packBufSize(r.opts.PackSize, r.cfg.Chunker.Max))
+	out := make(chan *finishedPack)
+	pk := newPacker(r, r.opts.PackSize, out, bufs)
 	var (
 		mu     sync.Mutex
 		result []packEntries
@@ -351,7 +351,7 @@ func (r *Repository) repack(ctx context.Context, ps []ID, packs map[ID][]blobEnt
 				if err != nil {
 					return err
 				}
-				pool.Put(fp.buf)
+				bufs.put(fp.buf)
 				mu.Lock()
 				result = append(result, pe)
 				mu.Unlock()

@@ -77,7 +77,8 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 	}
 	defer root.Close()
 
-	rs := &restoreSession{r: r, o: o, root: root, snap: snap, blobs: map[ID]*plannedBlob{}}
+	rs := &restoreSession{r: r, o: o, root: root, snap: snap, blobs: map[ID]*plannedBlob{},
+		walkSem: make(chan struct{}, 7), asRoot: os.Geteuid() == 0}
 	for _, inc := range o.Include {
 		c := path.Clean(filepath.ToSlash(inc))
 		if c == "." || c == "/" {
@@ -86,9 +87,10 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 		}
 		rs.include = append(rs.include, strings.TrimPrefix(c, "/"))
 	}
-	if err := rs.plan(ctx, snap.Tree, "", 0); err != nil {
+	if err := rs.walk(ctx, snap.Tree, "", 0); err != nil {
 		return st, err
 	}
+	rs.planData()
 	for _, inc := range rs.include {
 		if !rs.matched[inc] {
 			return st, fmt.Errorf("restore: %s is not in snapshot %s: %w", inc, snap.ShortID(), ErrFileNotFound)
@@ -101,7 +103,7 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 	if err := rs.writeData(ctx, workers); err != nil {
 		return st, err
 	}
-	if err := rs.finish(ctx); err != nil {
+	if err := rs.finish(ctx, workers); err != nil {
 		return st, err
 	}
 	st = RestoreStats{
@@ -120,12 +122,13 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 }
 
 type restoreFile struct {
-	seq       int // position in tree order
+	seq       int // position in path order
 	path      string
 	node      *node
 	mu        sync.Mutex
+	created   bool
 	f         *os.File
-	remaining int
+	remaining int // blobs still to write
 	damaged   string
 }
 
@@ -152,10 +155,13 @@ type restoreSession struct {
 	include []string
 	matched map[string]bool
 
-	files []*restoreFile
-	dirs  []restoreDir
-	links []restoreDir
-	blobs map[ID]*plannedBlob
+	mu      sync.Mutex // guards the lists and matched during the walk
+	files   []*restoreFile
+	dirs    []restoreDir
+	links   []restoreDir
+	blobs   map[ID]*plannedBlob
+	walkSem chan struct{}
+	asRoot  bool
 
 	nFiles, nDirs, nLinks, bytes int64
 	written                      atomic.Int64
@@ -168,11 +174,13 @@ func (rs *restoreSession) selected(p string) (full, traverse bool) {
 	}
 	for _, inc := range rs.include {
 		if p == inc || strings.HasPrefix(p, inc+"/") {
-			if rs.matched == nil {
-				rs.matched = map[string]bool{}
-			}
 			if p == inc {
+				rs.mu.Lock()
+				if rs.matched == nil {
+					rs.matched = map[string]bool{}
+				}
 				rs.matched[inc] = true
+				rs.mu.Unlock()
 			}
 			return true, true
 		}
@@ -183,9 +191,10 @@ func (rs *restoreSession) selected(p string) (full, traverse bool) {
 	return false, traverse
 }
 
-// plan walks the tree, creates directories and empty files of the right
-// size, and groups the data to write by blob.
-func (rs *restoreSession) plan(ctx context.Context, treeID ID, dir string, depth int) error {
+// walk loads the trees (subdirectories in parallel, which hides the
+// latency of reading them) and creates the directories; files and symlinks
+// are only listed here and created by the data and finish phases.
+func (rs *restoreSession) walk(ctx context.Context, treeID ID, dir string, depth int) error {
 	if depth > 4096 {
 		return fmt.Errorf("restore: directory nesting deeper than 4096 at %s", dir)
 	}
@@ -193,6 +202,11 @@ func (rs *restoreSession) plan(ctx context.Context, treeID ID, dir string, depth
 	if err != nil {
 		return fmt.Errorf("restore: snapshot %s: directory %q: %w", rs.snap.ShortID(), dir, err)
 	}
+	type subdir struct {
+		id   ID
+		path string
+	}
+	var subdirs []subdir
 	for _, nd := range t.Nodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -211,21 +225,77 @@ func (rs *restoreSession) plan(ctx context.Context, treeID ID, dir string, depth
 			if err := rs.mkdir(osPath); err != nil {
 				return err
 			}
-			rs.nDirs++
+			rs.mu.Lock()
 			rs.dirs = append(rs.dirs, restoreDir{path: osPath, node: nd})
-			if err := rs.plan(ctx, nd.Subtree, p, depth+1); err != nil {
-				return err
-			}
+			rs.mu.Unlock()
+			subdirs = append(subdirs, subdir{nd.Subtree, p})
 		case NodeSymlink:
-			rs.nLinks++
+			rs.mu.Lock()
 			rs.links = append(rs.links, restoreDir{path: osPath, node: nd})
+			rs.mu.Unlock()
 		case NodeFile:
-			if err := rs.planFile(p, osPath, nd); err != nil {
-				return err
-			}
+			rs.mu.Lock()
+			rs.files = append(rs.files, &restoreFile{path: p, node: nd})
+			rs.mu.Unlock()
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(subdirs))
+	for i, sd := range subdirs {
+		select {
+		case rs.walkSem <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer func() { <-rs.walkSem; wg.Done() }()
+				errs[i] = rs.walk(ctx, sd.id, sd.path, depth+1)
+			}()
+		default:
+			errs[i] = rs.walk(ctx, sd.id, sd.path, depth+1)
+		}
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// planData orders the files and groups the data to write by blob.
+func (rs *restoreSession) planData() {
+	sort.Slice(rs.files, func(i, j int) bool { return rs.files[i].path < rs.files[j].path })
+	rs.nDirs, rs.nLinks = int64(len(rs.dirs)), int64(len(rs.links))
+	x := rs.r.index()
+	for i, rf := range rs.files {
+		rf.seq = i
+		rs.nFiles++
+		rs.bytes += int64(rf.node.Size)
+		var off int64
+		for _, c := range rf.node.Content {
+			if !c.ID.IsZero() {
+				pb := rs.blobs[c.ID]
+				if pb == nil {
+					loc, ok := x.lookup(c.ID)
+					if !ok || loc.Type != dataBlob {
+						rf.damaged = fmt.Sprintf("chunk %s is missing from the repository", c.ID.Short())
+					} else {
+						pb = &plannedBlob{loc: loc}
+						rs.blobs[c.ID] = pb
+					}
+				}
+				if pb != nil {
+					if int64(pb.loc.RawLength) != int64(c.Length) {
+						rf.damaged = fmt.Sprintf("chunk %s has length %d, file expects %d", c.ID.Short(), pb.loc.RawLength, c.Length)
+					} else {
+						pb.targets = append(pb.targets, blobTarget{file: rf, off: off})
+						rf.remaining++
+					}
+				}
+			}
+			off += int64(c.Length)
+		}
+	}
 }
 
 func (rs *restoreSession) mkdir(p string) error {
@@ -271,51 +341,43 @@ func (rs *restoreSession) removeExisting(p string) error {
 	return nil
 }
 
-func (rs *restoreSession) planFile(p, osPath string, nd *node) error {
-	if err := rs.removeExisting(osPath); err != nil {
-		return err
+// create makes the file, empty and of its final size (unwritten ranges
+// stay holes), replacing whatever was at its path. Called with f.mu held.
+func (rs *restoreSession) create(f *restoreFile) error {
+	osPath := filepath.FromSlash(f.path)
+	h, err := rs.root.OpenFile(osPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err := rs.removeExisting(osPath); err != nil {
+			return err
+		}
+		h, err = rs.root.OpenFile(osPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	}
-	f, err := rs.root.OpenFile(osPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("restore: create %s in %s: %w", osPath, rs.o.Target, err)
 	}
-	if nd.Size > 0 {
-		err = f.Truncate(int64(nd.Size)) // unwritten ranges stay holes
+	if f.node.Size > 0 {
+		if err := h.Truncate(int64(f.node.Size)); err != nil {
+			h.Close()
+			return fmt.Errorf("restore: size %s in %s: %w", osPath, rs.o.Target, err)
+		}
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	f.f, f.created = h, true
+	return nil
+}
+
+// done closes a file whose last blob was handled and, if it is intact,
+// applies its metadata. Called with f.mu held.
+func (rs *restoreSession) done(f *restoreFile) error {
+	var err error
+	if f.f != nil {
+		err = f.f.Close()
+		f.f = nil
 	}
 	if err != nil {
-		return fmt.Errorf("restore: size %s in %s: %w", osPath, rs.o.Target, err)
+		return fmt.Errorf("restore: close %s in %s: %w", f.path, rs.o.Target, err)
 	}
-	rf := &restoreFile{seq: len(rs.files), path: p, node: nd}
-	rs.files = append(rs.files, rf)
-	rs.nFiles++
-	rs.bytes += int64(nd.Size)
-	x := rs.r.index()
-	var off int64
-	for _, c := range nd.Content {
-		if !c.ID.IsZero() {
-			pb := rs.blobs[c.ID]
-			if pb == nil {
-				loc, ok := x.lookup(c.ID)
-				if !ok || loc.Type != dataBlob {
-					rf.damaged = fmt.Sprintf("chunk %s is missing from the repository", c.ID.Short())
-				} else {
-					pb = &plannedBlob{loc: loc}
-					rs.blobs[c.ID] = pb
-				}
-			}
-			if pb != nil {
-				if int64(pb.loc.RawLength) != int64(c.Length) {
-					rf.damaged = fmt.Sprintf("chunk %s has length %d, file expects %d", c.ID.Short(), pb.loc.RawLength, c.Length)
-				} else {
-					pb.targets = append(pb.targets, blobTarget{file: rf, off: off})
-					rf.remaining++
-				}
-			}
-		}
-		off += int64(c.Length)
+	if f.damaged == "" && f.created {
+		return rs.applyMeta(filepath.FromSlash(f.path), f.node)
 	}
 	return nil
 }
@@ -450,7 +512,9 @@ func (rs *restoreSession) restoreSpan(ctx context.Context, sp *readSpan, scratch
 			return scratch, ctx.Err()
 		}
 		for _, pb := range sp.blobs {
-			rs.blobFailed(pb, fmt.Sprintf("pack %s unreadable: %v", sp.pack.Short(), err))
+			if err := rs.blobFailed(pb, fmt.Sprintf("pack %s unreadable: %v", sp.pack.Short(), err)); err != nil {
+				return scratch, err
+			}
 		}
 		return scratch, nil
 	}
@@ -459,7 +523,9 @@ func (rs *restoreSession) restoreSpan(ctx context.Context, sp *readSpan, scratch
 		sealed := data[lo : lo+int64(pb.loc.Length)]
 		content, err := rs.r.openBlob(pb.loc.blobEntry, sealed, scratch)
 		if err != nil {
-			rs.blobFailed(pb, fmt.Sprintf("chunk %s in pack %s: %v", pb.loc.ID.Short(), sp.pack.Short(), err))
+			if err := rs.blobFailed(pb, fmt.Sprintf("chunk %s in pack %s: %v", pb.loc.ID.Short(), sp.pack.Short(), err)); err != nil {
+				return scratch, err
+			}
 			continue
 		}
 		if pb.loc.Flags&flagCompressed != 0 {
@@ -474,31 +540,34 @@ func (rs *restoreSession) restoreSpan(ctx context.Context, sp *readSpan, scratch
 	return scratch, nil
 }
 
-func (rs *restoreSession) blobFailed(pb *plannedBlob, reason string) {
+func (rs *restoreSession) blobFailed(pb *plannedBlob, reason string) error {
 	for _, t := range pb.targets {
-		t.file.mu.Lock()
-		if t.file.damaged == "" {
-			t.file.damaged = reason
+		f := t.file
+		f.mu.Lock()
+		if f.damaged == "" {
+			f.damaged = reason
 		}
-		t.file.remaining--
-		if t.file.remaining == 0 && t.file.f != nil {
-			t.file.f.Close()
-			t.file.f = nil
+		f.remaining--
+		var err error
+		if f.remaining == 0 {
+			err = rs.done(f)
 		}
-		t.file.mu.Unlock()
+		f.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 func (rs *restoreSession) writeTo(t blobTarget, content []byte) error {
 	f := t.file
 	f.mu.Lock()
-	if f.f == nil {
-		h, err := rs.root.OpenFile(filepath.FromSlash(f.path), os.O_WRONLY, 0)
-		if err != nil {
+	if !f.created {
+		if err := rs.create(f); err != nil {
 			f.mu.Unlock()
-			return fmt.Errorf("restore: open %s in %s for writing: %w", f.path, rs.o.Target, err)
+			return err
 		}
-		f.f = h
 	}
 	h := f.f
 	f.mu.Unlock()
@@ -510,28 +579,46 @@ func (rs *restoreSession) writeTo(t blobTarget, content []byte) error {
 	defer f.mu.Unlock()
 	f.remaining--
 	if f.remaining == 0 {
-		err := f.f.Close()
-		f.f = nil
-		if err != nil {
-			return fmt.Errorf("restore: close %s in %s: %w", f.path, rs.o.Target, err)
-		}
+		return rs.done(f)
 	}
 	return nil
 }
 
-// finish creates symlinks and applies metadata: files, then directories
-// deepest first (writing into a directory changes its mtime).
-func (rs *restoreSession) finish(ctx context.Context) error {
-	asRoot := os.Geteuid() == 0
-	if !rs.o.KeepDamaged {
-		// Before directory mtimes are set, since removing changes them.
-		for _, f := range rs.files {
-			if f.damaged != "" {
-				if err := rs.root.Remove(filepath.FromSlash(f.path)); err != nil {
-					return fmt.Errorf("restore: remove damaged %s from %s: %w", f.path, rs.o.Target, err)
-				}
-			}
+// finish creates the files that had no data to write (empty, all holes),
+// removes damaged ones, creates symlinks, and sets directory metadata
+// deepest first (creating entries changes a directory's mtime).
+func (rs *restoreSession) finish(ctx context.Context, workers int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers * 2)
+	for _, f := range rs.files {
+		if f.remaining != 0 {
+			continue // cannot happen after a complete data phase
 		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			switch {
+			case f.damaged != "" && !rs.o.KeepDamaged:
+				if f.created {
+					if err := rs.root.Remove(filepath.FromSlash(f.path)); err != nil {
+						return fmt.Errorf("restore: remove damaged %s from %s: %w", f.path, rs.o.Target, err)
+					}
+				}
+				return nil
+			case !f.created:
+				if err := rs.create(f); err != nil {
+					return err
+				}
+				return rs.done(f)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	for _, l := range rs.links {
 		if err := rs.removeExisting(l.path); err != nil {
@@ -540,34 +627,26 @@ func (rs *restoreSession) finish(ctx context.Context) error {
 		if err := rs.root.Symlink(l.node.Target, l.path); err != nil {
 			return fmt.Errorf("restore: create symlink %s in %s: %w", l.path, rs.o.Target, err)
 		}
-		if asRoot {
+		if rs.asRoot {
 			_ = rs.root.Lchown(l.path, int(l.node.UID), int(l.node.GID))
-		}
-	}
-	for _, f := range rs.files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if f.damaged != "" {
-			continue
-		}
-		if err := rs.applyMeta(filepath.FromSlash(f.path), f.node, asRoot); err != nil {
-			return err
 		}
 	}
 	sort.SliceStable(rs.dirs, func(i, j int) bool {
 		return strings.Count(rs.dirs[i].path, string(filepath.Separator)) > strings.Count(rs.dirs[j].path, string(filepath.Separator))
 	})
 	for _, d := range rs.dirs {
-		if err := rs.applyMeta(d.path, d.node, asRoot); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := rs.applyMeta(d.path, d.node); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (rs *restoreSession) applyMeta(p string, nd *node, asRoot bool) error {
-	if asRoot {
+func (rs *restoreSession) applyMeta(p string, nd *node) error {
+	if rs.asRoot {
 		if err := rs.root.Lchown(p, int(nd.UID), int(nd.GID)); err != nil {
 			return fmt.Errorf("restore: set owner of %s in %s: %w", p, rs.o.Target, err)
 		}
