@@ -29,6 +29,10 @@ const (
 	ActionStop    = "stop"
 	ActionQuiesce = "quiesce"
 	ActionThaw    = "thaw"
+	// Pause and resume are exec commands for crash-consistent backups (M6);
+	// the backup endpoint runs them, they are not HTTP actions.
+	ActionPause  = "pause"
+	ActionResume = "resume"
 )
 
 // Actions are the state-changing operations served under POST /v1/workloads/{name}/{action}.
@@ -161,6 +165,8 @@ var (
 			{Name: ActionStop},
 			{Name: ActionQuiesce},
 			{Name: ActionThaw},
+			{Name: ActionPause},
+			{Name: ActionResume},
 			{Name: "timeout"},
 			{Name: "timeouts"},
 			{Name: "env"},
@@ -466,7 +472,7 @@ func (p *configParser) parseExec(workload string, block *hcl.Block) *ExecSetting
 		p.errorAt(block.DefRange, "Missing status command",
 			fmt.Sprintf("the exec driver probes workload %q with its status command (LSB convention: exit 0 = active, 3 = inactive); add e.g. status = [\"/usr/local/bin/%s-ctl\", \"status\"]", workload, workload))
 	}
-	for _, action := range append([]string{ActionStatus}, Actions...) {
+	for _, action := range append(append([]string{ActionStatus}, Actions...), ActionPause, ActionResume) {
 		a := attrs[action]
 		if a == nil {
 			continue
@@ -500,8 +506,8 @@ func (p *configParser) parseExec(workload string, block *hcl.Block) *ExecSetting
 			if !ok {
 				continue
 			}
-			if key != ActionStatus && !slices.Contains(Actions, key) {
-				p.errorAt(kv.Key.Range(), "Unknown command in timeouts", fmt.Sprintf("%q is not an exec command; use status, start, stop, quiesce or thaw", key))
+			if key != ActionStatus && key != ActionPause && key != ActionResume && !slices.Contains(Actions, key) {
+				p.errorAt(kv.Key.Range(), "Unknown command in timeouts", fmt.Sprintf("%q is not an exec command; use status, start, stop, quiesce, thaw, pause or resume", key))
 				continue
 			}
 			if d, ok := p.duration(kv.Value, "timeouts."+key); ok {

@@ -177,7 +177,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "bad per-command duration", old: `quiesce = "1m"`, new: `quiesce = "soon"`,
 			wantPos: "agent.hcl:16:43", want: `timeouts.quiesce = "soon"`},
 		{name: "unknown command in timeouts", old: `quiesce = "1m"`, new: `freeze = "1m"`,
-			wantPos: "agent.hcl:16:33", want: "use status, start, stop, quiesce or thaw"},
+			wantPos: "agent.hcl:16:33", want: "use status, start, stop, quiesce, thaw, pause or resume"},
 		{name: "unknown driver", old: `driver = "exec"`, new: `driver = "docker"`,
 			wantPos: "agent.hcl:9:12", want: `use one of: exec`},
 		{name: "escaping path", old: `"apps/./web-logs"`, new: `"apps/../../etc"`,

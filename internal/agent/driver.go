@@ -26,6 +26,14 @@ type Driver interface {
 	Thaw(ctx context.Context) error
 }
 
+// Pauser is a driver that can pause and resume its workload for a
+// crash-consistent copy (M6). Drivers without it are quiesced instead.
+type Pauser interface {
+	CanPause() bool
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
+}
+
 // WorkloadStateDir is the node-local directory a workload's driver may keep state in.
 func WorkloadStateDir(stateDir, workload string) string {
 	return filepath.Join(stateDir, "workloads", workload)

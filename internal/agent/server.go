@@ -44,6 +44,7 @@ type Server struct {
 
 	names     []string // config order
 	workloads map[string]*workload
+	fence     *Fence
 
 	authFailures  atomic.Int64
 	driverErrors  atomic.Int64
@@ -58,6 +59,8 @@ type workload struct {
 	// One action at a time per workload: a start racing a stop would leave the
 	// workload in whichever state lost the race.
 	actionMu sync.Mutex
+	// One backup at a time per workload; a second gets 409 busy.
+	backupMu sync.Mutex
 }
 
 // NewServer builds drivers for every configured workload and the /v1 routes.
@@ -74,6 +77,11 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		s.now = time.Now
 	}
 	s.started = s.now()
+	fence, err := NewFence(cfg.Node, cfg.SharedVolume, cfg.StateDir, s.now)
+	if err != nil {
+		return nil, err
+	}
+	s.fence = fence
 	for _, w := range cfg.Workloads {
 		d, err := NewDriver(cfg, w, s.logger)
 		if err != nil {
@@ -89,8 +97,11 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	mux.Handle("GET /v1/workloads", s.authenticated(s.listWorkloads))
 	mux.Handle("GET /v1/workloads/{name}", s.authenticated(s.getWorkload))
 	mux.Handle("POST /v1/workloads/{name}/{action}", s.authenticated(s.action))
+	mux.Handle("POST /v1/workloads/{name}/backup", s.authenticated(s.backup))
+	mux.Handle("GET /v1/coordinator", s.authenticated(s.coordinator))
+	mux.Handle("POST /v1/coordinator", s.authenticated(s.claimCoordinator))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s; the agent serves GET /v1/health, /v1/node, /v1/workloads, /v1/workloads/{name} and POST /v1/workloads/{name}/{start|stop|quiesce|thaw}", r.Method, r.URL.Path))
+		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s; the agent serves GET /v1/health, /v1/node, /v1/workloads, /v1/workloads/{name}, /v1/coordinator and POST /v1/workloads/{name}/{start|stop|quiesce|thaw|backup}, /v1/coordinator", r.Method, r.URL.Path))
 	})
 	s.handler = s.logRequests(mux)
 	return s, nil
@@ -207,6 +218,10 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		DurationMS: finished.Sub(started).Milliseconds(), FinishedAt: finished.UTC(),
 	})
 }
+
+// actionTimeout bounds a release (thaw or resume) that must run even after
+// the request is gone.
+func (s *Server) actionTimeout(*workload) time.Duration { return 2 * time.Minute }
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*workload, bool) {
 	name := r.PathValue("name")

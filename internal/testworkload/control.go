@@ -236,3 +236,23 @@ func tailOf(path string, n int) string {
 	}
 	return string(bytes.TrimSpace(data))
 }
+
+// signal sends sig to the running workload (pause: SIGSTOP, resume: SIGCONT);
+// not running is fine for resume and an error for pause.
+func (s settings) signal(name string, sig syscall.Signal) int {
+	pid := s.runningPID()
+	if pid == 0 {
+		if sig == syscall.SIGCONT {
+			fmt.Fprintln(s.stdout, "not running; nothing to resume")
+			return exitOK
+		}
+		fmt.Fprintf(s.stderr, "%s: not running\n", name)
+		return exitFailed
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		fmt.Fprintf(s.stderr, "%s: signal pid %d: %v\n", name, pid, err)
+		return exitFailed
+	}
+	fmt.Fprintf(s.stdout, "%sd (pid %d)\n", name, pid)
+	return exitOK
+}

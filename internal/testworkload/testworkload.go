@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -178,7 +179,7 @@ type settings struct {
 	stdout, stderr io.Writer
 }
 
-const usageText = `usage: clusterguard-testworkload <run|start|stop|status|quiesce|thaw> [flags]
+const usageText = `usage: clusterguard-testworkload <run|start|stop|status|quiesce|thaw|pause|resume> [flags]
 
 Flags override the CLUSTERGUARD_* environment set by the agent's exec driver.
 `
@@ -234,6 +235,10 @@ func main(args []string, stdout, stderr io.Writer) int {
 		return s.quiesce()
 	case "thaw":
 		return s.thaw()
+	case "pause":
+		return s.signal("pause", syscall.SIGSTOP)
+	case "resume":
+		return s.signal("resume", syscall.SIGCONT)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n%s", cmd, usageText)
 		return exitUsage

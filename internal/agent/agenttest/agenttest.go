@@ -423,7 +423,7 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 	}
 	for _, w := range c.opts.Workloads {
 		fmt.Fprintf(&b, "\nworkload %q {\n  driver = \"exec\"\n  paths  = [%q]\n  exec {\n", w, "apps/"+w)
-		for _, cmd := range []string{agent.ActionStatus, agent.ActionStart, agent.ActionStop, agent.ActionQuiesce, agent.ActionThaw} {
+		for _, cmd := range []string{agent.ActionStatus, agent.ActionStart, agent.ActionStop, agent.ActionQuiesce, agent.ActionThaw, agent.ActionPause, agent.ActionResume} {
 			fmt.Fprintf(&b, "    %-7s = [%q, %q]\n", cmd, c.workloadBin, cmd)
 		}
 		b.WriteString("    timeouts = { status = \"10s\" }\n")

@@ -64,6 +64,9 @@ type Options struct {
 type Client struct {
 	node, endpoint, token string
 	queries, actions      *retryablehttp.Client
+	// once sends requests that must not be repeated (a coordinator claim, a
+	// backup) with no retry and no timeout but the caller's context.
+	once *retryablehttp.Client
 	logger                *slog.Logger
 }
 
@@ -123,6 +126,8 @@ func New(o Options) (*Client, error) {
 	}
 	c.queries = newRetrying(or(o.RequestTimeout, DefaultRequestTimeout))
 	c.actions = newRetrying(or(o.ActionTimeout, DefaultActionTimeout))
+	c.once = newRetrying(0)
+	c.once.RetryMax = 0
 	return c, nil
 }
 
@@ -204,12 +209,49 @@ func (c *Client) Action(ctx context.Context, name, action string) (api.ActionRes
 	return out, c.do(ctx, c.actions, http.MethodPost, "/v1/workloads/"+url.PathEscape(name)+"/"+url.PathEscape(action), true, &out)
 }
 
+// ClaimCoordinator calls POST /v1/coordinator: make this node the
+// coordinating node with the claim's fencing epoch. Never retried.
+func (c *Client) ClaimCoordinator(ctx context.Context, claim api.CoordinatorClaim) (api.CoordinatorState, error) {
+	var out api.CoordinatorState
+	return out, c.doBody(ctx, c.once, http.MethodPost, "/v1/coordinator", true, claim, &out)
+}
+
+// Coordinator calls GET /v1/coordinator.
+func (c *Client) Coordinator(ctx context.Context) (api.CoordinatorState, error) {
+	var out api.CoordinatorState
+	return out, c.do(ctx, c.queries, http.MethodGet, "/v1/coordinator", true, &out)
+}
+
+// Backup calls POST /v1/workloads/{name}/backup. It runs as long as the
+// caller's context allows and is never retried: a repeated backup would
+// freeze the workload twice.
+func (c *Client) Backup(ctx context.Context, workload string, req api.BackupRequest) (api.BackupResult, error) {
+	var out api.BackupResult
+	return out, c.doBody(ctx, c.once, http.MethodPost, "/v1/workloads/"+url.PathEscape(workload)+"/backup", true, req, &out)
+}
+
 func (c *Client) do(ctx context.Context, rc *retryablehttp.Client, method, path string, auth bool, out any) error {
+	return c.doBody(ctx, rc, method, path, auth, nil, out)
+}
+
+func (c *Client) doBody(ctx context.Context, rc *retryablehttp.Client, method, path string, auth bool, in, out any) error {
 	e := &Error{Node: c.node, Endpoint: c.endpoint, Method: method, Path: path}
-	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.endpoint+path, nil)
+	var reqBody any
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			e.Err = err
+			return e
+		}
+		reqBody = b
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.endpoint+path, reqBody)
 	if err != nil {
 		e.Err = err
 		return e
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "clusterguard-engine")
@@ -347,6 +389,20 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // IsUnauthorized reports whether the agent refused the token.
+// IsStaleEpoch reports a refused fencing epoch (another node coordinates).
+func IsStaleEpoch(err error) bool { return hasCode(err, "stale_epoch") }
+
+// IsNotActive reports a workload that is not active on the node asked.
+func IsNotActive(err error) bool { return hasCode(err, "not_active") }
+
+// IsBusy reports a backup of the workload already running on the node.
+func IsBusy(err error) bool { return hasCode(err, "busy") }
+
+func hasCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
 func IsUnauthorized(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized

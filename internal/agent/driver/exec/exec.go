@@ -37,6 +37,8 @@ const (
 	Stop    = "stop"
 	Quiesce = "quiesce"
 	Thaw    = "thaw"
+	Pause   = "pause"
+	Resume  = "resume"
 )
 
 // DefaultTimeout bounds a command when the config gives no timeout.
@@ -80,7 +82,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("exec driver for workload %q: no status command; configure exec { status = [...] }", cfg.Workload)
 	}
 	for name, argv := range cfg.Commands {
-		if !slices.Contains([]string{Status, Start, Stop, Quiesce, Thaw}, name) {
+		if !slices.Contains([]string{Status, Start, Stop, Quiesce, Thaw, Pause, Resume}, name) {
 			return nil, fmt.Errorf("exec driver for workload %q: unknown command %q", cfg.Workload, name)
 		}
 		if len(argv) == 0 || argv[0] == "" {
@@ -143,6 +145,17 @@ func (d *Driver) Quiesce(ctx context.Context) error { return d.action(ctx, Quies
 
 // Thaw runs the thaw command; without one it does nothing.
 func (d *Driver) Thaw(ctx context.Context) error { return d.action(ctx, Thaw) }
+
+// Pause stops the workload's execution for a crash-consistent copy (M6).
+func (d *Driver) Pause(ctx context.Context) error { return d.action(ctx, Pause) }
+
+// Resume continues a paused workload.
+func (d *Driver) Resume(ctx context.Context) error { return d.action(ctx, Resume) }
+
+// CanPause reports whether pause and resume commands are configured.
+func (d *Driver) CanPause() bool {
+	return len(d.cfg.Commands[Pause]) > 0 && len(d.cfg.Commands[Resume]) > 0
+}
 
 func (d *Driver) action(ctx context.Context, name string) error {
 	if len(d.cfg.Commands[name]) == 0 {
