@@ -27,7 +27,8 @@ type RestoreOptions struct {
 	// Include limits the restore to these snapshot paths (slash-separated,
 	// relative to the snapshot root) and everything below them.
 	Include []string
-	// Concurrency overrides the repository's worker count.
+	// Concurrency is the number of restore workers (default twice the
+	// repository's worker count, as restore workers mostly wait for I/O).
 	Concurrency int
 	// KeepDamaged keeps files whose content could not be fully restored
 	// (with the readable parts written) instead of removing them.
@@ -98,7 +99,9 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 	}
 	workers := o.Concurrency
 	if workers <= 0 {
-		workers = r.opts.Concurrency
+		// Twice the CPUs: a worker often waits for a pack read or for the
+		// filesystem to allocate an inode, and its buffers are small.
+		workers = 2 * r.opts.Concurrency
 	}
 	if err := rs.writeData(ctx, workers); err != nil {
 		return st, err
@@ -391,7 +394,7 @@ type readSpan struct {
 	blobs []*plannedBlob
 }
 
-const maxReadSpan = 8 << 20
+const maxReadSpan = 4 << 20
 
 // spans groups the planned blobs by pack into contiguous reads, merging
 // blobs separated by small gaps (reading a little extra beats a request).
