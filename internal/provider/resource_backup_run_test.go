@@ -19,8 +19,11 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/location"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload"
 )
+
+const testRepoPassword = "correct horse battery staple"
 
 const (
 	runAddr   = "clusterguard_backup_run.test"
@@ -34,7 +37,7 @@ func testAccBackupConfig(e *testEnv, repoDir, groupExtra, run string) string {
 resource "clusterguard_repository" "test" {
   name     = "repo"
   url      = %q
-  password = "correct horse battery staple"
+  password = %q
 }
 
 resource "clusterguard_protection_group" "test" {
@@ -43,7 +46,7 @@ resource "clusterguard_protection_group" "test" {
   repository = clusterguard_repository.test.name
 %s
 }
-`, repoDir, groupExtra)
+`, repoDir, testRepoPassword, groupExtra)
 	if run != "" {
 		cfg += fmt.Sprintf(`
 resource "clusterguard_backup_run" "test" {
@@ -213,11 +216,27 @@ func TestAccBackupRun_federated(t *testing.T) {
 			},
 		},
 	})
-	repo, done := e.openRepo(t)
-	defer done()
-	rep, err := repo.Verify(context.Background(), repository.VerifyOptions{ReadData: true})
+	// Destroy unregistered the repository but kept its data (no force_destroy).
+	verifyRepoDir(t, repoDir)
+}
+
+// verifyRepoDir opens a directory repository directly and reads back and
+// authenticates every chunk.
+func verifyRepoDir(t *testing.T, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := location.Open(ctx, location.Config{URL: dir})
 	if err != nil {
-		t.Fatalf("repository does not verify after the runs: %v (%+v)", err, rep)
+		t.Fatalf("repository data was not kept at %s: %v", dir, err)
+	}
+	defer be.Close()
+	repo, err := repository.Open(ctx, be, testRepoPassword, repository.OpenOptions{})
+	if err != nil {
+		t.Fatalf("open repository: %v", err)
+	}
+	defer repo.Close()
+	if rep, err := repo.Verify(ctx, repository.VerifyOptions{ReadData: true}); err != nil {
+		t.Fatalf("repository does not verify: %v (%+v)", err, rep)
 	}
 }
 
@@ -257,6 +276,8 @@ func TestAccBackupRun_migrationAndNodeLoss(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				Config: cfg("1"),
+				// app moved during the run: the group shows that drift.
+				ExpectNonEmptyPlan: true,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
 					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("master"), knownvalue.StringExact("node-1")),
@@ -293,11 +314,7 @@ func TestAccBackupRun_migrationAndNodeLoss(t *testing.T) {
 			},
 		},
 	})
-	repo, done := e.openRepo(t)
-	defer done()
-	if rep, err := repo.Verify(context.Background(), repository.VerifyOptions{ReadData: true}); err != nil {
-		t.Fatalf("repository does not verify after a node died mid-run: %v (%+v)", err, rep)
-	}
+	verifyRepoDir(t, repoDir)
 }
 
 func TestAccBackup_planTimeValidation(t *testing.T) {

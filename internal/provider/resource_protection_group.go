@@ -577,7 +577,19 @@ func keepDuration(prior types.String, d time.Duration) types.String {
 	if p, err := time.ParseDuration(prior.ValueString()); err == nil && p == d {
 		return prior
 	}
-	return types.StringValue(d.String())
+	return types.StringValue(shortDuration(d))
+}
+
+// shortDuration drops zero units: 1h0m0s -> 1h, 1h30m0s -> 1h30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func diagGroup(name string, err error) diag.Diagnostics {
