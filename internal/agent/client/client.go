@@ -66,8 +66,8 @@ type Client struct {
 	queries, actions      *retryablehttp.Client
 	// once sends requests that must not be repeated (a coordinator claim, a
 	// backup) with no retry and no timeout but the caller's context.
-	once *retryablehttp.Client
-	logger                *slog.Logger
+	once   *retryablehttp.Client
+	logger *slog.Logger
 }
 
 // New validates the options and builds a client. The endpoint must be an
