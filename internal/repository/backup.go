@@ -153,6 +153,7 @@ type backupSession struct {
 	root      string
 	paths     []string
 	sel       *selection
+	ranges    map[string][]Range // changed-range hints by snapshot path
 	blockSize int
 	threshold int64
 	workers   int
@@ -247,12 +248,16 @@ func (r *Repository) newBackupSession(ctx context.Context, o BackupOptions) (*ba
 		cur.all = true
 	}
 	sort.Strings(s.paths)
+	// Hint keys are compared with snapshot paths, so normalise them
+	// ("./disk.img" and "disk.img" are the same file).
+	s.ranges = make(map[string][]Range, len(o.ChangedRanges))
 	for p, rs := range o.ChangedRanges {
 		for _, rg := range rs {
 			if rg.Offset < 0 || rg.Length < 0 {
 				return nil, fmt.Errorf("backup: changed range %+v of %s is negative", rg, p)
 			}
 		}
+		s.ranges[cleanSnapPath(p)] = rs
 	}
 	s.blockSize = o.FixedBlockSize
 	if s.blockSize == 0 {
@@ -674,7 +679,7 @@ func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *n
 	if pn != nil && pn.Type != NodeFile {
 		pn = nil
 	}
-	ranges, hinted := s.o.ChangedRanges[rel]
+	ranges, hinted := s.ranges[rel]
 	if pn == nil {
 		s.filesNew.Add(1)
 	}

@@ -293,7 +293,7 @@ func TestChangedRangeHintsReadOnlyDirtyBlocks(t *testing.T) {
 	img := randBytes(rnd, 64*4096)
 	p := filepath.Join(src, "vm.img")
 	writeFile(t, p, img, 0o600)
-	opts := repository.BackupOptions{Root: src, FixedBlockSize: 4096, ChangedRanges: map[string][]repository.Range{"vm.img": nil}}
+	opts := repository.BackupOptions{Root: src, FixedBlockSize: 4096, ChangedRanges: map[string][]repository.Range{"./vm.img": nil}}
 	if _, _, err := r.Backup(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
