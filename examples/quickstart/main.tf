@@ -36,6 +36,42 @@ resource "clusterguard_cluster" "demo" {
   master_policy = "most_free_resources"
 }
 
+variable "repository" {
+  description = "Directory of the demo's backup repository."
+  type        = string
+}
+
+variable "repository_password" {
+  description = "Password of the demo's backup repository."
+  type        = string
+  sensitive   = true
+  ephemeral   = true
+}
+
+resource "clusterguard_repository" "demo" {
+  name     = "demo"
+  url      = var.repository
+  password = var.repository_password
+}
+
+# Every running workload, quiesced (flushed) for its copy, node by node with
+# the master node last.
+resource "clusterguard_protection_group" "all" {
+  name       = "all"
+  cluster    = clusterguard_cluster.demo.name
+  repository = clusterguard_repository.demo.name
+  selector   = { name_regex = ".*" }
+  node_order = "master_last"
+  retention  = { keep_last = 5 }
+  rpo        = "1h"
+}
+
+# One federated backup; change the trigger to take another.
+resource "clusterguard_backup_run" "first" {
+  group    = clusterguard_protection_group.all.name
+  triggers = { n = "1" }
+}
+
 data "clusterguard_workload_digest" "demo" {
   cluster = clusterguard_cluster.demo.name
 }
@@ -51,4 +87,16 @@ output "digest" {
 output "node_status" {
   description = "What the last refresh saw of each node."
   value       = clusterguard_cluster.demo.node_status
+}
+
+output "backup" {
+  description = "The federated backup run: where each workload was backed up."
+  value = {
+    status = clusterguard_backup_run.first.status
+    order  = clusterguard_backup_run.first.node_order
+    workloads = {
+      for name, w in clusterguard_backup_run.first.workloads :
+      name => { node = w.node, recovery_point = w.recovery_point, stun_ms = w.stun_ms }
+    }
+  }
 }

@@ -78,6 +78,7 @@ action node-2 db start
 cat > "$QS/terraform.tfvars" <<TFVARS
 catalog       = "$DEMO/catalog.db"
 shared_volume = "$DEMO/shared"
+repository    = "$DEMO/repository"
 nodes = {
   "node-1" = "${EP[node-1]}"
   "node-2" = "${EP[node-2]}"
@@ -94,11 +95,16 @@ provider_installation {
 RC
 
 export TF_CLI_CONFIG_FILE=$DEMO/terraformrc CLUSTERGUARD_AGENT_TOKEN=$TOKEN
+export TF_VAR_repository_password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$TF_VAR_repository_password" > "$DEMO/repository.password"
 cd "$QS"
 terraform apply -auto-approve -input=false
 echo
 echo "Workload digest of the demo cluster:"
 terraform output digest
+echo
+echo "First federated backup:"
+terraform output backup
 cat <<MSG
 
 The demo cluster runs under build/demo. Try:
