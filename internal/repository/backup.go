@@ -286,7 +286,7 @@ func (r *Repository) newBackupSession(ctx context.Context, o BackupOptions) (*ba
 	s.windows = newBufRing(2, 2*r.cfg.Chunker.Max)
 	s.packBufs = newBufRing(s.uploaders+1, packBufSize(r.opts.PackSize, bufSize))
 	s.fileCh = make(chan *fileJob, 64)
-	s.walkSem = make(chan struct{}, 15) // cold metadata reads are latency-bound
+	s.walkSem = make(chan struct{}, 7) // cold metadata reads are latency-bound
 	s.chunkCh = make(chan *chunkJob, s.workers)
 	s.packCh = make(chan *finishedPack)
 	s.dataPacker = newPacker(r, r.opts.PackSize, s.packCh, s.packBufs)

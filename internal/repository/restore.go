@@ -371,16 +371,33 @@ func (rs *restoreSession) create(f *restoreFile) error {
 // done closes a file whose last blob was handled and, if it is intact,
 // applies its metadata. Called with f.mu held.
 func (rs *restoreSession) done(f *restoreFile) error {
+	if f.f == nil {
+		return nil
+	}
 	var err error
-	if f.f != nil {
-		err = f.f.Close()
-		f.f = nil
+	if f.damaged == "" {
+		err = rs.applyFileMeta(f)
 	}
-	if err != nil {
-		return fmt.Errorf("restore: close %s in %s: %w", f.path, rs.o.Target, err)
+	if cerr := f.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("restore: close %s in %s: %w", f.path, rs.o.Target, cerr)
 	}
-	if f.damaged == "" && f.created {
-		return rs.applyMeta(filepath.FromSlash(f.path), f.node)
+	f.f = nil
+	return err
+}
+
+// applyFileMeta sets owner, mode and times through the open descriptor.
+func (rs *restoreSession) applyFileMeta(f *restoreFile) error {
+	nd := f.node
+	if rs.asRoot {
+		if err := f.f.Chown(int(nd.UID), int(nd.GID)); err != nil {
+			return fmt.Errorf("restore: set owner of %s in %s: %w", f.path, rs.o.Target, err)
+		}
+	}
+	if err := f.f.Chmod(nd.Mode & modeMask); err != nil {
+		return fmt.Errorf("restore: set mode of %s in %s: %w", f.path, rs.o.Target, err)
+	}
+	if err := setFileTimes(f.f, nd.MTime); err != nil {
+		return fmt.Errorf("restore: set mtime of %s in %s: %w", f.path, rs.o.Target, err)
 	}
 	return nil
 }
