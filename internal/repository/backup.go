@@ -656,7 +656,7 @@ func nodeFromInfo(name string, fi fs.FileInfo) *node {
 		nd.Size = uint64(fi.Size())
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		nd.UID, nd.GID, nd.Inode = st.Uid, st.Gid, uint64(st.Ino)
+		nd.UID, nd.GID, nd.Inode = st.Uid, st.Gid, st.Ino
 	}
 	return nd
 }
@@ -772,7 +772,7 @@ func (s *backupSession) readFile(ctx context.Context, job *fileJob) error {
 		}
 		return fmt.Errorf("backup: open %s: %w", job.abs, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("backup: stat %s: %w", job.abs, err)

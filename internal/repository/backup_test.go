@@ -220,7 +220,7 @@ func TestRestoreIncludeAndOpenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, err := io.ReadAll(rc)
-	rc.Close()
+	_ = rc.Close()
 	want, _ := os.ReadFile(filepath.Join(src, "disk.img"))
 	if err != nil || !bytes.Equal(data, want) || fe.Size != int64(len(want)) {
 		t.Fatalf("OpenFile content differs (err %v, %d vs %d bytes)", err, len(data), len(want))

@@ -54,7 +54,7 @@ func benchRepo(b *testing.B) *repository.Repository {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { r.Close() })
+	b.Cleanup(func() { _ = r.Close() })
 	return r
 }
 
@@ -108,7 +108,7 @@ func BenchmarkRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		os.RemoveAll(dst)
+		_ = os.RemoveAll(dst)
 		b.StartTimer()
 	}
 }

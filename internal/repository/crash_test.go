@@ -57,7 +57,7 @@ func reopen(t testing.TB, be *mem.Backend, clock *fakeClock) *repository.Reposit
 	if err != nil {
 		t.Fatalf("reopen after crash: %v", err)
 	}
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { _ = r.Close() })
 	return r
 }
 
@@ -237,7 +237,7 @@ func readAll(rc interface {
 	Read([]byte) (int, error)
 	Close() error
 }) ([]byte, error) {
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	var out []byte
 	buf := make([]byte, 32<<10)
 	for {
@@ -318,7 +318,9 @@ func TestKillDuringBackup(t *testing.T) {
 	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("child backup was not killed: %v", err)
 	}
-	r.Close()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
 	r2, err := repository.Open(ctx, be, "secret", testOpenOptions(clock))
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func openDirect(path string) *directReader {
 
 func (d *directReader) Close() {
 	if d != nil {
-		d.f.Close()
+		_ = d.f.Close() // read-only
 	}
 }
 

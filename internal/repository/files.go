@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -102,7 +103,7 @@ func (r *Repository) FileVersions(ctx context.Context, p string, f SnapshotFilte
 	var out []FileVersion
 	for _, s := range snaps {
 		nd, err := r.findNode(ctx, s.Tree, p)
-		if err == ErrFileNotFound {
+		if errors.Is(err, ErrFileNotFound) {
 			continue
 		}
 		if err != nil {

@@ -35,6 +35,6 @@ func newTestRepo(t testing.TB) (*repository.Repository, *mem.Backend, *fakeClock
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { _ = r.Close() })
 	return r, be, clock
 }

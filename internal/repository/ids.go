@@ -26,7 +26,7 @@ func ParseID(s string) (ID, error) {
 		return id, fmt.Errorf("invalid id %q: want 64 hex digits", s)
 	}
 	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
-		return id, fmt.Errorf("invalid id %q: %v", s, err)
+		return id, fmt.Errorf("invalid id %q: %w", s, err)
 	}
 	return id, nil
 }

@@ -136,22 +136,6 @@ func (x *index) add(p packEntries) {
 	}
 }
 
-// remove drops every blob that lives in pack (used when an upload's index
-// could not be saved, so the blobs must not be deduplicated against).
-func (x *index) removePack(pack ID) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	n, ok := x.packNum[pack]
-	if !ok {
-		return
-	}
-	for id, e := range x.blobs {
-		if e.pack == n {
-			delete(x.blobs, id)
-		}
-	}
-}
-
 func (x *index) has(id ID) bool {
 	x.mu.RLock()
 	_, ok := x.blobs[id]
@@ -171,12 +155,6 @@ func (x *index) lookup(id ID) (blobLoc, bool) {
 		return blobLoc{}, false
 	}
 	return blobLoc{Pack: pack, blobEntry: blobEntry{ID: id, Type: e.typ, Flags: e.flags, Offset: e.offset, Length: e.length, RawLength: e.rawLength}}, true
-}
-
-func (x *index) len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.blobs)
 }
 
 // loadIndexFile reads and decodes one index file.

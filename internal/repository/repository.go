@@ -239,7 +239,7 @@ func Open(ctx context.Context, be Backend, password string, o OpenOptions) (*Rep
 		return r, nil
 	}
 	if lastErr != nil {
-		return nil, fmt.Errorf("open repository at %s: %w (%v)", be.Location(), ErrWrongPassword, lastErr)
+		return nil, fmt.Errorf("open repository at %s: %w (%w)", be.Location(), ErrWrongPassword, lastErr)
 	}
 	return nil, fmt.Errorf("open repository at %s: %w", be.Location(), ErrWrongPassword)
 }
@@ -278,7 +278,6 @@ func (r *Repository) Location() string { return r.be.Location() }
 // Close releases the zstd workers; the backend is left open (the caller
 // owns it).
 func (r *Repository) Close() error {
-	r.enc.Close()
 	r.dec.Close()
-	return nil
+	return r.enc.Close()
 }

@@ -76,7 +76,7 @@ func (r *Repository) Restore(ctx context.Context, snapshotID string, o RestoreOp
 	if err != nil {
 		return st, fmt.Errorf("restore: open target %s: %w", o.Target, err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 
 	rs := &restoreSession{r: r, o: o, root: root, snap: snap, blobs: map[ID]*plannedBlob{},
 		walkSem: make(chan struct{}, 7), asRoot: os.Geteuid() == 0}
@@ -219,7 +219,7 @@ func (rs *restoreSession) walk(ctx context.Context, treeID ID, dir string, depth
 			p = dir + "/" + nd.Name
 		}
 		full, traverse := rs.selected(p)
-		if !full && !(traverse && nd.Type == NodeDir) {
+		if !full && (!traverse || nd.Type != NodeDir) {
 			continue
 		}
 		osPath := filepath.FromSlash(p)
@@ -360,7 +360,7 @@ func (rs *restoreSession) create(f *restoreFile) error {
 	}
 	if f.node.Size > 0 {
 		if err := h.Truncate(int64(f.node.Size)); err != nil {
-			h.Close()
+			_ = h.Close() // the error that matters is the truncate's
 			return fmt.Errorf("restore: size %s in %s: %w", osPath, rs.o.Target, err)
 		}
 	}
@@ -506,7 +506,7 @@ func (rs *restoreSession) writeData(ctx context.Context, workers int) error {
 	err := g.Wait()
 	for _, f := range rs.files { // close anything left open by an error
 		if f.f != nil {
-			f.f.Close()
+			_ = f.f.Close() // already failing; the first error is returned
 			f.f = nil
 		}
 	}

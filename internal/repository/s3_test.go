@@ -28,7 +28,7 @@ func TestRepositoryOnMinIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	srcA, srcB := makeTree(t, 60), makeTree(t, 61)
 	var wg sync.WaitGroup
 	snaps := make([]repository.Snapshot, 2)
@@ -50,7 +50,7 @@ func TestRepositoryOnMinIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r2.Close()
+	defer func() { _ = r2.Close() }()
 	dst := t.TempDir()
 	if _, err := r2.Restore(ctx, snaps[1].ID, repository.RestoreOptions{Target: dst}); err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ global flags (accepted before or after the command):
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
+		_, _ = fmt.Fprint(stderr, usage)
 		if len(args) == 0 {
 			return 2
 		}
@@ -88,22 +88,25 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"rebuild-index": c.rebuildIndex, "unlock": c.unlock,
 	}[cmd]
 	if !ok {
-		fmt.Fprintf(stderr, "repo: unknown command %q\n\n%s", cmd, usage)
+		_, _ = fmt.Fprintf(stderr, "repo: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
 	err := run(rest)
+	if err == nil && c.outErr != nil {
+		err = fmt.Errorf("write output: %w", c.outErr)
+	}
 	if err == nil {
 		return 0
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "repo %s: %v\n", cmd, err)
+		_, _ = fmt.Fprintf(stderr, "repo %s: %v\n", cmd, err)
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintf(stderr, "repo %s: %v\n", cmd, err)
+	_, _ = fmt.Fprintf(stderr, "repo %s: %v\n", cmd, err)
 	return 1
 }
 
@@ -115,9 +118,24 @@ type cli struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
 
+	outErr error // first failure writing to stdout
+
 	repoURL, passwordFile, s3Endpoint, s3Region string
 	s3PathStyle, s3Insecure                     bool
 }
+
+// printf writes to stdout, remembering the first failure (a closed pipe)
+// so Run can report it instead of exiting 0 with output lost.
+func (c *cli) printf(format string, args ...any) {
+	if _, err := fmt.Fprintf(c.stdout, format, args...); err != nil && c.outErr == nil {
+		c.outErr = err
+	}
+}
+
+func (c *cli) println(s string) { c.printf("%s\n", s) }
+
+// warnf writes to stderr; there is nowhere left to report a failure.
+func (c *cli) warnf(format string, args ...any) { _, _ = fmt.Fprintf(c.stderr, format, args...) }
 
 type multiFlag []string
 
@@ -200,10 +218,10 @@ func (c *cli) open() (*repository.Repository, func(), error) {
 	}
 	r, err := repository.Open(c.ctx, be, pw, repository.OpenOptions{})
 	if err != nil {
-		be.Close()
+		_ = be.Close() // the open error is the one to report
 		return nil, nil, err
 	}
-	return r, func() { r.Close(); be.Close() }, nil
+	return r, func() { _ = r.Close(); _ = be.Close() }, nil
 }
 
 func (c *cli) printJSON(v any) error {
@@ -215,7 +233,7 @@ func (c *cli) printJSON(v any) error {
 func (c *cli) init(args []string) error {
 	fs := c.flags("init")
 	kdf := repository.DefaultKDF
-	var kdfMem int64 = int64(kdf.MemoryKiB) << 10
+	kdfMem := int64(kdf.MemoryKiB) << 10
 	var kdfTime uint
 	fs.Var(sizeFlag{&kdfMem}, "kdf-memory", "memory for the argon2id password KDF (default 64M)")
 	fs.UintVar(&kdfTime, "kdf-time", uint(kdf.Time), "passes of the argon2id password KDF")
@@ -235,13 +253,13 @@ func (c *cli) init(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer be.Close()
+	defer func() { _ = be.Close() }()
 	r, err := repository.Init(c.ctx, be, pw, repository.InitOptions{KDF: kdf})
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	fmt.Fprintf(c.stdout, "created repository %s at %s\n", r.ID(), be.Location())
+	defer func() { _ = r.Close() }()
+	c.printf("created repository %s at %s\n", r.ID(), be.Location())
 	return nil
 }
 
@@ -388,21 +406,21 @@ func (c *cli) backup(args []string) error {
 			Stats repository.BackupStats `json:"stats"`
 		}{snap.ID, st})
 	}
-	fmt.Fprintf(c.stdout, "snapshot %s saved\n", snap.ID)
+	c.printf("snapshot %s saved\n", snap.ID)
 	if st.Parent != "" {
-		fmt.Fprintf(c.stdout, "parent:      %s\n", st.Parent)
+		c.printf("parent:      %s\n", st.Parent)
 	}
-	fmt.Fprintf(c.stdout, "files:       %d (new %d, changed %d, unchanged %d), %d dirs, %d symlinks\n",
+	c.printf("files:       %d (new %d, changed %d, unchanged %d), %d dirs, %d symlinks\n",
 		st.Files, st.FilesNew, st.FilesChanged, st.FilesUnchanged, st.Dirs, st.Symlinks)
-	fmt.Fprintf(c.stdout, "bytes:       %s total, %s read, %s added\n", human(st.Bytes), human(st.BytesRead), human(st.BytesAdded))
+	c.printf("bytes:       %s total, %s read, %s added\n", human(st.Bytes), human(st.BytesRead), human(st.BytesAdded))
 	secs := st.Duration.Seconds()
 	rate := 0.0
 	if secs > 0 {
 		rate = float64(st.BytesRead) / secs / (1 << 20)
 	}
-	fmt.Fprintf(c.stdout, "duration:    %s (%.1f MiB/s read)\n", st.Duration.Round(time.Millisecond), rate)
+	c.printf("duration:    %s (%.1f MiB/s read)\n", st.Duration.Round(time.Millisecond), rate)
 	for _, s := range st.Skipped {
-		fmt.Fprintf(c.stderr, "skipped: %s\n", s)
+		c.warnf("skipped: %s\n", s)
 	}
 	return nil
 }
@@ -460,9 +478,10 @@ func (c *cli) snapshots(args []string) error {
 		return c.printJSON(list)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tWORKLOAD\tGROUP\tCLUSTER\tNODE\tCONSISTENCY\tTAGS\tSIZE")
+	// tabwriter buffers; a write error surfaces from Flush.
+	_, _ = fmt.Fprintln(tw, "ID\tTIME\tWORKLOAD\tGROUP\tCLUSTER\tNODE\tCONSISTENCY\tTAGS\tSIZE")
 	for _, s := range snaps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"),
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"),
 			s.Workload, s.Group, s.Cluster, s.Node, s.Consistency, strings.Join(s.Tags, ","), human(s.Summary.Bytes))
 	}
 	return tw.Flush()
@@ -500,7 +519,7 @@ func (c *cli) ls(args []string) error {
 		if f.Target != "" {
 			line += " -> " + f.Target
 		}
-		fmt.Fprintln(c.stdout, line)
+		c.println(line)
 	}
 	return nil
 }
@@ -528,7 +547,7 @@ func (c *cli) restore(args []string) error {
 	}
 	defer closeRepo()
 	st, err := r.Restore(c.ctx, pos[0], repository.RestoreOptions{Target: target, Include: include, Concurrency: concurrency, KeepDamaged: keepDamaged})
-	fmt.Fprintf(c.stdout, "restored %d files, %d dirs, %d symlinks, %s in %s\n", st.Files, st.Dirs, st.Symlinks, human(st.Bytes), st.Duration.Round(time.Millisecond))
+	c.printf("restored %d files, %d dirs, %d symlinks, %s in %s\n", st.Files, st.Dirs, st.Symlinks, human(st.Bytes), st.Duration.Round(time.Millisecond))
 	return err
 }
 
@@ -550,7 +569,7 @@ func (c *cli) cat(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	_, err = io.Copy(c.stdout, rc)
 	return err
 }
@@ -577,7 +596,7 @@ func (c *cli) verify(args []string) error {
 			return err
 		}
 	} else {
-		fmt.Fprintln(c.stdout, rep.String())
+		c.println(rep.String())
 	}
 	if !rep.OK() {
 		return fmt.Errorf("%d problems found", len(rep.Problems))
@@ -625,16 +644,16 @@ func (c *cli) forget(args []string) error {
 		}
 	} else {
 		for _, g := range res.Groups {
-			fmt.Fprintf(c.stdout, "workload %q cluster %q group %q: keep %d, remove %d\n", g.Workload, g.Cluster, g.Group, len(g.Keep), len(g.Remove))
+			c.printf("workload %q cluster %q group %q: keep %d, remove %d\n", g.Workload, g.Cluster, g.Group, len(g.Keep), len(g.Remove))
 			for _, s := range g.Keep {
-				fmt.Fprintf(c.stdout, "  keep   %s %s (%s)\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(g.Reasons[s.ID], ", "))
+				c.printf("  keep   %s %s (%s)\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"), strings.Join(g.Reasons[s.ID], ", "))
 			}
 			for _, s := range g.Remove {
-				fmt.Fprintf(c.stdout, "  remove %s %s\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"))
+				c.printf("  remove %s %s\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"))
 			}
 		}
 		if dryRun {
-			fmt.Fprintln(c.stdout, "dry run: nothing removed")
+			c.println("dry run: nothing removed")
 		}
 	}
 	if prune && !dryRun {
@@ -668,7 +687,7 @@ func (c *cli) doPrune(r *repository.Repository, o repository.PruneOptions) error
 	if o.DryRun {
 		verb = "would delete"
 	}
-	fmt.Fprintf(c.stdout, "%d snapshots keep %d blobs; %s %d packs, repacked %d into %d; %s freed (%s before)\n",
+	c.printf("%d snapshots keep %d blobs; %s %d packs, repacked %d into %d; %s freed (%s before)\n",
 		st.Snapshots, st.UsedBlobs, verb, st.PacksDeleted, st.PacksRepacked, st.PacksWritten, human(st.BytesFreed), human(st.BytesBefore))
 	return nil
 }
@@ -710,7 +729,7 @@ func (c *cli) key(args []string) error {
 			if k.Current {
 				cur = "*"
 			}
-			fmt.Fprintf(c.stdout, "%s %s %s %s\n", cur, k.ID[:8], k.Created.Local().Format("2006-01-02 15:04:05"), k.Hostname)
+			c.printf("%s %s %s %s\n", cur, k.ID[:8], k.Created.Local().Format("2006-01-02 15:04:05"), k.Hostname)
 		}
 		return nil
 	case "add":
@@ -722,7 +741,7 @@ func (c *cli) key(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "added key %s\n", id[:8])
+		c.printf("added key %s\n", id[:8])
 		return nil
 	case "remove":
 		// The password to remove is the "new" one; the repository is opened
@@ -734,7 +753,7 @@ func (c *cli) key(args []string) error {
 		if err := r.RemovePassword(c.ctx, pw); err != nil {
 			return err
 		}
-		fmt.Fprintln(c.stdout, "removed")
+		c.println("removed")
 		return nil
 	case "passwd":
 		pw, err := newPassword()
@@ -744,7 +763,7 @@ func (c *cli) key(args []string) error {
 		if err := r.ChangePassword(c.ctx, pw); err != nil {
 			return err
 		}
-		fmt.Fprintln(c.stdout, "password changed")
+		c.println("password changed")
 		return nil
 	}
 	return usageErrorf("unknown key command %q: want list, add, remove or passwd", pos[0])
@@ -764,9 +783,9 @@ func (c *cli) rebuildIndex(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "indexed %d blobs in %d packs\n", st.Blobs, st.Packs)
+	c.printf("indexed %d blobs in %d packs\n", st.Blobs, st.Packs)
 	for _, p := range st.Unreadable {
-		fmt.Fprintf(c.stderr, "unreadable pack (not indexed): %s\n", p)
+		c.warnf("unreadable pack (not indexed): %s\n", p)
 	}
 	return nil
 }
@@ -787,6 +806,6 @@ func (c *cli) unlock(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "removed %d locks\n", n)
+	c.printf("removed %d locks\n", n)
 	return nil
 }

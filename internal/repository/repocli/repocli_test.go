@@ -57,8 +57,12 @@ func TestCLIEndToEnd(t *testing.T) {
 	id := strings.Fields(out)[1]
 
 	ranges := filepath.Join(dir, "ranges.json")
-	os.WriteFile(ranges, []byte(`{"img":[{"offset":0,"length":10}]}`), 0o644)
-	os.WriteFile(filepath.Join(src, "img"), append([]byte("0123456789"), make([]byte, 1<<20-10)...), 0o600)
+	if err := os.WriteFile(ranges, []byte(`{"img":[{"offset":0,"length":10}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "img"), append([]byte("0123456789"), make([]byte, 1<<20-10)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out = r.ok("backup", "--workload", "db", "--changed-ranges", ranges, src)
 	if !strings.Contains(out, "parent:      "+id) {
 		t.Fatalf("second backup did not use the first as parent: %s", out)
