@@ -391,3 +391,28 @@ func TestConcurrentBackupsBothSucceed(t *testing.T) {
 		compareTrees(t, summarize(t, src), summarize(t, dst))
 	}
 }
+
+func TestBackupReportsProgress(t *testing.T) {
+	t.Parallel()
+	r, _, _ := newTestRepo(t)
+	src := makeTree(t, 70)
+	var mu sync.Mutex
+	var calls []repository.Progress
+	_, st, err := r.Backup(context.Background(), repository.BackupOptions{Root: src, Progress: func(p repository.Progress) {
+		mu.Lock()
+		calls = append(calls, p)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) == 0 {
+		t.Fatal("progress never reported")
+	}
+	last := calls[len(calls)-1]
+	if last.FilesDone != st.Files || last.BytesRead != st.BytesRead || last.BytesAdded != st.BytesAdded {
+		t.Fatalf("final progress %+v does not match stats %+v", last, st)
+	}
+}

@@ -275,7 +275,13 @@ func TestLocks(t *testing.T) {
 	if _, _, err := r.Backup(ctx, repository.BackupOptions{Root: src}); !errors.Is(err, repository.ErrLocked) {
 		t.Fatalf("backup right after a crashed prune: %v, want ErrLocked", err)
 	}
+	if n, err := r.RemoveLocks(ctx, false); err != nil || n != 0 {
+		t.Fatalf("RemoveLocks removed %d live locks (%v)", n, err)
+	}
 	clock.Add(31 * time.Minute)
+	if n, err := r.RemoveLocks(ctx, false); err != nil || n != 1 {
+		t.Fatalf("RemoveLocks removed %d stale locks, want 1 (%v)", n, err)
+	}
 	if _, _, err := r.Backup(ctx, repository.BackupOptions{Root: src}); err != nil {
 		t.Fatalf("backup after the stale lock expired: %v", err)
 	}

@@ -358,7 +358,9 @@ func (rs *restoreSession) create(f *restoreFile) error {
 	if err != nil {
 		return fmt.Errorf("restore: create %s in %s: %w", osPath, rs.o.Target, err)
 	}
-	if f.node.Size > 0 {
+	// Sized up front only when the file ends in a hole: otherwise writing
+	// the last chunk gives it its size (one syscall less per small file).
+	if n := len(f.node.Content); n > 0 && (f.node.Content[n-1].ID.IsZero() || f.damaged != "") {
 		if err := h.Truncate(int64(f.node.Size)); err != nil {
 			_ = h.Close() // the error that matters is the truncate's
 			return fmt.Errorf("restore: size %s in %s: %w", osPath, rs.o.Target, err)
