@@ -18,7 +18,7 @@ import (
 // FormatVersion is the repository format this package writes and reads.
 const FormatVersion = 1
 
-// Options tune a Repository opened by Open or Init. Zero values pick the
+// OpenOptions tune a Repository opened by Open or Init. Zero values pick the
 // defaults documented per field.
 type OpenOptions struct {
 	// Now is the clock for snapshot times, lock times and stale-lock expiry.
