@@ -98,10 +98,11 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	mux.Handle("GET /v1/workloads/{name}", s.authenticated(s.getWorkload))
 	mux.Handle("POST /v1/workloads/{name}/{action}", s.authenticated(s.action))
 	mux.Handle("POST /v1/workloads/{name}/backup", s.authenticated(s.backup))
+	mux.Handle("POST /v1/workloads/{name}/restore", s.authenticated(s.restore))
 	mux.Handle("GET /v1/coordinator", s.authenticated(s.coordinator))
 	mux.Handle("POST /v1/coordinator", s.authenticated(s.claimCoordinator))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s; the agent serves GET /v1/health, /v1/node, /v1/workloads, /v1/workloads/{name}, /v1/coordinator and POST /v1/workloads/{name}/{start|stop|quiesce|thaw|backup}, /v1/coordinator", r.Method, r.URL.Path))
+		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s; the agent serves GET /v1/health, /v1/node, /v1/workloads, /v1/workloads/{name}, /v1/coordinator and POST /v1/workloads/{name}/{start|stop|quiesce|thaw|backup|restore}, /v1/coordinator", r.Method, r.URL.Path))
 	})
 	s.handler = s.logRequests(mux)
 	return s, nil

@@ -158,3 +158,44 @@ type RecoveryPointFilter struct {
 	Cluster, Group, Workload, Repository string
 	From, To                             time.Time // zero means open
 }
+
+// Restore operation states.
+const (
+	RestoreRunning   = "running"
+	RestoreSucceeded = "succeeded"
+	RestoreFailed    = "failed"
+)
+
+// RestoreOperation is one restore job run (E11-E16, M8, M9). It is written
+// before any work starts, keyed by a hash of what was asked, so a provider
+// killed mid-restore finds and resumes (or reports) it instead of starting
+// a second restore.
+type RestoreOperation struct {
+	ID         string
+	Key        string // hash of the request; FindRestoreByKey looks it up
+	Cluster    string
+	Repository string
+	Spec       string // the resolved request, JSON (engine-defined)
+	Status     string
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time // zero while running
+}
+
+// RestoreStep is the restore of one workload within an operation, in order.
+type RestoreStep struct {
+	OperationID   string
+	Seq           int // 1-based, the order of the sequence (E15)
+	Workload      string
+	SnapshotID    string
+	Node          string // restore node (coordinator of this step)
+	Epoch         int64
+	DeactivatedOn string // node where a copy was stopped first ("" if none)
+	Migrated      bool   // the copy was migrated (stopped there, started here)
+	Activated     bool
+	BytesWritten  int64
+	Outcome       string // StepSucceeded, StepFailed, StepSkipped
+	Error         string
+	StartedAt     time.Time
+	FinishedAt    time.Time
+}

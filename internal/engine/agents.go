@@ -18,6 +18,7 @@ type AgentClient interface {
 	Action(ctx context.Context, workload, action string) (api.ActionResult, error)
 	ClaimCoordinator(ctx context.Context, claim api.CoordinatorClaim) (api.CoordinatorState, error)
 	Backup(ctx context.Context, workload string, req api.BackupRequest) (api.BackupResult, error)
+	Restore(ctx context.Context, workload string, req api.RestoreRequest) (api.RestoreResult, error)
 }
 
 // Dialer returns a client for the agent of node at endpoint. Tests inject

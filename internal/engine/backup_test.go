@@ -141,6 +141,10 @@ func (a *fakeAgent) Backup(_ context.Context, w string, req api.BackupRequest) (
 		Consistency: req.Consistency, TotalBytes: 100, StunMS: 5, StartedAt: now, FinishedAt: now}, nil
 }
 
+func (a *fakeAgent) Restore(context.Context, string, api.RestoreRequest) (api.RestoreResult, error) {
+	return api.RestoreResult{}, errors.New("not used")
+}
+
 type runFixture struct {
 	eng   *Engine
 	store *memstore.Store

@@ -13,6 +13,22 @@ import (
 type Store interface {
 	ClusterStore
 	BackupStore
+	RestoreStore
+}
+
+// RestoreStore holds restore operations and their steps.
+type RestoreStore interface {
+	// CreateRestore inserts an operation (ErrConflict if the id exists).
+	CreateRestore(ctx context.Context, op catalog.RestoreOperation) error
+	// UpdateRestore replaces status, error and finished time.
+	UpdateRestore(ctx context.Context, op catalog.RestoreOperation) error
+	GetRestore(ctx context.Context, id string) (catalog.RestoreOperation, error)
+	// FindRestoreByKey returns the newest operation with key (ErrNotFound if none).
+	FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error)
+	DeleteRestore(ctx context.Context, id string) error // with its steps
+	// PutRestoreStep inserts or replaces the step (operation, seq).
+	PutRestoreStep(ctx context.Context, s catalog.RestoreStep) error
+	RestoreSteps(ctx context.Context, operationID string) ([]catalog.RestoreStep, error) // by Seq
 }
 
 // ClusterStore holds clusters and coordinator leases.

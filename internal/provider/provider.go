@@ -45,10 +45,16 @@ func New(version string, opts ...Option) func() provider.Provider {
 }
 
 type clusterguardProvider struct {
-	version  string
-	now      func() time.Time
-	runHooks engine.RunHooks
-	wait     func(context.Context, time.Duration) error
+	version      string
+	now          func() time.Time
+	runHooks     engine.RunHooks
+	restoreHooks engine.RestoreHooks
+	wait         func(context.Context, time.Duration) error
+}
+
+// WithRestoreHooks lets tests act at precise points of a restore.
+func WithRestoreHooks(h engine.RestoreHooks) Option {
+	return func(p *clusterguardProvider) { p.restoreHooks = h }
 }
 
 // WithRunHooks lets tests act at precise points of a backup run.
@@ -63,8 +69,9 @@ func WithWait(wait func(context.Context, time.Duration) error) Option {
 
 // providerData is what Configure hands to every resource and data source.
 type providerData struct {
-	engine   *engine.Engine
-	runHooks engine.RunHooks
+	engine       *engine.Engine
+	runHooks     engine.RunHooks
+	restoreHooks engine.RestoreHooks
 }
 
 func (p *clusterguardProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -160,7 +167,7 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 		return
 	}
 	tflog.Debug(ctx, "clusterguard engine configured", map[string]any{"catalog": catalogPath, "request_timeout": timeout.String(), "tls_ca": caFile != ""})
-	data := &providerData{engine: eng, runHooks: p.runHooks}
+	data := &providerData{engine: eng, runHooks: p.runHooks, restoreHooks: p.restoreHooks}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }
@@ -171,6 +178,7 @@ func (p *clusterguardProvider) Resources(context.Context) []func() resource.Reso
 		NewRepositoryResource,
 		NewProtectionGroupResource,
 		NewBackupRunResource,
+		NewRestoreJobResource,
 	}
 }
 

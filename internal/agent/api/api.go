@@ -150,3 +150,44 @@ type BackupResult struct {
 	StartedAt   time.Time `json:"started_at"`
 	FinishedAt  time.Time `json:"finished_at"`
 }
+
+// Integrity inspection before a restore writes anything (M8).
+const (
+	VerifyNone     = "none"     // restore straight away; chunks are still authenticated as they are read
+	VerifyMetadata = "metadata" // the recovery point, its tree and the requested files exist
+	VerifyFull     = "full"     // every chunk the restore needs is read and authenticated first
+)
+
+// RestoreRequest is the body of POST /v1/workloads/{name}/restore.
+type RestoreRequest struct {
+	Epoch       int64            `json:"epoch"` // must be this node's current coordinator epoch
+	OperationID string           `json:"operation_id"`
+	Repository  RepositoryAccess `json:"repository"`
+	SnapshotID  string           `json:"snapshot_id"`
+	Verify      string           `json:"verify"`
+	// Files, when set, restores only these paths (as stored in the recovery
+	// point, relative to the shared volume); empty restores the workload's
+	// paths in place, replacing them atomically.
+	Files []string `json:"files,omitempty"`
+	// Destination, with Files, is a directory relative to the shared volume
+	// the files are written under (keeping their relative paths); empty
+	// means in place.
+	Destination string `json:"destination,omitempty"`
+	// InspectOnly runs the integrity inspection and writes nothing: the
+	// engine asks for it before it stops a running workload, so a damaged
+	// recovery point costs no downtime. It needs no coordinator epoch.
+	InspectOnly bool `json:"inspect_only,omitempty"`
+}
+
+// RestoreResult is returned by POST /v1/workloads/{name}/restore.
+type RestoreResult struct {
+	Workload     string    `json:"workload"`
+	Node         string    `json:"node"`
+	Epoch        int64     `json:"epoch"`
+	SnapshotID   string    `json:"snapshot_id"`
+	Files        int64     `json:"files"`
+	BytesWritten int64     `json:"bytes_written"`
+	VerifyMS     int64     `json:"verify_ms"`
+	StartedAt    time.Time `json:"started_at"`
+	FinishedAt   time.Time `json:"finished_at"`
+}

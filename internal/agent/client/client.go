@@ -230,6 +230,12 @@ func (c *Client) Backup(ctx context.Context, workload string, req api.BackupRequ
 	return out, c.doBody(ctx, c.once, http.MethodPost, "/v1/workloads/"+url.PathEscape(workload)+"/backup", true, req, &out)
 }
 
+// Restore calls POST /v1/workloads/{name}/restore; never retried.
+func (c *Client) Restore(ctx context.Context, workload string, req api.RestoreRequest) (api.RestoreResult, error) {
+	var out api.RestoreResult
+	return out, c.doBody(ctx, c.once, http.MethodPost, "/v1/workloads/"+url.PathEscape(workload)+"/restore", true, req, &out)
+}
+
 func (c *Client) do(ctx context.Context, rc *retryablehttp.Client, method, path string, auth bool, out any) error {
 	return c.doBody(ctx, rc, method, path, auth, nil, out)
 }
@@ -394,6 +400,12 @@ func IsStaleEpoch(err error) bool { return hasCode(err, "stale_epoch") }
 
 // IsNotActive reports a workload that is not active on the node asked.
 func IsNotActive(err error) bool { return hasCode(err, "not_active") }
+
+// IsActive reports an in-place restore refused because the workload runs.
+func IsActive(err error) bool { return hasCode(err, "active") }
+
+// IsDamaged reports a recovery point that failed integrity inspection.
+func IsDamaged(err error) bool { return hasCode(err, "damaged") }
 
 // IsBusy reports a backup of the workload already running on the node.
 func IsBusy(err error) bool { return hasCode(err, "busy") }

@@ -48,6 +48,14 @@ type Store interface {
 	RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilter) ([]catalog.RecoveryPoint, error)
 	DeleteRecoveryPoint(ctx context.Context, id string) error
 
+	CreateRestore(ctx context.Context, op catalog.RestoreOperation) error
+	UpdateRestore(ctx context.Context, op catalog.RestoreOperation) error
+	GetRestore(ctx context.Context, id string) (catalog.RestoreOperation, error)
+	FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error)
+	DeleteRestore(ctx context.Context, id string) error
+	PutRestoreStep(ctx context.Context, s catalog.RestoreStep) error
+	RestoreSteps(ctx context.Context, operationID string) ([]catalog.RestoreStep, error)
+
 	Close() error
 }
 
@@ -114,6 +122,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RecoveryPointInvalidRejected", testRecoveryPointInvalidRejected},
 
 		{"CanceledContextBackups", testCanceledContextBackups},
+
+		{"RestoreRoundTripAndKey", testRestoreRoundTripAndKey},
+		{"RestoreTransitions", testRestoreTransitions},
+		{"RestoreStepsReplaceAndDelete", testRestoreSteps},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -25,6 +25,9 @@ type Store struct {
 	runs         map[string]catalog.Run
 	steps        map[string][]catalog.Step // by run id, sorted by Seq
 	points       map[string]catalog.RecoveryPoint
+
+	restores     map[string]catalog.RestoreOperation
+	restoreSteps map[string]map[int]catalog.RestoreStep // by operation id, then seq
 }
 
 // New returns an empty store.

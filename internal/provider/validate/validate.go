@@ -106,3 +106,18 @@ func Pattern(re *regexp.Regexp, what string) validator.String {
 		return nil
 	}}
 }
+
+// RFC3339 requires a time such as 2026-11-22T10:00:00Z.
+func RFC3339() validator.String {
+	return stringFunc{desc: "a time in RFC 3339 format, e.g. 2026-11-22T10:00:00Z", check: func(s string) error {
+		if _, err := time.Parse(time.RFC3339, s); err != nil {
+			return fmt.Errorf("%q is not an RFC 3339 time; write it like 2026-11-22T10:00:00Z", s)
+		}
+		return nil
+	}}
+}
+
+// RelativePath requires a path inside the shared volume: relative, no '..'.
+func RelativePath() validator.String {
+	return stringFunc{desc: "a path relative to the shared volume", check: engine.ValidateRelativePath}
+}

@@ -1,0 +1,178 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+)
+
+const restoreColumns = `id, key, cluster, repository, spec, status, error, started_at, finished_at`
+
+func scanRestore(row interface{ Scan(...any) error }) (catalog.RestoreOperation, error) {
+	var op catalog.RestoreOperation
+	var started, finished sql.NullInt64
+	err := row.Scan(&op.ID, &op.Key, &op.Cluster, &op.Repository, &op.Spec, &op.Status, &op.Error, &started, &finished)
+	op.StartedAt, op.FinishedAt = fromNanos(started), fromNanos(finished)
+	return op, err
+}
+
+// CreateRestore inserts op; ErrConflict if its id exists.
+func (s *Store) CreateRestore(ctx context.Context, op catalog.RestoreOperation) error {
+	if err := catalog.ValidateRestore(op); err != nil {
+		return fmt.Errorf("postgres catalog %s: create restore: %w", s.label, err)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO restore_operations (`+restoreColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (id) DO NOTHING`, op.ID, op.Key, op.Cluster, op.Repository, op.Spec, op.Status, op.Error, toNanos(op.StartedAt), toNanos(op.FinishedAt)))
+		if err == nil && n == 0 {
+			err = fmt.Errorf("a restore operation with this id exists: %w", catalog.ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres catalog %s: create restore %q: %w", s.label, op.ID, err)
+	}
+	return nil
+}
+
+// UpdateRestore replaces status, error and finished time; a succeeded
+// operation is final.
+func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		cur, err := scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = $1`, op.ID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return catalog.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := catalog.CheckRestoreTransition(cur.Status, op.Status); err != nil {
+			return err
+		}
+		cur.Status, cur.Error, cur.FinishedAt = op.Status, op.Error, op.FinishedAt
+		if err := catalog.ValidateRestore(cur); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE restore_operations SET status = $1, error = $2, finished_at = $3 WHERE id = $4`,
+			cur.Status, cur.Error, toNanos(cur.FinishedAt), cur.ID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres catalog %s: update restore %q: %w", s.label, op.ID, err)
+	}
+	return nil
+}
+
+// GetRestore returns the operation or ErrNotFound.
+func (s *Store) GetRestore(ctx context.Context, id string) (catalog.RestoreOperation, error) {
+	var op catalog.RestoreOperation
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = $1`, id))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = catalog.ErrNotFound
+	}
+	if err != nil {
+		return op, fmt.Errorf("postgres catalog %s: restore %q: %w", s.label, id, err)
+	}
+	return op, nil
+}
+
+// FindRestoreByKey returns the newest operation with key.
+func (s *Store) FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error) {
+	var op catalog.RestoreOperation
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE key = $1
+ORDER BY started_at DESC, id DESC LIMIT 1`, key))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = catalog.ErrNotFound
+	}
+	if err != nil {
+		return op, fmt.Errorf("postgres catalog %s: restore with key %q: %w", s.label, key, err)
+	}
+	return op, nil
+}
+
+// DeleteRestore removes an operation and its steps.
+func (s *Store) DeleteRestore(ctx context.Context, id string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM restore_operations WHERE id = $1`, id))
+		if err == nil && n == 0 {
+			err = catalog.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres catalog %s: delete restore %q: %w", s.label, id, err)
+	}
+	return nil
+}
+
+// PutRestoreStep inserts or replaces the step (operation, seq).
+func (s *Store) PutRestoreStep(ctx context.Context, st catalog.RestoreStep) error {
+	if err := catalog.ValidateRestoreStep(st); err != nil {
+		return fmt.Errorf("postgres catalog %s: put restore step: %w", s.label, err)
+	}
+	body, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM restore_operations WHERE id = $1`, st.OperationID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return catalog.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO restore_steps (operation_id, seq, body) VALUES ($1, $2, $3)
+ON CONFLICT (operation_id, seq) DO UPDATE SET body = excluded.body`, st.OperationID, st.Seq, string(body))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres catalog %s: put restore step %q/%d: %w", s.label, st.OperationID, st.Seq, err)
+	}
+	return nil
+}
+
+// RestoreSteps returns an operation's steps by Seq.
+func (s *Store) RestoreSteps(ctx context.Context, id string) ([]catalog.RestoreStep, error) {
+	out := []catalog.RestoreStep{}
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM restore_operations WHERE id = $1`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return catalog.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT body FROM restore_steps WHERE operation_id = $1 ORDER BY seq`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var body string
+			var st catalog.RestoreStep
+			if err := rows.Scan(&body); err != nil {
+				return err
+			}
+			if err := json.Unmarshal([]byte(body), &st); err != nil {
+				return fmt.Errorf("damaged restore step: %w", err)
+			}
+			out = append(out, st)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres catalog %s: restore steps of %q: %w", s.label, id, err)
+	}
+	return out, nil
+}
