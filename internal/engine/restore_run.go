@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/client"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 )
 
@@ -254,6 +255,17 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	req.Epoch = lease.Epoch
 	e.log.InfoContext(ctx, "restoring", "workload", p.Workload, "node", p.Node, "epoch", lease.Epoch, "recovery_point", p.RecoveryPoint)
 	res, err := target.Restore(ctx, p.Workload, req)
+	// A backup of the same workload holds it on the agent: wait for it.
+	for attempt := 1; err != nil && client.IsBusy(err) && attempt <= 30; attempt++ {
+		e.log.InfoContext(ctx, "workload busy with a backup; waiting", "workload", p.Workload, "node", p.Node, "attempt", attempt)
+		if werr := e.wait(ctx, time.Second); werr != nil {
+			break
+		}
+		if _, cerr := target.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: s.Cluster, Epoch: lease.Epoch, Owner: e.owner()}); cerr != nil && !client.IsStaleEpoch(cerr) {
+			break
+		}
+		res, err = target.Restore(ctx, p.Workload, req)
+	}
 	if err != nil {
 		// The previous data is in place (the agent swaps only at the end);
 		// put the workload back where it ran.

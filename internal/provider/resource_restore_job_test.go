@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	cryptorand "crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
@@ -23,6 +26,18 @@ import (
 )
 
 const jobAddr = "clusterguard_restore_job.test"
+
+// lazyString is a config variable read when the step runs, for values only
+// known once earlier steps ran (the time between two backups).
+type lazyString func() string
+
+func (l lazyString) MarshalJSON() ([]byte, error) { return json.Marshal(l()) }
+
+const beforeVariable = `
+variable "before" {
+  type = string
+}
+`
 
 // overlapWatch polls every agent while restores run and records any moment
 // a workload is active on two nodes: the invariant of E12.
@@ -126,6 +141,19 @@ func expectActiveOn(t *testing.T, e *testEnv, workload string, nodes ...string) 
 	}
 }
 
+// testAccRepoConfig is the cluster and repository without the group and
+// backup run: once backups are taken, restores move workloads around, which
+// a protection group would (rightly) report as drift.
+func testAccRepoConfig(e *testEnv, repoDir string) string {
+	return testAccClusterConfig(e, e.cluster.Token, "") + fmt.Sprintf(`
+resource "clusterguard_repository" "test" {
+  name     = "repo"
+  url      = %q
+  password = %q
+}
+`, repoDir, testRepoPassword)
+}
+
 func restoreJob(body string) string {
 	return `
 resource "clusterguard_restore_job" "test" {
@@ -154,15 +182,18 @@ func TestAccRestoreJob(t *testing.T) {
 	e.cluster.StartWorkload(t, "node-3", "db")
 	repoDir := filepath.Join(t.TempDir(), "repo")
 	group := `  workloads = ["web", "app", "db"]`
-	base := testAccBackupConfig(e, repoDir, group, `  triggers = { n = "1" }`)
+	base1 := testAccBackupConfig(e, repoDir, group, `  triggers = { n = "1" }`)
+	base2 := testAccBackupConfig(e, repoDir, group, `  triggers = { n = "2" }`)
+	base := testAccRepoConfig(e, repoDir)
 	var firstBackup time.Time
+	before := lazyString(func() string { return firstBackup.Add(time.Second).Format(time.RFC3339) })
 	watch := watchOverlaps(t, e)
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories(),
 		Steps: []resource.TestStep{
 			{
-				Config: base,
+				Config: base1,
 				Check: func(*terraform.State) error {
 					firstBackup = time.Now().UTC()
 					// Change the data after the backup: restores must bring v1 back.
@@ -174,12 +205,13 @@ func TestAccRestoreJob(t *testing.T) {
 			{
 				// A second recovery point, for before = <time>.
 				PreConfig: func() { waitPast(firstBackup) },
-				Config:    testAccBackupConfig(e, repoDir, group, `  triggers = { n = "2" }`),
+				Config:    base2,
 			},
 			{
 				// In place on the node where it runs (E11): the plan shows it.
-				Config: base + restoreJob(fmt.Sprintf(`  workloads = [{ name = "web", before = %q }]
-  verify    = "full"`, firstBackup.Add(time.Second).Format(time.RFC3339))),
+				Config: base + beforeVariable + restoreJob(`  workloads = [{ name = "web", before = var.before }]
+  verify    = "full"`),
+				ConfigVariables: config.Variables{"before": before},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(jobAddr, planPath(0, "node"), knownvalue.StringExact("node-1")),
 					statecheck.ExpectKnownValue(jobAddr, planPath(0, "deactivate_on"), knownvalue.StringExact("node-1")),
@@ -198,6 +230,7 @@ func TestAccRestoreJob(t *testing.T) {
 			},
 			{
 				ResourceName: jobAddr, ImportState: true, ImportStateIdFunc: stateAttr(jobAddr, "id"), ImportStateVerify: true,
+				ConfigVariables: config.Variables{"before": before},
 				ImportStateVerifyIgnore: []string{"timeouts", "workloads", "cluster", "repository", "colocate", "verify", "activate_after", "triggers", "plan", "resumed"},
 			},
 			{
@@ -246,12 +279,13 @@ func TestAccRestoreJob(t *testing.T) {
 				// A previous version of one file, to another node's path (M9);
 				// the running workload is not touched.
 				PreConfig: func() { e.writeData(t, "web", "marker", "v3") },
-				Config: base + restoreJob(fmt.Sprintf(`  workloads = [{
+				Config: base + beforeVariable + restoreJob(`  workloads = [{
     name        = "web"
-    before      = %q
+    before      = var.before
     files       = ["apps/web/marker"]
     destination = { node = "node-2", path = "restored" }
-  }]`, firstBackup.Add(time.Second).Format(time.RFC3339))),
+  }]`),
+				ConfigVariables: config.Variables{"before": before},
 				Check: resource.ComposeTestCheckFunc(
 					func(*terraform.State) error {
 						if got := e.readVolume(t, "restored/apps/web/marker"); got != "v1" {
@@ -295,15 +329,15 @@ func waitPast(t time.Time) {
 func TestAccRestoreJob_damaged(t *testing.T) {
 	e := newTestEnv(t, 2, "web", "app")
 	e.writeData(t, "web", "marker", "v1")
-	e.writeData(t, "app", "marker", "app-v1")
+	e.writeData(t, "web", "big.bin", randomText(3<<20))
 	e.cluster.StartWorkload(t, "node-1", "web")
-	e.cluster.StartWorkload(t, "node-2", "app")
 	repoDir := filepath.Join(t.TempDir(), "repo")
-	base := testAccBackupConfig(e, repoDir, `  workloads = ["web", "app"]`, `  triggers = { n = "1" }`)
+	backup := testAccBackupConfig(e, repoDir, `  workloads = ["web"]`, `  triggers = { n = "1" }`)
+	base := testAccRepoConfig(e, repoDir)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories(),
 		Steps: []resource.TestStep{
-			{Config: base, Check: func(*terraform.State) error {
+			{Config: backup, Check: func(*terraform.State) error {
 				e.writeData(t, "web", "marker", "v2")
 				corruptPacks(t, repoDir)
 				return nil
@@ -311,7 +345,7 @@ func TestAccRestoreJob_damaged(t *testing.T) {
 			{
 				Config: base + restoreJob(`  workloads = [{ name = "web" }]
   verify    = "full"`),
-				ExpectError: regexp.MustCompile(`(?s)damaged files:.*apps/web`),
+				ExpectError: regexp.MustCompile(`(?s)damaged files:.*apps/web/big\.bin`),
 			},
 			{
 				// Nothing changed on the volume, and web runs where it ran.
@@ -327,12 +361,13 @@ func TestAccRestoreJob_damaged(t *testing.T) {
 	})
 }
 
-// corruptPacks flips bytes in the middle of every pack file.
+// corruptPacks flips bytes in the middle of every data pack (packs of at
+// least 1 MiB: file content, not the small tree packs).
 func corruptPacks(t *testing.T, repoDir string) {
 	t.Helper()
 	n := 0
 	_ = filepath.Walk(filepath.Join(repoDir, "data"), func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() || info.Size() < 64 {
+		if err != nil || info.IsDir() || info.Size() < 1<<20 {
 			return nil
 		}
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
@@ -364,7 +399,8 @@ func TestAccRestoreJob_resume(t *testing.T) {
 	e.cluster.StartWorkload(t, "node-1", "web")
 	e.cluster.StartWorkload(t, "node-2", "app")
 	repoDir := filepath.Join(t.TempDir(), "repo")
-	base := testAccBackupConfig(e, repoDir, `  workloads = ["web", "app"]`, `  triggers = { n = "1" }`)
+	backup := testAccBackupConfig(e, repoDir, `  workloads = ["web", "app"]`, `  triggers = { n = "1" }`)
+	base := testAccRepoConfig(e, repoDir)
 	crash := true
 	hooks := engine.RestoreHooks{AfterStep: func(_ context.Context, st catalog.RestoreStep) error {
 		if crash && st.Seq == 1 {
@@ -378,7 +414,7 @@ func TestAccRestoreJob_resume(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories(WithRestoreHooks(hooks)),
 		Steps: []resource.TestStep{
-			{Config: base},
+			{Config: backup},
 			{Config: job, ExpectError: regexp.MustCompile(`simulated crash`)},
 			{
 				Config: job,
@@ -427,4 +463,11 @@ provider "clusterguard" {
 			})
 		})
 	}
+}
+
+// randomText is incompressible-enough content of n bytes.
+func randomText(n int) string {
+	b := make([]byte, n)
+	_, _ = cryptorand.Read(b)
+	return string(b)
 }
