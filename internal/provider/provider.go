@@ -185,6 +185,8 @@ func (p *clusterguardProvider) Resources(context.Context) []func() resource.Reso
 func (p *clusterguardProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
 		NewWorkloadDigestDataSource,
+		NewRecoveryPointsDataSource,
+		NewFileVersionsDataSource,
 	}
 }
 

@@ -138,3 +138,25 @@ func factories(opts ...Option) map[string]func() (tfprotov6.ProviderServer, erro
 		"clusterguard": providerserver.NewProtocol6WithError(New("test", opts...)()),
 	}
 }
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// waitGrowth polls until the file at p is larger than size.
+func waitGrowth(t *testing.T, p string, size int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+	t.Fatalf("%s did not grow past %d bytes", p, size)
+}

@@ -1,0 +1,64 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
+)
+
+// RecoveryPoints lists indexed recovery points, newest first.
+func (e *Engine) RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilter) ([]catalog.RecoveryPoint, error) {
+	return e.store.RecoveryPoints(ctx, f)
+}
+
+// FileVersionQuery selects the versions of one file (M9).
+type FileVersionQuery struct {
+	Workload string
+	Path     string // as stored: relative to the shared volume
+	Cluster  string
+	Group    string
+}
+
+// FileVersion is one recovery point's copy of a file.
+type FileVersion struct {
+	RecoveryPoint string
+	CreatedAt     time.Time
+	Size          int64
+	Mode          string
+	ModifiedAt    time.Time
+	ContentID     string // equal ids mean equal bytes
+	Unchanged     bool   // same content as the next older version
+}
+
+// FileVersions lists every recovery point of repositoryName holding the
+// file, newest first, marking versions whose content did not change.
+func (e *Engine) FileVersions(ctx context.Context, repositoryName string, q FileVersionQuery) ([]FileVersion, error) {
+	if err := ValidateRelativePath(q.Path); err != nil {
+		return nil, &ValidationError{Field: "path", Reason: err.Error()}
+	}
+	repo, closeRepo, err := e.OpenRepository(ctx, repositoryName)
+	if err != nil {
+		return nil, err
+	}
+	defer closeRepo()
+	versions, err := repo.FileVersions(ctx, q.Path, repository.SnapshotFilter{Workload: q.Workload, Cluster: q.Cluster, Group: q.Group})
+	if err != nil {
+		return nil, fmt.Errorf("versions of %s: %w", q.Path, err)
+	}
+	out := make([]FileVersion, 0, len(versions))
+	for _, v := range versions {
+		id, err := repo.FileContentID(ctx, v.Snapshot.ID, q.Path)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, FileVersion{RecoveryPoint: v.Snapshot.ID, CreatedAt: v.Snapshot.Time, Size: v.File.Size,
+			Mode: v.File.Mode.String(), ModifiedAt: v.File.ModTime, ContentID: id})
+	}
+	for i := 0; i+1 < len(out); i++ {
+		out[i].Unchanged = out[i].ContentID == out[i+1].ContentID
+	}
+	return out, nil
+}
