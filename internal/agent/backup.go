@@ -12,7 +12,6 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/location"
 )
 
 // Error codes of the coordinator and backup endpoints.
@@ -112,20 +111,11 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 
 	// Open the repository first: a wrong password or an unreachable bucket
 	// must fail before the workload is frozen.
-	be, err := location.Open(ctx, location.Config{
-		URL: req.Repository.URL, Endpoint: req.Repository.Endpoint, Region: req.Repository.Region,
-		AccessKeyID: req.Repository.AccessKeyID, SecretAccessKey: req.Repository.SecretAccessKey,
-		SessionToken: req.Repository.SessionToken, PathStyle: req.Repository.PathStyle, Insecure: req.Repository.Insecure,
-	})
+	repo, where, closeRepo, err := openRepository(ctx, req.Repository, s.now)
 	if err != nil {
-		return res, fmt.Errorf("backup of %s: open repository: %w", name, err)
+		return res, fmt.Errorf("backup of %s: %w", name, err)
 	}
-	defer be.Close()
-	repo, err := repository.Open(ctx, be, req.Repository.Password, repository.OpenOptions{Now: s.now})
-	if err != nil {
-		return res, fmt.Errorf("backup of %s: open repository %s: %w", name, be.Location(), err)
-	}
-	defer repo.Close()
+	defer closeRepo()
 
 	freeze, release, how := wl.driver.Quiesce, wl.driver.Thaw, "quiesce"
 	if req.Consistency == api.ConsistencyCrash {
@@ -218,7 +208,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	})
 	res.UploadMS = s.now().Sub(uploadStart).Milliseconds()
 	if err != nil {
-		return res, fmt.Errorf("backup of %s: upload into %s: %w", name, be.Location(), err)
+		return res, fmt.Errorf("backup of %s: upload into %s: %w", name, where, err)
 	}
 	res.SnapshotID, res.ParentID = snap.ID, snap.Parent
 	res.Files, res.BytesRead, res.BytesAdded, res.TotalBytes = stats.Files, stats.BytesRead, stats.BytesAdded, stats.Bytes

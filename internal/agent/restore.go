@@ -14,7 +14,6 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/location"
 )
 
 // Error codes of the restore endpoint.
@@ -139,20 +138,11 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	name := wl.cfg.Name
 	res := api.RestoreResult{Workload: name, Node: s.cfg.Node, Epoch: req.Epoch, StartedAt: s.now().UTC()}
 	log := s.logger.With("workload", name, "operation", req.OperationID, "epoch", req.Epoch)
-	be, err := location.Open(ctx, location.Config{
-		URL: req.Repository.URL, Endpoint: req.Repository.Endpoint, Region: req.Repository.Region,
-		AccessKeyID: req.Repository.AccessKeyID, SecretAccessKey: req.Repository.SecretAccessKey,
-		SessionToken: req.Repository.SessionToken, PathStyle: req.Repository.PathStyle, Insecure: req.Repository.Insecure,
-	})
+	repo, _, closeRepo, err := openRepository(ctx, req.Repository, s.now)
 	if err != nil {
-		return res, fmt.Errorf("restore of %s: open repository: %w", name, err)
+		return res, fmt.Errorf("restore of %s: %w", name, err)
 	}
-	defer be.Close()
-	repo, err := repository.Open(ctx, be, req.Repository.Password, repository.OpenOptions{Now: s.now})
-	if err != nil {
-		return res, fmt.Errorf("restore of %s: open repository %s: %w", name, be.Location(), err)
-	}
-	defer repo.Close()
+	defer closeRepo()
 	snap, err := repo.Snapshot(ctx, req.SnapshotID)
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: recovery point %s: %w", name, req.SnapshotID, err)

@@ -99,6 +99,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	mux.Handle("POST /v1/workloads/{name}/{action}", s.authenticated(s.action))
 	mux.Handle("POST /v1/workloads/{name}/backup", s.authenticated(s.backup))
 	mux.Handle("POST /v1/workloads/{name}/restore", s.authenticated(s.restore))
+	mux.Handle("POST /v1/node-backup", s.authenticated(s.nodeBackup))
 	mux.Handle("GET /v1/coordinator", s.authenticated(s.coordinator))
 	mux.Handle("POST /v1/coordinator", s.authenticated(s.claimCoordinator))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

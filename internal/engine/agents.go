@@ -19,6 +19,7 @@ type AgentClient interface {
 	ClaimCoordinator(ctx context.Context, claim api.CoordinatorClaim) (api.CoordinatorState, error)
 	Backup(ctx context.Context, workload string, req api.BackupRequest) (api.BackupResult, error)
 	Restore(ctx context.Context, workload string, req api.RestoreRequest) (api.RestoreResult, error)
+	NodeBackup(ctx context.Context, req api.NodeBackupRequest) (api.NodeBackupResult, error)
 }
 
 // Dialer returns a client for the agent of node at endpoint. Tests inject

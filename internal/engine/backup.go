@@ -320,9 +320,54 @@ func (r *runner) backupOnNode(ctx context.Context, node, phase string, want map[
 		return
 	}
 	e.log.InfoContext(ctx, "coordinating node", "run", r.run_.ID, "node", node, "epoch", lease.Epoch, "workloads", strings.Join(todo, ","))
+	if r.g.ExtractAt == ExtractAtRestore {
+		r.backupNodeView(ctx, cl, node, phase, lease.Epoch, todo)
+		return
+	}
 	for _, w := range todo {
 		r.backupOne(ctx, cl, node, phase, lease.Epoch, w)
 	}
+}
+
+// backupNodeView stores the node's whole shared-volume view once, with its
+// workloads frozen together (E6, extract_at = "restore"); each workload's
+// recovery point is that snapshot, indexed as "<snapshot>@<workload>".
+func (r *runner) backupNodeView(ctx context.Context, cl AgentClient, node, phase string, epoch int64, todo []string) {
+	e := r.e
+	started := e.now().UTC()
+	res, err := cl.NodeBackup(ctx, api.NodeBackupRequest{
+		Epoch: epoch, Repository: repositoryAccess(r.repo), Consistency: r.g.Consistency,
+		StunTimeoutMS: r.o.StunTimeout.Milliseconds(), Workloads: todo, Cluster: r.g.Cluster, Group: r.g.Name,
+		RunID: r.run_.ID, Tags: r.o.Tags,
+	})
+	for _, w := range todo {
+		step := catalog.Step{RunID: r.run_.ID, Seq: len(r.steps) + 1, Phase: phase, Node: node, Epoch: epoch, Workload: w,
+			StartedAt: started, FinishedAt: e.now().UTC()}
+		if err != nil {
+			step.Outcome, step.Error = catalog.StepFailed, err.Error()
+			r.lastErr[w] = fmt.Sprintf("node backup on %s failed: %v", node, err)
+		} else {
+			point := res.SnapshotID + "@" + w
+			step.Outcome, step.SnapshotID, step.Bytes, step.StunMS = catalog.StepSucceeded, point, res.TotalBytes, res.StunMS[w]
+			r.captured[w] = api.BackupResult{Workload: w, Node: node, SnapshotID: point, TotalBytes: res.TotalBytes, StunMS: res.StunMS[w]}
+			delete(r.lastErr, w)
+			if perr := e.store.PutRecoveryPoint(ctx, catalog.RecoveryPoint{ID: point, Repository: r.repo.Name, Cluster: r.g.Cluster,
+				Group: r.g.Name, Workload: w, Node: node, RunID: r.run_.ID, Consistency: r.g.Consistency, Size: res.TotalBytes, CreatedAt: res.StartedAt.UTC()}); perr != nil {
+				e.log.ErrorContext(ctx, "indexing recovery point", "snapshot", point, "error", perr.Error())
+			}
+		}
+		r.steps = append(r.steps, step)
+		if aerr := e.store.AddStep(ctx, step); aerr != nil {
+			e.log.ErrorContext(ctx, "recording step", "run", r.run_.ID, "seq", step.Seq, "error", aerr.Error())
+		}
+	}
+}
+
+// SnapshotOf returns the repository snapshot of a recovery point id: node
+// views are indexed per workload as "<snapshot>@<workload>".
+func SnapshotOf(recoveryPoint string) string {
+	id, _, _ := strings.Cut(recoveryPoint, "@")
+	return id
 }
 
 func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase string, epoch int64, w string) {

@@ -145,6 +145,10 @@ func (a *fakeAgent) Restore(context.Context, string, api.RestoreRequest) (api.Re
 	return api.RestoreResult{}, errors.New("not used")
 }
 
+func (a *fakeAgent) NodeBackup(context.Context, api.NodeBackupRequest) (api.NodeBackupResult, error) {
+	return api.NodeBackupResult{}, errors.New("not used")
+}
+
 type runFixture struct {
 	eng   *Engine
 	store *memstore.Store

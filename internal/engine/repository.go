@@ -178,10 +178,23 @@ func (e *Engine) ApplyRetention(ctx context.Context, group string) (removed int,
 	if err != nil {
 		return 0, fmt.Errorf("applying retention of group %q: %w", group, err)
 	}
+	forgotten := map[string]bool{}
 	for _, fg := range res.Groups {
 		for _, s := range fg.Remove {
-			if err := e.store.DeleteRecoveryPoint(ctx, s.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-				return res.Removed, err
+			forgotten[s.ID] = true
+		}
+	}
+	if len(forgotten) > 0 {
+		// Node views are indexed once per workload ("<snapshot>@<workload>").
+		points, err := e.store.RecoveryPoints(ctx, catalog.RecoveryPointFilter{Group: g.Name, Repository: g.Repository})
+		if err != nil {
+			return res.Removed, err
+		}
+		for _, p := range points {
+			if forgotten[SnapshotOf(p.ID)] {
+				if err := e.store.DeleteRecoveryPoint(ctx, p.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+					return res.Removed, err
+				}
 			}
 		}
 	}

@@ -218,7 +218,7 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	if err != nil {
 		return fail(err)
 	}
-	req := api.RestoreRequest{OperationID: opID, Repository: repositoryAccess(repo), SnapshotID: p.RecoveryPoint,
+	req := api.RestoreRequest{OperationID: opID, Repository: repositoryAccess(repo), SnapshotID: SnapshotOf(p.RecoveryPoint),
 		Verify: s.Verify, Files: w.Files, Destination: w.DestinationPath}
 	// Inspect before anything is stopped or written (M8): a damaged
 	// recovery point must cost neither data nor downtime.

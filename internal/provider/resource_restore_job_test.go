@@ -471,3 +471,52 @@ func randomText(n int) string {
 	_, _ = cryptorand.Read(b)
 	return string(b)
 }
+
+// TestAccExtractAtRestore: a group with extract_at = "restore" stores one
+// snapshot of each node's shared-volume view (E6); a workload's files are
+// extracted from it when restoring.
+func TestAccExtractAtRestore(t *testing.T) {
+	e := newTestEnv(t, 2, "web", "app", "db")
+	e.writeData(t, "web", "marker", "web-v1")
+	e.writeData(t, "app", "marker", "app-v1")
+	e.cluster.StartWorkload(t, "node-1", "web")
+	e.cluster.StartWorkload(t, "node-1", "app")
+	e.cluster.StartWorkload(t, "node-2", "db")
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	backup := testAccBackupConfig(e, repoDir, `  workloads  = ["web", "app", "db"]
+  extract_at = "restore"`, `  triggers = { n = "1" }`)
+	nodeView := regexp.MustCompile(`^[0-9a-f]{64}@(web|app|db)$`)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		Steps: []resource.TestStep{
+			{
+				Config: backup,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
+					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("workloads").AtMapKey("web").AtMapKey("recovery_point"), knownvalue.StringRegexp(nodeView)),
+				},
+				Check: func(s *terraform.State) error {
+					a := s.RootModule().Resources[runAddr].Primary.Attributes
+					web, app, db := engine.SnapshotOf(a["workloads.web.recovery_point"]), engine.SnapshotOf(a["workloads.app.recovery_point"]), engine.SnapshotOf(a["workloads.db.recovery_point"])
+					if web != app || web == db {
+						return fmt.Errorf("want one node-view snapshot per node: web %s, app %s (node-1), db %s (node-2)", web, app, db)
+					}
+					e.writeData(t, "app", "marker", "app-v2")
+					return nil
+				},
+			},
+			{
+				Config: testAccRepoConfig(e, repoDir) + restoreJob(`  workloads = [{ name = "app" }]`),
+				Check: resource.ComposeTestCheckFunc(func(*terraform.State) error {
+					if got := e.readVolume(t, "apps/app/marker"); got != "app-v1" {
+						return fmt.Errorf("apps/app/marker = %q after restoring from the node view, want app-v1", got)
+					}
+					if got := e.readVolume(t, "apps/web/marker"); got != "web-v1" {
+						return fmt.Errorf("restoring app touched web: %q", got)
+					}
+					return nil
+				}, expectActiveOn(t, e, "app", "node-1")),
+			},
+		},
+	})
+}

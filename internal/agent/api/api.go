@@ -191,3 +191,33 @@ type RestoreResult struct {
 	StartedAt    time.Time `json:"started_at"`
 	FinishedAt   time.Time `json:"finished_at"`
 }
+
+// NodeBackupRequest is the body of POST /v1/node-backup: one point-in-time
+// copy of the node's whole view of the shared volume, taken with every
+// listed workload frozen, stored once (a protection group with
+// extract_at = "restore", E6). A workload's files are extracted from it at
+// restore time.
+type NodeBackupRequest struct {
+	Epoch         int64             `json:"epoch"`
+	Repository    RepositoryAccess  `json:"repository"`
+	Consistency   string            `json:"consistency"`
+	StunTimeoutMS int64             `json:"stun_timeout_ms"`
+	Workloads     []string          `json:"workloads"` // active on this node; frozen for the copy
+	Cluster       string            `json:"cluster"`
+	Group         string            `json:"group"`
+	RunID         string            `json:"run_id"`
+	Tags          []string          `json:"tags,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+}
+
+// NodeBackupResult is returned by POST /v1/node-backup.
+type NodeBackupResult struct {
+	Node       string           `json:"node"`
+	Epoch      int64            `json:"epoch"`
+	SnapshotID string           `json:"snapshot_id"`
+	TotalBytes int64            `json:"total_bytes"`
+	BytesAdded int64            `json:"bytes_added"`
+	StunMS     map[string]int64 `json:"stun_ms"` // per workload
+	StartedAt  time.Time        `json:"started_at"`
+	FinishedAt time.Time        `json:"finished_at"`
+}

@@ -230,6 +230,12 @@ func (c *Client) Backup(ctx context.Context, workload string, req api.BackupRequ
 	return out, c.doBody(ctx, c.once, http.MethodPost, "/v1/workloads/"+url.PathEscape(workload)+"/backup", true, req, &out)
 }
 
+// NodeBackup calls POST /v1/node-backup; never retried.
+func (c *Client) NodeBackup(ctx context.Context, req api.NodeBackupRequest) (api.NodeBackupResult, error) {
+	var out api.NodeBackupResult
+	return out, c.doBody(ctx, c.once, http.MethodPost, "/v1/node-backup", true, req, &out)
+}
+
 // Restore calls POST /v1/workloads/{name}/restore; never retried.
 func (c *Client) Restore(ctx context.Context, workload string, req api.RestoreRequest) (api.RestoreResult, error) {
 	var out api.RestoreResult
