@@ -75,6 +75,12 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 			return rep, err
 		}
 	case errors.Is(err, catalog.ErrNotFound):
+		if expected != nil {
+			// Say what changed since the plan before anything else fails.
+			if err := e.checkShownPlan(ctx, s, *expected, *expected); err != nil {
+				return rep, err
+			}
+		}
 		plan, err := e.PlanRestore(ctx, s)
 		if err != nil {
 			return rep, err

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+)
+
+func restoreSpec(target, node string) RestoreSpec {
+	return RestoreSpec{Cluster: "c", Repository: "r", Verify: "metadata", ActivateAfter: true,
+		Workloads: []RestoreWorkload{{Name: "a", RecoveryPoint: "latest", Target: target, Node: node, OnConflict: ConflictDeactivate}}}
+}
+
+func addPoint(t *testing.T, fx *runFixture, id, workload string, at time.Time) {
+	t.Helper()
+	if err := fx.store.PutRecoveryPoint(context.Background(), catalog.RecoveryPoint{ID: id, Repository: "r", Cluster: "c", Group: "g", Workload: workload, CreatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPlanRestorePlacement(t *testing.T) {
+	t.Parallel()
+	fx := newRunFixture(t, map[string]string{"a": "n2", "b": ""}, catalog.ProtectionGroup{Workloads: []string{"a"}})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	addPoint(t, fx, "p-old", "a", t0)
+	addPoint(t, fx, "p-new", "a", t0.Add(time.Hour))
+	addPoint(t, fx, "p-b", "b", t0)
+	ctx := context.Background()
+
+	plan, err := fx.eng.PlanRestore(ctx, restoreSpec(TargetActiveNode, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := plan.Steps[0]; s.Node != "n2" || s.DeactivateOn != "n2" || s.RecoveryPoint != "p-new" || !s.Activate {
+		t.Fatalf("active node restore = %+v", s)
+	}
+	spec := restoreSpec(TargetNode, "n3")
+	spec.Workloads[0].OnConflict = ConflictMigrate
+	spec.Workloads[0].RecoveryPoint, spec.Workloads[0].Before = "", t0.Add(time.Minute)
+	plan, err = fx.eng.PlanRestore(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := plan.Steps[0]; s.Node != "n3" || s.DeactivateOn != "n2" || !s.Migrate || s.RecoveryPoint != "p-old" {
+		t.Fatalf("specified node with migrate, before = t0+1m: %+v", s)
+	}
+	// An inactive workload goes to a node by policy; colocate keeps the
+	// second workload with the first.
+	spec = RestoreSpec{Cluster: "c", Repository: "r", Verify: "none", Colocate: true, Workloads: []RestoreWorkload{
+		{Name: "b", RecoveryPoint: "latest", Target: TargetFewestWorkloads, OnConflict: ConflictDeactivate},
+		{Name: "a", RecoveryPoint: "latest", Target: TargetActiveNode, OnConflict: ConflictDeactivate},
+	}}
+	plan, err = fx.eng.PlanRestore(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Steps[0].DeactivateOn != "" || plan.Steps[1].Node != plan.Steps[0].Node || plan.Steps[1].DeactivateOn != "n2" {
+		t.Fatalf("colocated plan = %+v", plan.Steps)
+	}
+}
+
+// A recovery point deleted between plan and apply: apply says so and
+// does nothing.
+func TestRunRestoreRecoveryPointGoneSincePlan(t *testing.T) {
+	t.Parallel()
+	fx := newRunFixture(t, map[string]string{"a": "n1"}, catalog.ProtectionGroup{Workloads: []string{"a"}})
+	addPoint(t, fx, "p1", "a", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	spec := restoreSpec(TargetActiveNode, "")
+	plan, err := fx.eng.PlanRestore(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.store.DeleteRecoveryPoint(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = fx.eng.RunRestore(ctx, spec, &plan, RestoreHooks{})
+	var changed *PlanChangedError
+	if !errors.As(err, &changed) || !strings.Contains(err.Error(), "recovery point p1 of a no longer exists") {
+		t.Fatalf("err = %v, want a PlanChangedError naming p1", err)
+	}
+	if _, err := fx.store.FindRestoreByKey(ctx, RestoreKey(spec)); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("an operation was recorded although nothing may run: %v", err)
+	}
+}
+
+func TestValidateRestoreSpec(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mutate func(*RestoreSpec)
+		want   string
+	}{
+		{func(s *RestoreSpec) { s.Workloads[0].Files = []string{"../x"} }, "contains '..'"},
+		{func(s *RestoreSpec) { s.Workloads[0].Files = []string{"/etc/passwd"} }, "is absolute"},
+		{func(s *RestoreSpec) { s.Workloads[0].DestinationPath = "out" }, "needs files"},
+		{func(s *RestoreSpec) { s.Workloads[0].Files = []string{".clusterguard/coordinator.json"} }, "not a workload path"},
+		{func(s *RestoreSpec) { s.Workloads = append(s.Workloads, s.Workloads[0]) }, "listed twice"},
+		{func(s *RestoreSpec) { s.Verify = "some" }, "use none, metadata or full"},
+	} {
+		s := restoreSpec(TargetActiveNode, "")
+		tc.mutate(&s)
+		if err := ValidateRestoreSpec(s); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want %q, got %v", tc.want, err)
+		}
+	}
+}
