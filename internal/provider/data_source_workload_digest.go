@@ -87,15 +87,9 @@ func (d *workloadDigestDataSource) Schema(ctx context.Context, _ datasource.Sche
 }
 
 func (d *workloadDigestDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		d.engine = data.engine
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(diagUnexpectedProviderData(req.ProviderData))
-		return
-	}
-	d.engine = data.engine
 }
 
 func (d *workloadDigestDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {

@@ -112,15 +112,9 @@ func (r *backupRunResource) Schema(ctx context.Context, _ resource.SchemaRequest
 }
 
 func (r *backupRunResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		r.engine, r.hooks = data.engine, data.runHooks
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(diagUnexpectedProviderData(req.ProviderData))
-		return
-	}
-	r.engine, r.hooks = data.engine, data.runHooks
 }
 
 func (r *backupRunResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

@@ -169,15 +169,9 @@ func (r *protectionGroupResource) Schema(ctx context.Context, _ resource.SchemaR
 }
 
 func (r *protectionGroupResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		r.engine = data.engine
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(diagUnexpectedProviderData(req.ProviderData))
-		return
-	}
-	r.engine = data.engine
 }
 
 func (r *protectionGroupResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {

@@ -132,15 +132,9 @@ func (r *repositoryResource) Schema(ctx context.Context, _ resource.SchemaReques
 }
 
 func (r *repositoryResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		r.engine = data.engine
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(diagUnexpectedProviderData(req.ProviderData))
-		return
-	}
-	r.engine = data.engine
 }
 
 func (r *repositoryResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

@@ -166,15 +166,9 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 }
 
 func (r *restoreJobResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		r.engine, r.hooks = data.engine, data.restoreHooks
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(diagUnexpectedProviderData(req.ProviderData))
-		return
-	}
-	r.engine, r.hooks = data.engine, data.restoreHooks
 }
 
 func (r *restoreJobResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
