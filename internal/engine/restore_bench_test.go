@@ -111,7 +111,8 @@ func writeImage(b *testing.B, p string, size int) {
 	}
 	defer f.Close()
 	chunk := make([]byte, 4<<20)
-	text := []byte(strings.Repeat("2026-11-22T10:00:00Z node-1 vm: request served in 12ms status=200 path=/api/v1/items\n", len(chunk)/86+1))[:len(chunk)]
+	line := "2026-11-22T10:00:00Z node-1 vm: request served in 12ms status=200 path=/api/v1/items\n"
+	text := []byte(strings.Repeat(line, len(chunk)/len(line)+1))[:len(chunk)]
 	for written, i := 0, 0; written < size; written, i = written+len(chunk), i+1 {
 		switch i % 4 {
 		case 0:
