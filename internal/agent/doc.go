@@ -48,6 +48,24 @@
 //	GET  /v1/workloads                       every workload, probed in parallel
 //	GET  /v1/workloads/{name}                one workload
 //	POST /v1/workloads/{name}/{action}       start, stop, quiesce, thaw; state probed afterwards
+//	GET  /v1/coordinator                     the coordinator role: epoch held, highest seen, marker
+//	POST /v1/coordinator                     claim the role with a fencing epoch (409 stale_epoch if lower)
+//	POST /v1/workloads/{name}/backup         freeze, point-in-time copy, release, upload (epoch checked)
+//	POST /v1/node-backup                     the node's whole shared-volume view, its workloads frozen together
+//	POST /v1/workloads/{name}/restore        inspect, stage on the volume, swap in atomically (or inspect only)
+//
+// Coordinator and fencing (E3): the engine grants an epoch from its catalog;
+// the agent refuses an epoch lower than the highest it has seen (kept in
+// state_dir across restarts) or than the marker .clusterguard/coordinator.json
+// on the shared volume, and re-reads the marker before every read or write of
+// the volume for a backup or restore, so a node that lost the role is refused.
+//
+// Stun: quiesce (or pause) until release. The agent releases the workload
+// itself when the request's stun timeout passes, whatever happens to the
+// request, and fails the backup as inconsistent if the copy was not done by
+// then. The point-in-time copy is a node-local mirror under state_dir:
+// unchanged files are not copied again and keep their inode, so the
+// repository does not re-read them either (E9).
 //
 // Every endpoint but health needs "Authorization: Bearer <token>" (401
 // "unauthorized" otherwise). Unknown workloads, actions and endpoints get 404

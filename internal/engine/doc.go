@@ -1,7 +1,8 @@
 // Package engine is clusterguard's orchestration engine: it registers
-// clusters, probes node agents, builds the workload digest and (in later
-// stages) runs federated backups and restores. The Terraform provider and the
-// engine daemon both embed it; neither holds behaviour of its own.
+// clusters and repositories, probes node agents, builds the workload digest,
+// runs federated backups (RunBackup) and restores (PlanRestore, RunRestore),
+// applies retention and reconciles protection drift. The Terraform provider
+// embeds it and holds no behaviour of its own.
 //
 // Glossary
 //
@@ -14,12 +15,30 @@
 //   - coordinator: the one node allowed to do I/O on the shared volume for a
 //     run step; a lease with a fencing epoch (E3).
 //   - digest: the location and state of every workload of a cluster (E14).
+//   - run: one federated backup of a protection group; steps are its
+//     workload backups, recorded as they finish.
+//   - recovery point: a snapshot in a repository, indexed in the catalog per
+//     workload (node views as "<snapshot>@<workload>").
+//   - restore operation: one restore job, recorded before work starts and
+//     keyed by its request so an interrupted apply resumes it.
 //
 // State model of a cluster registration
 //
 //	(absent) --Register: every agent reachable, authenticated, same volume--> registered
 //	registered --Status: probe--> registered (per-node status refreshed; drift visible)
 //	registered --Unregister--> (absent)       workloads are never touched
+//
+// State model of a backup run
+//
+//	running --all expected workloads captured--> succeeded
+//	running --some captured, others missed after verification--> partial
+//	running --nothing captured, or nothing selected--> failed
+//
+// State model of a restore operation
+//
+//	(absent) --recorded before work--> running --every step done--> succeeded
+//	running --a step failed--> failed --apply again (same request)--> running
+//	running --process died--> running (resumed by the next apply)
 //
 // Workload states in the digest: active (on exactly one node), inactive (on
 // none), failed (a node's driver reports failure and none is active),
