@@ -5,8 +5,10 @@ package provider
 import (
 	"context"
 	"crypto/tls"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -19,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/postgres"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider/validate"
@@ -87,7 +90,8 @@ func (p *clusterguardProvider) Schema(_ context.Context, _ provider.SchemaReques
 			"on every node and keeps its durable state in a catalog.",
 		Attributes: map[string]schema.Attribute{
 			"catalog": schema.StringAttribute{
-				MarkdownDescription: "Path of the engine's catalog, an embedded SQLite file. Defaults to " +
+				MarkdownDescription: "The engine's catalog: the path of an embedded SQLite file, or a PostgreSQL URL " +
+					"(`postgres://user@host:5432/db`) so several teams or engines share one catalog. Defaults to " +
 					"`$XDG_DATA_HOME/clusterguard/catalog.db` (`~/.local/share/clusterguard/catalog.db`). " +
 					"Environment variable: `CLUSTERGUARD_CATALOG`.",
 				Optional:   true,
@@ -151,9 +155,9 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 			return
 		}
 	}
-	store, err := sqlite.Open(ctx, catalogPath, sqlite.Options{})
+	store, err := openCatalog(ctx, catalogPath)
 	if err != nil {
-		resp.Diagnostics.Append(diagCatalogOpen(path.Root("catalog"), catalogPath, err))
+		resp.Diagnostics.Append(diagCatalogOpen(path.Root("catalog"), redactURL(catalogPath), err))
 		return
 	}
 	eng, err := engine.New(engine.Options{
@@ -167,7 +171,7 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 		resp.Diagnostics.Append(diagInternal("configuring the engine", err))
 		return
 	}
-	tflog.Debug(ctx, "clusterguard engine configured", map[string]any{"catalog": catalogPath, "request_timeout": timeout.String(), "tls_ca": caFile != ""})
+	tflog.Debug(ctx, "clusterguard engine configured", map[string]any{"catalog": redactURL(catalogPath), "request_timeout": timeout.String(), "tls_ca": caFile != ""})
 	data := &providerData{engine: eng, runHooks: p.runHooks, restoreHooks: p.restoreHooks}
 	resp.ResourceData = data
 	resp.DataSourceData = data
@@ -189,6 +193,26 @@ func (p *clusterguardProvider) DataSources(context.Context) []func() datasource.
 		NewRecoveryPointsDataSource,
 		NewFileVersionsDataSource,
 	}
+}
+
+// openCatalog opens PostgreSQL for postgres:// URLs, else a SQLite file.
+func openCatalog(ctx context.Context, where string) (engine.Store, error) {
+	if strings.HasPrefix(where, "postgres://") || strings.HasPrefix(where, "postgresql://") {
+		return postgres.Open(ctx, where, postgres.Options{})
+	}
+	return sqlite.Open(ctx, where, sqlite.Options{})
+}
+
+// redactURL drops a password from a catalog URL before it is shown.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
 }
 
 func defaultCatalogPath() string {

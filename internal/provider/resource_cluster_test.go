@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -10,6 +11,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	pgtest "github.com/clusterguard/terraform-provider-clusterguard/internal/testutil/postgres"
 )
 
 const clusterAddr = "clusterguard_cluster.test"
@@ -179,5 +182,37 @@ nodes = {}`, `at least 1`},
 				}},
 			})
 		})
+	}
+}
+
+// TestAccCluster_postgresCatalog: the same lifecycle with the catalog in a
+// real PostgreSQL server, as teams sharing one catalog would run it.
+func TestAccCluster_postgresCatalog(t *testing.T) {
+	e := newTestEnv(t, 2, "web")
+	pg := pgtest.Start(t)
+	e.catalog = pg.CreateDatabase(t)
+	cfg := testAccClusterConfig(e, e.cluster.Token, "")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: cfg,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(clusterAddr, tfjsonpath.New("nodes"), knownvalue.MapSizeExact(2)),
+				},
+			},
+			{ResourceName: clusterAddr, ImportState: true, ImportStateId: "acc", ImportStateVerify: true,
+				ImportStateVerifyIdentifierAttribute: "name", ImportStateVerifyIgnore: []string{"timeouts"}},
+		},
+	})
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	if got := redactURL("postgres://cg:s3cret@db:5432/cat"); strings.Contains(got, "s3cret") {
+		t.Fatalf("password shown: %s", got)
+	}
+	if got := redactURL("/var/lib/clusterguard/catalog.db"); got != "/var/lib/clusterguard/catalog.db" {
+		t.Fatalf("path changed: %s", got)
 	}
 }
