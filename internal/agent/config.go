@@ -571,7 +571,7 @@ func (p *configParser) duration(expr hcl.Expression, what string) (time.Duration
 func checkListen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port (%v); use e.g. \"127.0.0.1:7420\", \"0.0.0.0:7420\" or \"127.0.0.1:0\" for any free port", addr, err)
+		return fmt.Errorf("%q is not host:port (%w); use e.g. \"127.0.0.1:7420\", \"0.0.0.0:7420\" or \"127.0.0.1:0\" for any free port", addr, err)
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 {
@@ -592,7 +592,7 @@ func checkDirectory(path string) error {
 		return fmt.Errorf("%s does not exist; mount the shared volume there or fix the path", path)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if !info.IsDir() {
 		return fmt.Errorf("%s is not a directory; give the directory where the shared volume is mounted", path)

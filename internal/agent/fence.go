@@ -73,7 +73,7 @@ func NewFence(node, sharedVolume, stateDir string, now func() time.Time) (*Fence
 			Highest int64 `json:"highest"`
 		}
 		if err := json.Unmarshal(data, &st); err != nil {
-			return nil, fmt.Errorf("%s in %s is damaged (%v); remove it only if no other node can be coordinator", highestEpochFile, stateDir, err)
+			return nil, fmt.Errorf("%s in %s is damaged (%w); remove it only if no other node can be coordinator", highestEpochFile, stateDir, err)
 		}
 		f.highest = st.Highest
 	}

@@ -63,7 +63,7 @@ func createVolumeIDExclusive(sharedVolume, path, id string, linkErr error) (stri
 		return ReadVolumeID(sharedVolume)
 	}
 	if err != nil {
-		return "", fmt.Errorf("create %s: %w (hard link failed too: %v); make the shared volume writable by the agent", path, err, linkErr)
+		return "", fmt.Errorf("create %s: %w (hard link failed too: %w); make the shared volume writable by the agent", path, err, linkErr)
 	}
 	_, werr := f.WriteString(id + "\n")
 	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {

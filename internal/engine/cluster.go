@@ -90,7 +90,7 @@ func NormalizeEndpoint(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a URL (%v); write it as https://HOST:PORT", raw, err)
+		return "", fmt.Errorf("%q is not a URL (%w); write it as https://HOST:PORT", raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", fmt.Errorf("%q must start with http:// or https://, e.g. https://10.0.0.5:7420", raw)
@@ -122,7 +122,9 @@ func ValidateClusterSpec(s ClusterSpec) error {
 	}
 	for _, name := range sortedKeys(s.Nodes) {
 		if err := ValidateName("nodes", name); err != nil {
-			err.(*ValidationError).Key = name
+			if v, ok := AsValidation(err); ok {
+				v.Key = name
+			}
 			errs = append(errs, err)
 		}
 		if _, err := NormalizeEndpoint(s.Nodes[name]); err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -91,7 +92,8 @@ func mergeDigest(status ClusterStatus) Digest {
 	anyUnreachable := false
 	for _, st := range status.Nodes {
 		if st.Err != nil && st.Workloads == nil {
-			if ne, ok := st.Err.(*NodeError); ok {
+			var ne *NodeError
+			if errors.As(st.Err, &ne) {
 				d.Unreachable = append(d.Unreachable, ne)
 			}
 			anyUnreachable = true

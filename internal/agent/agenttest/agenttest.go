@@ -87,7 +87,7 @@ func Binaries(t testing.TB) (mainBinary, workloadBinary string) {
 		}
 		path := filepath.Join(dir, MainBinary)
 		if out, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 			return
 		}
 		mainBin = path
@@ -378,7 +378,7 @@ func (c *Cluster) startAgent(n *Node, listen string) error {
 			if listen != "127.0.0.1:0" && strings.Contains(log, "address already in use") {
 				return errAddrInUse
 			}
-			return fmt.Errorf("agent exited before it was ready (%v); %s ends with:\n%s", n.err, n.LogPath, log)
+			return fmt.Errorf("agent exited before it was ready (%w); %s ends with:\n%s", n.err, n.LogPath, log)
 		}
 		if data, err := os.ReadFile(addrFile); err == nil {
 			addr := strings.TrimSpace(string(data))

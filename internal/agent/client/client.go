@@ -142,7 +142,7 @@ func or(d, def time.Duration) time.Duration {
 func ValidateEndpoint(endpoint string) (string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a URL (%v); write it like \"https://10.0.0.5:7420\"", endpoint, err)
+		return "", fmt.Errorf("%q is not a URL (%w); write it like \"https://10.0.0.5:7420\"", endpoint, err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":

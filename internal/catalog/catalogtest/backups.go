@@ -927,7 +927,7 @@ func testRecoveryPointRoundTripAndReplace(t *testing.T, s Store) {
 // filterPoints: two clusters, groups, workloads and repositories, and two
 // pairs of points close in time (a tie at +2h, one nanosecond at +5h).
 func filterPoints() []catalog.RecoveryPoint {
-	at := func(d time.Duration) time.Time { return base.Add(d) }
+	at := base.Add
 	rows := []struct {
 		id, cluster, group, workload, repo string
 		created                            time.Time

@@ -4,6 +4,7 @@ package validate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -66,7 +67,10 @@ func Endpoint() validator.String {
 func Name() validator.String {
 	return stringFunc{desc: "1-63 letters, digits, '-', '_' or '.', starting with a letter or digit", check: func(s string) error {
 		if err := engine.ValidateName("name", s); err != nil {
-			return fmt.Errorf("%s", err.(*engine.ValidationError).Reason)
+			if v, ok := engine.AsValidation(err); ok {
+				return errors.New(v.Reason)
+			}
+			return err
 		}
 		return nil
 	}}
@@ -76,7 +80,7 @@ func Name() validator.String {
 func Regex() validator.String {
 	return stringFunc{desc: "a regular expression (RE2 syntax)", check: func(s string) error {
 		if _, err := regexp.Compile(s); err != nil {
-			return fmt.Errorf("%q is not a valid regular expression: %v", s, err)
+			return fmt.Errorf("%q is not a valid regular expression: %w", s, err)
 		}
 		return nil
 	}}

@@ -157,7 +157,7 @@ func listNames(t *testing.T, b repository.Backend, ft repository.FileType) map[s
 		mu.Lock()
 		defer mu.Unlock()
 		if _, dup := got[fi.Name]; dup {
-			return fmt.Errorf("List reported %q twice", fi.Name)
+			return fmt.Errorf("listing reported %q twice", fi.Name)
 		}
 		got[fi.Name] = fi.Size
 		return nil
@@ -278,7 +278,7 @@ func testNotExist(t *testing.T, b repository.Backend) {
 				t.Errorf("Stat of absent object: err = %v, want errors.Is ErrNotExist", err)
 			}
 			if err := b.List(ctx, ft, func(fi repository.FileInfo) error {
-				return fmt.Errorf("List of an empty backend reported %+v", fi)
+				return fmt.Errorf("listing an empty backend reported %+v", fi)
 			}); err != nil {
 				t.Errorf("List of empty type: %v", err)
 			}
@@ -459,7 +459,7 @@ func saveAll(t *testing.T, b repository.Backend, want map[repository.FileType]ma
 			for j := range jobs {
 				if err := b.Save(context.Background(), j.h, make([]byte, j.size)); err != nil {
 					select {
-					case errs <- fmt.Errorf("Save %s/%s: %w", j.h.Type, j.h.Name, err):
+					case errs <- fmt.Errorf("save %s/%s: %w", j.h.Type, j.h.Name, err):
 					default:
 					}
 				}

@@ -85,13 +85,13 @@ func Start(t testing.TB) *Server {
 func BinaryPath() (string, error) {
 	if p := os.Getenv(BinEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("MinIO test server binary %s (from %s) is not usable: %v; run `make minio` and unset %s, or point it at a MinIO binary", p, BinEnv, err, BinEnv)
+			return "", fmt.Errorf("MinIO test server binary %s (from %s) is not usable: %w; run `make minio` and unset %s, or point it at a MinIO binary", p, BinEnv, err, BinEnv)
 		}
 		return p, nil
 	}
 	root, err := repoRoot()
 	if err != nil {
-		return "", fmt.Errorf("find the MinIO test server: %v; set %s to a MinIO binary", err, BinEnv)
+		return "", fmt.Errorf("find the MinIO test server: %w; set %s to a MinIO binary", err, BinEnv)
 	}
 	p := filepath.Join(root, "build", "bin", "minio")
 	if _, err := os.Stat(p); err != nil {
@@ -193,7 +193,7 @@ func start(t testing.TB, bin string) (*Server, error) {
 			return nil, fmt.Errorf("%w: %s", errPortTaken, tail(log))
 		}
 		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w (%v)", err, waitErr)
+			err = fmt.Errorf("%w (%w)", err, waitErr)
 		}
 		return nil, fmt.Errorf("%w; server log:\n%s", err, tail(log))
 	}

@@ -237,7 +237,7 @@ func start(t testing.TB, bin string) (*Server, error) {
 			return nil, fmt.Errorf("%w: %s", errPortTaken, log)
 		}
 		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w (%v)", err, waitErr)
+			err = fmt.Errorf("%w (%w)", err, waitErr)
 		}
 		return nil, fmt.Errorf("%w; server log:\n%s", err, log)
 	}
@@ -265,7 +265,7 @@ func waitReady(ctx context.Context, db *sql.DB, exited <-chan struct{}) error {
 		case <-exited:
 			return errExited
 		case <-ctx.Done():
-			return fmt.Errorf("PostgreSQL server not ready after %s: %v", startTimeout, err)
+			return fmt.Errorf("PostgreSQL server not ready after %s: %w", startTimeout, err)
 		case <-tick.C:
 		}
 	}

@@ -255,7 +255,7 @@ func (d *Driver) run(ctx context.Context, name string) (int, error) {
 	if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 		cmdErr.TimedOut, cmdErr.ExitCode = true, -1
 	} else if ctx.Err() != nil {
-		cmdErr.ExitCode, cmdErr.Err = -1, fmt.Errorf("%w (%v)", ctx.Err(), err)
+		cmdErr.ExitCode, cmdErr.Err = -1, fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
 	cmdErr.Stderr = stderr.String()
 	if cmdErr.Stderr == "" {

@@ -257,7 +257,7 @@ func (b *Backend) key(h repository.Handle) (string, error) {
 	case h.Name == "":
 		return "", fmt.Errorf("s3 backend: %s object with an empty name", h.Type)
 	case strings.ContainsAny(h.Name, "/\\\x00"), h.Name == ".", h.Name == "..":
-		return "", fmt.Errorf("s3 backend: %s name %q must not contain path separators or be . or ..", h.Type, h.Name)
+		return "", fmt.Errorf("s3 backend: %s name %q must not contain path separators or be a dot name (object names are plain)", h.Type, h.Name)
 	}
 	if h.Type == repository.ConfigFile {
 		for _, d := range typeDirs {
