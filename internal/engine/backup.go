@@ -117,6 +117,8 @@ type runner struct {
 	lastErr  map[string]string // workload -> why its last attempt failed
 	// conflicted workloads were active on several nodes when the run began.
 	conflicted map[string]bool
+	// placement is where each workload was active when the run began.
+	placement map[string]string
 }
 
 func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, error) {
@@ -126,6 +128,12 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	r.captured = map[string]api.BackupResult{}
 	r.lastErr = map[string]string{}
 	r.conflicted = map[string]bool{}
+	r.placement = map[string]string{}
+	for _, w := range d.Workloads {
+		if w.State == api.StateActive {
+			r.placement[w.Name] = w.Node
+		}
+	}
 	r.run_ = catalog.Run{
 		ID: r.o.RunID, Group: r.g.Name, Cluster: r.g.Cluster, Expected: expected,
 		Status: catalog.RunRunning, StartedAt: e.now().UTC(), NodeOrder: []string{},
@@ -279,22 +287,16 @@ func (r *runner) backupOnNode(ctx context.Context, node, phase string, want map[
 		r.lastErr["@"+node] = err.Error()
 		return
 	}
-	wl, err := cl.Workloads(ctx)
-	if err != nil {
-		e.log.WarnContext(ctx, "node not reachable during run", "run", r.run_.ID, "node", node, "error", err.Error())
-		for w := range want {
-			if _, done := r.captured[w]; !done {
-				r.lastErr[w] = fmt.Sprintf("node %s could not be asked during the run: %v", node, err)
-			}
-		}
-		return
-	}
+	// The list comes from the probe that started the run (node phase) or
+	// from verification's fresh probe: the agent checks again that each
+	// workload is active before freezing it (409 not_active), and anything
+	// that moved in the meantime is found by verification (E8). Probing
+	// every workload again before every turn would run one driver status
+	// command per workload per node, which is most of a run's overhead.
 	var todo []string
-	for _, w := range wl.Workloads {
-		if w.State == api.StateActive && want[w.Name] {
-			if _, done := r.captured[w.Name]; !done {
-				todo = append(todo, w.Name)
-			}
+	for w := range want {
+		if _, done := r.captured[w]; !done && (phase != "node" || r.placement[w] == node) {
+			todo = append(todo, w)
 		}
 	}
 	sort.Strings(todo)
