@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 )
 
 // StateConflict marks a workload active on more than one node (E12 broken).
@@ -24,6 +25,9 @@ type DigestFilter struct {
 	State     string
 	Driver    string
 	NameRegex string
+	// BackupOlderThan keeps workloads whose newest recovery point is older
+	// than this, or that have none (0: no filter).
+	BackupOlderThan time.Duration
 }
 
 // DigestEntry is one workload of a cluster.
@@ -36,6 +40,10 @@ type DigestEntry struct {
 	Paths      []string
 	Error      string // a driver's failure message, if any
 	ObservedAt time.Time
+	// From the recovery-point index: the newest recovery point of the
+	// workload in this cluster, if any.
+	LastBackupAt      time.Time
+	LastRecoveryPoint string
 }
 
 // Digest is the workload digest of a cluster.
@@ -62,7 +70,22 @@ func (e *Engine) Digest(ctx context.Context, cluster string, f DigestFilter) (Di
 		return Digest{}, err
 	}
 	d := mergeDigest(status)
-	d.Workloads = slices.DeleteFunc(d.Workloads, func(w DigestEntry) bool { return !f.matches(w, re) })
+	for i := range d.Workloads {
+		points, err := e.store.RecoveryPoints(ctx, catalog.RecoveryPointFilter{Cluster: cluster, Workload: d.Workloads[i].Name})
+		if err != nil {
+			return Digest{}, fmt.Errorf("reading recovery points of %q: %w", d.Workloads[i].Name, err)
+		}
+		if len(points) > 0 {
+			d.Workloads[i].LastBackupAt, d.Workloads[i].LastRecoveryPoint = points[0].CreatedAt, points[0].ID
+		}
+	}
+	now := e.now()
+	d.Workloads = slices.DeleteFunc(d.Workloads, func(w DigestEntry) bool {
+		if f.BackupOlderThan > 0 && !w.LastBackupAt.IsZero() && now.Sub(w.LastBackupAt) <= f.BackupOlderThan {
+			return true
+		}
+		return !f.matches(w, re)
+	})
 	return d, nil
 }
 

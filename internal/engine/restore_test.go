@@ -108,3 +108,27 @@ func TestValidateRestoreSpec(t *testing.T) {
 		}
 	}
 }
+
+// E14: the digest carries each workload's last backup and can list those
+// without a recent one.
+func TestDigestLastBackupFilter(t *testing.T) {
+	t.Parallel()
+	fx := newRunFixture(t, map[string]string{"a": "n1", "b": "n2", "c": "n3"}, catalog.ProtectionGroup{Workloads: []string{"a"}})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // the fixture's clock
+	addPoint(t, fx, "fresh", "a", now.Add(-10*time.Minute))
+	addPoint(t, fx, "old", "b", now.Add(-48*time.Hour))
+	d, err := fx.eng.Digest(context.Background(), "c", DigestFilter{BackupOlderThan: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, w := range d.Workloads {
+		names = append(names, w.Name)
+	}
+	if strings.Join(names, ",") != "b,c" {
+		t.Fatalf("workloads without a backup in 24h = %v, want b (48h old) and c (never)", names)
+	}
+	if d.Workloads[0].LastRecoveryPoint != "old" || !d.Workloads[1].LastBackupAt.IsZero() {
+		t.Fatalf("last backups: %+v", d.Workloads)
+	}
+}

@@ -36,6 +36,17 @@ data "clusterguard_file_versions" "log" {
   depends_on = [clusterguard_backup_run.test]
 }
 
+data "clusterguard_workload_digest" "all" {
+  cluster    = clusterguard_cluster.test.name
+  depends_on = [clusterguard_backup_run.test]
+}
+
+data "clusterguard_workload_digest" "stale" {
+  cluster           = clusterguard_cluster.test.name
+  backup_older_than = "1h"
+  depends_on        = [clusterguard_backup_run.test]
+}
+
 data "clusterguard_file_versions" "config" {
   repository = clusterguard_repository.test.name
   workload   = "web"
@@ -70,6 +81,9 @@ data "clusterguard_file_versions" "config" {
 					statecheck.ExpectKnownValue("data.clusterguard_file_versions.config", tfjsonpath.New("versions"), knownvalue.ListSizeExact(2)),
 					statecheck.ExpectKnownValue("data.clusterguard_file_versions.config", tfjsonpath.New("versions").AtSliceIndex(0).AtMapKey("unchanged"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue("data.clusterguard_file_versions.config", tfjsonpath.New("versions").AtSliceIndex(0).AtMapKey("size"), knownvalue.Int64Exact(13)),
+					// E14: the digest shows the last backup; web was backed up just now.
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.all", tfjsonpath.New("workloads").AtSliceIndex(0).AtMapKey("last_backup_at"), knownvalue.StringRegexp(regexp.MustCompile(`^\d{4}-\d\d-\d\dT`))),
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.stale", tfjsonpath.New("workloads"), knownvalue.ListSizeExact(0)),
 				},
 			},
 		},

@@ -62,6 +62,11 @@ func (d *workloadDigestDataSource) Schema(ctx context.Context, _ datasource.Sche
 				Optional:            true,
 				Validators:          []validator.String{validate.Regex()},
 			},
+			"backup_older_than": schema.StringAttribute{
+				MarkdownDescription: "Only workloads whose newest recovery point is older than this duration (e.g. `24h`), or that have none: the ones to worry about.",
+				Optional:            true,
+				Validators:          []validator.String{validate.Duration(time.Minute, 100*365*24*time.Hour)},
+			},
 			"unreachable_nodes": schema.ListAttribute{
 				MarkdownDescription: "Nodes whose agent could not be asked at read time.",
 				Computed:            true,
@@ -71,14 +76,16 @@ func (d *workloadDigestDataSource) Schema(ctx context.Context, _ datasource.Sche
 				MarkdownDescription: "Matching workloads, sorted by name.",
 				Computed:            true,
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
-					"name":        schema.StringAttribute{MarkdownDescription: "Workload name.", Computed: true},
-					"node":        schema.StringAttribute{MarkdownDescription: "Node the workload is active on; empty unless it is active on exactly one node.", Computed: true},
-					"nodes":       schema.ListAttribute{MarkdownDescription: "Every node the workload is active on (two or more when `state` is `conflict`).", Computed: true, ElementType: types.StringType},
-					"state":       schema.StringAttribute{MarkdownDescription: "`active`, `inactive`, `failed`, `unknown` or `conflict`.", Computed: true},
-					"driver":      schema.StringAttribute{MarkdownDescription: "Workload driver.", Computed: true},
-					"paths":       schema.ListAttribute{MarkdownDescription: "Data paths relative to the shared volume.", Computed: true, ElementType: types.StringType},
-					"error":       schema.StringAttribute{MarkdownDescription: "Why the state is `failed`, `unknown` or `conflict`; empty otherwise.", Computed: true},
-					"observed_at": schema.StringAttribute{MarkdownDescription: "When an agent last probed the workload (RFC 3339).", Computed: true},
+					"name":                schema.StringAttribute{MarkdownDescription: "Workload name.", Computed: true},
+					"node":                schema.StringAttribute{MarkdownDescription: "Node the workload is active on; empty unless it is active on exactly one node.", Computed: true},
+					"nodes":               schema.ListAttribute{MarkdownDescription: "Every node the workload is active on (two or more when `state` is `conflict`).", Computed: true, ElementType: types.StringType},
+					"state":               schema.StringAttribute{MarkdownDescription: "`active`, `inactive`, `failed`, `unknown` or `conflict`.", Computed: true},
+					"driver":              schema.StringAttribute{MarkdownDescription: "Workload driver.", Computed: true},
+					"paths":               schema.ListAttribute{MarkdownDescription: "Data paths relative to the shared volume.", Computed: true, ElementType: types.StringType},
+					"error":               schema.StringAttribute{MarkdownDescription: "Why the state is `failed`, `unknown` or `conflict`; empty otherwise.", Computed: true},
+					"observed_at":         schema.StringAttribute{MarkdownDescription: "When an agent last probed the workload (RFC 3339).", Computed: true},
+					"last_backup_at":      schema.StringAttribute{MarkdownDescription: "Time of the workload's newest recovery point in this cluster (RFC 3339); empty if none.", Computed: true},
+					"last_recovery_point": schema.StringAttribute{MarkdownDescription: "Id of that recovery point; empty if none.", Computed: true},
 				}},
 			},
 			"timeouts": timeouts.Attributes(ctx),
@@ -110,6 +117,7 @@ func (d *workloadDigestDataSource) Read(ctx context.Context, req datasource.Read
 	cluster := m.Cluster.ValueString()
 	digest, err := d.engine.Digest(ctx, cluster, engine.DigestFilter{
 		Node: m.Node.ValueString(), State: m.State.ValueString(), Driver: m.Driver.ValueString(), NameRegex: m.NameRegex.ValueString(),
+		BackupOlderThan: parseDuration(m.BackupOlderThan.ValueString()),
 	})
 	switch {
 	case isNotFound(err):
@@ -147,6 +155,7 @@ func (d *workloadDigestDataSource) Read(ctx context.Context, req datasource.Read
 			Name: types.StringValue(w.Name), Node: types.StringValue(w.Node), Nodes: nodes,
 			State: types.StringValue(w.State), Driver: types.StringValue(w.Driver), Paths: paths,
 			Error: types.StringValue(w.Error), ObservedAt: types.StringValue(observed),
+			LastBackupAt: types.StringValue(formatTime(w.LastBackupAt)), LastRecoveryPoint: types.StringValue(w.LastRecoveryPoint),
 		}
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
@@ -159,6 +168,7 @@ type workloadDigestModelV0 struct {
 	State            types.String            `tfsdk:"state"`
 	Driver           types.String            `tfsdk:"driver"`
 	NameRegex        types.String            `tfsdk:"name_regex"`
+	BackupOlderThan  types.String            `tfsdk:"backup_older_than"`
 	UnreachableNodes types.List              `tfsdk:"unreachable_nodes"`
 	Workloads        []digestWorkloadModelV0 `tfsdk:"workloads"`
 	Timeouts         timeouts.Value          `tfsdk:"timeouts"`
@@ -173,6 +183,9 @@ type digestWorkloadModelV0 struct {
 	Paths      types.List   `tfsdk:"paths"`
 	Error      types.String `tfsdk:"error"`
 	ObservedAt types.String `tfsdk:"observed_at"`
+
+	LastBackupAt      types.String `tfsdk:"last_backup_at"`
+	LastRecoveryPoint types.String `tfsdk:"last_recovery_point"`
 }
 
 func nonNil(s []string) []string {
@@ -180,4 +193,18 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// parseDuration reads a duration validated at plan time; "" is 0.
+func parseDuration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
+
+// formatTime renders a time as RFC 3339, or "" for the zero time.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

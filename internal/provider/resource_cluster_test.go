@@ -216,3 +216,24 @@ func TestRedactURL(t *testing.T) {
 		t.Fatalf("path changed: %s", got)
 	}
 }
+
+// TestAccCluster_volumeMismatch: agents that serve another shared volume
+// than the one declared are refused at create, naming each node.
+func TestAccCluster_volumeMismatch(t *testing.T) {
+	e := newTestEnv(t, 2)
+	cfg := e.providerBlock(e.cluster.Token) + fmt.Sprintf(`
+resource "clusterguard_cluster" "test" {
+  name          = "acc"
+  shared_volume = "/not/the/volume"
+  nodes         = %s
+  join_order    = "parallel"
+}
+`, e.nodesHCL())
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config:      cfg,
+			ExpectError: regexp.MustCompile(`(?s)Shared Volume Mismatch.*node-1.*Shared Volume Mismatch.*node-2`),
+		}},
+	})
+}
