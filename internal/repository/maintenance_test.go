@@ -163,16 +163,29 @@ func TestPruneFreesSpaceAndKeepsSnapshots(t *testing.T) {
 	if err := removeSnapshot(ctx, be, a.ID); err != nil {
 		t.Fatal(err)
 	}
+	// The default policy keeps packs that are at most half garbage, and
+	// which blobs share a pack depends on the parallel pipeline's timing:
+	// it must free something, but how much is not fixed.
 	st, err := r.Prune(ctx, repository.PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if after := packBytes(t, be); st.BytesFreed <= 0 || after >= before {
+		t.Fatalf("default prune freed nothing: %d of %d bytes left; stats %+v", after, before, st)
+	}
+	mustVerify(t, r)
+	// Repacking every pack with any garbage must get close to what B alone
+	// takes in a fresh repository, whatever the packing was.
+	tight := repository.PruneOptions{MaxUnused: 0.001}
+	st, err = r.Prune(ctx, tight)
+	if err != nil {
+		t.Fatal(err)
+	}
 	after := packBytes(t, be)
-	// What B alone takes in a fresh repository: prune should get close.
 	rb, beB, _ := newTestRepo(t)
 	backupAt(t, rb, srcB, repository.SnapshotMeta{Workload: "b"}, clock.Now())
 	alone := packBytes(t, beB)
-	if after > alone*5/4 || st.BytesFreed <= 0 {
+	if after > alone*11/10 {
 		t.Fatalf("prune left %d of %d bytes; B alone needs %d; stats %+v", after, before, alone, st)
 	}
 	mustVerify(t, r)
@@ -182,7 +195,7 @@ func TestPruneFreesSpaceAndKeepsSnapshots(t *testing.T) {
 	}
 	compareTrees(t, summarize(t, srcB), summarize(t, dst))
 	// a second prune has nothing left to do
-	st2, err := r.Prune(ctx, repository.PruneOptions{})
+	st2, err := r.Prune(ctx, tight)
 	if err != nil || st2.PacksDeleted != 0 || st2.PacksRepacked != 0 {
 		t.Fatalf("second prune: %+v, %v", st2, err)
 	}

@@ -133,7 +133,10 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (PruneStats, err
 			keep = append(keep, p)
 		}
 	}
-	if len(small) >= 2 {
+	// Small packs are combined when there are two, or when packs are being
+	// rewritten anyway; otherwise a prune's own small output pack and one
+	// left-over small pack would make the next prune repack again.
+	if len(small) >= 2 || (len(small) == 1 && len(repack) > 0) {
 		repack = append(repack, small...)
 	} else {
 		keep = append(keep, small...)
