@@ -19,6 +19,11 @@
 // path is the data directory —, CLUSTERGUARD_STATE_DIR, plus
 // CLUSTERGUARD_TESTWORKLOAD_INTERVAL and CLUSTERGUARD_TESTWORKLOAD_FLUSH_EVERY).
 //
+// Holding a command (tests that must act while an operation is in flight):
+// with CLUSTERGUARD_TESTWORKLOAD_HOLD_DIR set, a command finding the file
+// <dir>/<workload>.<command>.hold there writes <workload>.<command>.held and
+// waits (up to two minutes) until the .hold file is removed, then runs.
+//
 // Files: <data>/records.log holds "seq=N node=NODE workload=NAME at=RFC3339Nano"
 // lines; the node-local state directory holds pid, status.json (see Status),
 // quiesced (the ack: the last flushed seq) and workload.log (run's output).
@@ -222,6 +227,9 @@ func main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: create state directory: %v\n", cmd, err)
 		return exitFailed
 	}
+	if dir := os.Getenv(HoldDirEnv); dir != "" {
+		holdIfAsked(dir, s.workload, cmd)
+	}
 	switch cmd {
 	case "run":
 		return s.run()
@@ -243,6 +251,29 @@ func main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "unknown command %q\n%s", cmd, usageText)
 		return exitUsage
 	}
+}
+
+// HoldDirEnv names the directory of hold files (see the package comment).
+const HoldDirEnv = "CLUSTERGUARD_TESTWORKLOAD_HOLD_DIR"
+
+// HoldFiles returns the hold file a test creates to hold workload's command,
+// and the file the held command writes while it waits.
+func HoldFiles(dir, workload, cmd string) (hold, held string) {
+	base := filepath.Join(dir, workload+"."+cmd)
+	return base + ".hold", base + ".held"
+}
+
+// holdIfAsked waits while a test holds this command.
+func holdIfAsked(dir, workload, cmd string) {
+	hold, held := HoldFiles(dir, workload, cmd)
+	if _, err := os.Stat(hold); err != nil {
+		return
+	}
+	_ = os.WriteFile(held, []byte(strconv.Itoa(os.Getpid())), 0o644)
+	waitFor(2*time.Minute, func() bool {
+		_, err := os.Stat(hold)
+		return errors.Is(err, fs.ErrNotExist)
+	})
 }
 
 func envDuration(key string, def time.Duration) time.Duration {
