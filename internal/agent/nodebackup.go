@@ -164,7 +164,7 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 	case timedOut:
 		return res, fmt.Errorf("node backup: the copy took longer than the stun timeout (%s) and the workloads were released before it finished; raise the stun timeout", stunLimit)
 	}
-	labels := map[string]string{"workloads": strings.Join(req.Workloads, ",")}
+	labels := map[string]string{api.LabelWorkloads: strings.Join(req.Workloads, ",")}
 	for k, v := range req.Labels {
 		labels[k] = v
 	}

@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 )
@@ -44,21 +47,41 @@ func (e *Engine) FileVersions(ctx context.Context, repositoryName string, q File
 		return nil, err
 	}
 	defer closeRepo()
-	versions, err := repo.FileVersions(ctx, q.Path, repository.SnapshotFilter{Workload: q.Workload, Cluster: q.Cluster, Group: q.Group})
+	// Not filtered by workload in the repository: node views (extract_at =
+	// "restore") carry no workload of their own but list the workloads they
+	// were taken for.
+	versions, err := repo.FileVersions(ctx, q.Path, repository.SnapshotFilter{Cluster: q.Cluster, Group: q.Group})
 	if err != nil {
 		return nil, fmt.Errorf("versions of %s: %w", q.Path, err)
 	}
 	out := make([]FileVersion, 0, len(versions))
 	for _, v := range versions {
+		point, ok := recoveryPointOf(v.Snapshot, q.Workload)
+		if !ok {
+			continue
+		}
 		id, err := repo.FileContentID(ctx, v.Snapshot.ID, q.Path)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, FileVersion{RecoveryPoint: v.Snapshot.ID, CreatedAt: v.Snapshot.Time, Size: v.File.Size,
+		out = append(out, FileVersion{RecoveryPoint: point, CreatedAt: v.Snapshot.Time, Size: v.File.Size,
 			Mode: v.File.Mode.String(), ModifiedAt: v.File.ModTime, ContentID: id})
 	}
 	for i := 0; i+1 < len(out); i++ {
 		out[i].Unchanged = out[i].ContentID == out[i+1].ContentID
 	}
 	return out, nil
+}
+
+// recoveryPointOf returns workload's recovery point id in snapshot s: the
+// snapshot id for the workload's own snapshot, "<snapshot>@<workload>" for a
+// node view taken for it; false when s does not protect workload.
+func recoveryPointOf(s repository.Snapshot, workload string) (string, bool) {
+	if s.Workload != "" {
+		return s.ID, s.Workload == workload
+	}
+	if slices.Contains(strings.Split(s.Labels[api.LabelWorkloads], ","), workload) {
+		return s.ID + "@" + workload, true
+	}
+	return "", false
 }

@@ -484,7 +484,14 @@ func TestAccExtractAtRestore(t *testing.T) {
 	e.cluster.StartWorkload(t, "node-2", "db")
 	repoDir := filepath.Join(t.TempDir(), "repo")
 	backup := testAccBackupConfig(e, repoDir, `  workloads  = ["web", "app", "db"]
-  extract_at = "restore"`, `  triggers = { n = "1" }`)
+  extract_at = "restore"`, `  triggers = { n = "1" }`) + `
+data "clusterguard_file_versions" "app" {
+  repository = clusterguard_repository.test.name
+  workload   = "app"
+  path       = "apps/app/marker"
+  depends_on = [clusterguard_backup_run.test]
+}
+`
 	nodeView := regexp.MustCompile(`^[0-9a-f]{64}@(web|app|db)$`)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories(),
@@ -494,6 +501,13 @@ func TestAccExtractAtRestore(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
 					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("workloads").AtMapKey("web").AtMapKey("recovery_point"), knownvalue.StringRegexp(nodeView)),
+					// A file's versions include node views, as the workload's recovery point.
+					statecheck.ExpectKnownValue("data.clusterguard_file_versions.app", tfjsonpath.New("versions"), knownvalue.ListExact([]knownvalue.Check{
+						knownvalue.ObjectPartial(map[string]knownvalue.Check{
+							"recovery_point": knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f]{64}@app$`)),
+							"size":           knownvalue.Int64Exact(int64(len("app-v1"))),
+						}),
+					})),
 				},
 				Check: func(s *terraform.State) error {
 					a := s.RootModule().Resources[runAddr].Primary.Attributes

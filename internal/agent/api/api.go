@@ -192,6 +192,10 @@ type RestoreResult struct {
 	FinishedAt   time.Time `json:"finished_at"`
 }
 
+// LabelWorkloads is the snapshot label of a node view: the comma-separated
+// workloads it was taken for.
+const LabelWorkloads = "workloads"
+
 // NodeBackupRequest is the body of POST /v1/node-backup: one point-in-time
 // copy of the node's whole view of the shared volume, taken with every
 // listed workload frozen, stored once (a protection group with
