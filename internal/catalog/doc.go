@@ -2,15 +2,18 @@
 // the rules every catalog implementation shares. The engine reaches a catalog
 // through its Store interface (internal/engine); implementations live in
 // subpackages: sqlite (embedded default, one file), postgres (shared by
-// several engines), memstore (in memory, for tests). catalogtest is the
-// conformance suite all of them pass; migrate applies their schema changes.
+// several engines), memstore (in memory, for tests). sqlite and postgres are
+// thin: they open the database and migrate it, and sqlstore holds their one
+// set of queries, with a dialect for what the two spell differently.
+// catalogtest is the conformance suite all of them pass; migrate applies
+// their schema changes.
 //
 // # Glossary
 //
 //   - catalog: the engine's durable state — registered clusters and
 //     repositories, the coordinator lease of each cluster, protection groups,
 //     runs and their steps, and the recovery-point index — kept in one
-//     database. Later: schedules, restore operations.
+//     database, and restore operations with their steps. Later: schedules.
 //   - cluster: a named set of nodes sharing one volume, registered by the
 //     clusterguard_cluster resource. Stored with its master node policy,
 //     join order and the identity of its shared volume.

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/migrate"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -43,10 +44,23 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store is the PostgreSQL catalog, safe for concurrent use.
+// queries is how the shared catalog code speaks to PostgreSQL. Writes run
+// READ COMMITTED and serialise on the row locks their first statement
+// takes; reads run in one REPEATABLE READ snapshot.
+var queries = sqlstore.Dialect{
+	Name:                 "postgres",
+	NumberedPlaceholders: true,
+	ByteOrder:            `"C"`,
+	ForUpdate:            "FOR UPDATE",
+	ForKeyShare:          "FOR KEY SHARE",
+	ReadTx:               &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+}
+
+// Store is the PostgreSQL catalog, safe for concurrent use. Its methods
+// are sqlstore.Store's.
 type Store struct {
-	db    *sql.DB
-	label string // host:port/database, never the password
+	*sqlstore.Store
+	db *sql.DB
 }
 
 // LatestSchemaVersion is the schema version this binary creates and expects.
@@ -76,7 +90,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	db.SetMaxOpenConns(o.MaxOpenConns)
 	db.SetMaxIdleConns(o.MaxOpenConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, label: label}
+	s := &Store{Store: sqlstore.New(db, label, queries), db: db}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres catalog %s: connect: %w (check the server is running and the URL, user and password)", label, err)
@@ -92,57 +106,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	v, err := migrate.Version(ctx, s.db)
 	if err != nil {
-		return 0, fmt.Errorf("postgres catalog %s: %w", s.label, err)
+		return 0, fmt.Errorf("%s: %w", s.Name(), err)
 	}
 	return v, nil
-}
-
-// Close releases the connections.
-func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("postgres catalog %s: close: %w", s.label, err)
-	}
-	return nil
-}
-
-// write runs fn in a READ COMMITTED transaction and commits it if fn
-// succeeds. Writers serialise on row locks taken by fn's first statement.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin write transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// read runs fn in a read-only REPEATABLE READ transaction: one snapshot for
-// all of fn's queries.
-func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin read transaction: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only; nothing to undo
-	return fn(tx)
-}
-
-func toNanos(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
-}
-
-func fromNanos(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return time.Unix(0, n.Int64).UTC()
 }

@@ -26,6 +26,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/migrate"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -57,13 +58,21 @@ type Options struct {
 // Store is the SQLite catalog. It is safe for concurrent use by many
 // goroutines and, through SQLite's file locks, by many processes.
 type Store struct {
+	*sqlstore.Store
 	db   *sql.DB
 	path string
-	// writeSlot admits one write transaction of this process at a time, so
-	// goroutines queue here (honouring their context) rather than polling
-	// SQLite's busy handler. Other processes are still excluded by
-	// BEGIN IMMEDIATE and the busy timeout.
-	writeSlot chan struct{}
+}
+
+// queries is how the shared catalog code speaks to SQLite. Every write
+// transaction begins IMMEDIATE (see dsn) and one at a time per process
+// (OneWriter: goroutines queue in Go, honouring their context, rather than
+// polling SQLite's busy handler); other processes are excluded by the
+// file lock and the busy timeout. No row locks: a writer excludes all.
+var queries = sqlstore.Dialect{
+	Name:      "sqlite",
+	ByteOrder: "BINARY",
+	ReadTx:    &sql.TxOptions{ReadOnly: true},
+	OneWriter: true,
 }
 
 // LatestSchemaVersion is the schema version this binary creates and expects.
@@ -107,7 +116,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(time.Minute)
 
-	s := &Store{db: db, path: abs, writeSlot: make(chan struct{}, 1)}
+	s := &Store{Store: sqlstore.New(db, abs, queries), db: db, path: abs}
 	if err := s.enableWAL(ctx, o.BusyTimeout); err != nil {
 		db.Close()
 		return nil, err
@@ -226,62 +235,4 @@ func (s *Store) IntegrityCheck(ctx context.Context) error {
 		return fmt.Errorf("sqlite catalog %s is damaged: %q: restore it from a backup", s.path, problems)
 	}
 	return nil
-}
-
-// Close releases the database. Callers must not use the Store afterwards.
-func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("sqlite catalog %s: close: %w", s.path, err)
-	}
-	return nil
-}
-
-// write runs fn in a write transaction (BEGIN IMMEDIATE) and commits it if fn
-// succeeds.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	select {
-	case s.writeSlot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.writeSlot }()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin write transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// read runs fn in a read-only transaction, so the queries in fn see one
-// consistent snapshot.
-func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin read transaction: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only; nothing to undo
-	return fn(tx)
-}
-
-// Times are stored as unix nanoseconds; NULL is the zero time. The range was
-// checked by catalog.ValidateCluster / ValidateLeaseRequest.
-func toNanos(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
-}
-
-func fromNanos(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return time.Unix(0, n.Int64).UTC()
 }

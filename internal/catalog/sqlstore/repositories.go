@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 )
 
 // PutRepository inserts r or replaces the repository of the same name. Its
-// secrets are stored as given (the catalog file is 0600) and never appear in
-// the errors it returns.
+// secrets are stored as given (grant access to the database only to the
+// engines; a SQLite file is created 0600) and never appear in the errors it
+// returns.
 func (s *Store) PutRepository(ctx context.Context, r catalog.Repository) error {
 	if err := catalog.ValidateRepository(r); err != nil {
-		return catalog.RedactRepositoryError(fmt.Errorf("sqlite catalog %s: put repository: %w", s.path, err), r)
+		return catalog.RedactRepositoryError(fmt.Errorf("%s: put repository: %w", s.name, err), r)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO repositories (name, url, endpoint, region, access_key_id, secret_access_key, session_token,
     path_style, insecure, password, created_at, updated_at)
@@ -38,7 +39,7 @@ ON CONFLICT (name) DO UPDATE SET
 		return err
 	})
 	if err != nil {
-		return catalog.RedactRepositoryError(fmt.Errorf("sqlite catalog %s: put repository %q: %w", s.path, r.Name, err), r)
+		return catalog.RedactRepositoryError(fmt.Errorf("%s: put repository %q: %w", s.name, r.Name, err), r)
 	}
 	return nil
 }
@@ -48,7 +49,7 @@ ON CONFLICT (name) DO UPDATE SET
 func (s *Store) GetRepository(ctx context.Context, name string) (catalog.Repository, error) {
 	var r catalog.Repository
 	var created, updated sql.NullInt64
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		return tx.QueryRowContext(ctx, `
 SELECT name, url, endpoint, region, access_key_id, secret_access_key, session_token,
     path_style, insecure, password, created_at, updated_at
@@ -57,10 +58,10 @@ FROM repositories WHERE name = ?`, name).Scan(
 			&r.PathStyle, &r.Insecure, &r.Password, &created, &updated)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return catalog.Repository{}, fmt.Errorf("sqlite catalog %s: repository %q: %w", s.path, name, catalog.ErrNotFound)
+		return catalog.Repository{}, fmt.Errorf("%s: repository %q: %w", s.name, name, catalog.ErrNotFound)
 	}
 	if err != nil {
-		return catalog.Repository{}, catalog.RedactRepositoryError(fmt.Errorf("sqlite catalog %s: get repository %q: %w", s.path, name, err), r)
+		return catalog.Repository{}, catalog.RedactRepositoryError(fmt.Errorf("%s: get repository %q: %w", s.name, name, err), r)
 	}
 	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return r, nil
@@ -69,7 +70,7 @@ FROM repositories WHERE name = ?`, name).Scan(
 // DeleteRepository removes the named repository or returns an error wrapping
 // catalog.ErrNotFound. Groups and recovery points naming it are kept.
 func (s *Store) DeleteRepository(ctx context.Context, name string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, name))
 		if err == nil && n == 0 {
 			err = catalog.ErrNotFound
@@ -77,7 +78,7 @@ func (s *Store) DeleteRepository(ctx context.Context, name string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: delete repository %q: %w", s.path, name, err)
+		return fmt.Errorf("%s: delete repository %q: %w", s.name, name, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -17,13 +17,24 @@ import (
 // holder acquiring again renews the lease with a new epoch.
 func (s *Store) AcquireLease(ctx context.Context, cluster, holder, owner string, ttl time.Duration, now time.Time) (catalog.Lease, error) {
 	if err := catalog.ValidateLeaseRequest(cluster, holder, ttl, now); err != nil {
-		return catalog.Lease{}, fmt.Errorf("sqlite catalog %s: %w", s.path, err)
+		return catalog.Lease{}, fmt.Errorf("%s: %w", s.name, err)
 	}
 	lease := catalog.Lease{Cluster: cluster, Holder: holder, Owner: owner, ExpiresAt: now.Add(ttl)}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
+		// Advance the epoch first: the upsert takes the cluster's epoch row
+		// lock (PostgreSQL; SQLite has one writer anyway), so concurrent
+		// grants queue here and each then sees the lease its predecessor
+		// committed. A refused grant rolls back and so consumes no epoch.
+		err := tx.QueryRowContext(ctx, `
+INSERT INTO lease_epochs (cluster_name, epoch) VALUES (?, 1)
+ON CONFLICT (cluster_name) DO UPDATE SET epoch = lease_epochs.epoch + 1
+RETURNING epoch`, cluster).Scan(&lease.Epoch)
+		if err != nil {
+			return fmt.Errorf("advance epoch: %w", err)
+		}
 		var cur catalog.Lease
 		var expires int64
-		err := tx.QueryRowContext(ctx, `SELECT holder, owner, epoch, expires_at FROM leases WHERE cluster_name = ?`, cluster).
+		err = tx.QueryRowContext(ctx, `SELECT holder, owner, epoch, expires_at FROM leases WHERE cluster_name = ?`, cluster).
 			Scan(&cur.Holder, &cur.Owner, &cur.Epoch, &expires)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -33,13 +44,6 @@ func (s *Store) AcquireLease(ctx context.Context, cluster, holder, owner string,
 			return fmt.Errorf("held by node %q (engine %q, epoch %d) until %s: %w",
 				cur.Holder, cur.Owner, cur.Epoch, time.Unix(0, expires).UTC().Format(time.RFC3339Nano), catalog.ErrConflict)
 		}
-		err = tx.QueryRowContext(ctx, `
-INSERT INTO lease_epochs (cluster_name, epoch) VALUES (?, 1)
-ON CONFLICT (cluster_name) DO UPDATE SET epoch = epoch + 1
-RETURNING epoch`, cluster).Scan(&lease.Epoch)
-		if err != nil {
-			return fmt.Errorf("advance epoch: %w", err)
-		}
 		_, err = tx.ExecContext(ctx, `
 INSERT INTO leases (cluster_name, holder, owner, epoch, expires_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (cluster_name) DO UPDATE SET
@@ -48,7 +52,7 @@ ON CONFLICT (cluster_name) DO UPDATE SET
 		return err
 	})
 	if err != nil {
-		return catalog.Lease{}, fmt.Errorf("sqlite catalog %s: acquire lease on cluster %q for node %q: %w", s.path, cluster, holder, err)
+		return catalog.Lease{}, fmt.Errorf("%s: acquire lease on cluster %q for node %q: %w", s.name, cluster, holder, err)
 	}
 	return lease, nil
 }
@@ -58,10 +62,10 @@ ON CONFLICT (cluster_name) DO UPDATE SET
 // error wraps catalog.ErrConflict; no lease at all wraps catalog.ErrNotFound.
 // The epoch counter is untouched either way.
 func (s *Store) ReleaseLease(ctx context.Context, cluster string, epoch int64) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		var cur int64
 		var holder string
-		err := tx.QueryRowContext(ctx, `SELECT epoch, holder FROM leases WHERE cluster_name = ?`, cluster).Scan(&cur, &holder)
+		err := tx.QueryRowContext(ctx, `SELECT epoch, holder FROM leases WHERE cluster_name = ? {for_update}`, cluster).Scan(&cur, &holder)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("no lease is held: %w", catalog.ErrNotFound)
@@ -74,7 +78,7 @@ func (s *Store) ReleaseLease(ctx context.Context, cluster string, epoch int64) e
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: release lease on cluster %q (epoch %d): %w", s.path, cluster, epoch, err)
+		return fmt.Errorf("%s: release lease on cluster %q (epoch %d): %w", s.name, cluster, epoch, err)
 	}
 	return nil
 }

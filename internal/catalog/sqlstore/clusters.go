@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -13,11 +13,13 @@ import (
 // included, in one transaction.
 func (s *Store) PutCluster(ctx context.Context, c catalog.Cluster) error {
 	if err := catalog.ValidateCluster(c); err != nil {
-		return fmt.Errorf("sqlite catalog %s: put cluster: %w", s.path, err)
+		return fmt.Errorf("%s: put cluster: %w", s.name, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		// An upsert, not INSERT OR REPLACE: replacing would delete the row
-		// and cascade to everything that references the cluster.
+	err := s.write(ctx, func(tx *Tx) error {
+		// An upsert, not a delete and insert: deleting would cascade to
+		// everything that references the cluster. It also locks the row
+		// (PostgreSQL), so concurrent puts of one cluster replace its nodes
+		// one after the other, never interleaved.
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO clusters (name, shared_volume, shared_volume_id, master_policy, master_node, join_order, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -48,7 +50,7 @@ INSERT INTO cluster_nodes (cluster_name, ordinal, name, endpoint, position) VALU
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: put cluster %q: %w", s.path, c.Name, err)
+		return fmt.Errorf("%s: put cluster %q: %w", s.name, c.Name, err)
 	}
 	return nil
 }
@@ -57,7 +59,7 @@ INSERT INTO cluster_nodes (cluster_name, ordinal, name, endpoint, position) VALU
 // error wrapping catalog.ErrNotFound.
 func (s *Store) GetCluster(ctx context.Context, name string) (catalog.Cluster, error) {
 	var c catalog.Cluster
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		row := tx.QueryRowContext(ctx, `
 SELECT name, shared_volume, shared_volume_id, master_policy, master_node, join_order, created_at, updated_at
 FROM clusters WHERE name = ?`, name)
@@ -70,21 +72,24 @@ FROM clusters WHERE name = ?`, name)
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return catalog.Cluster{}, fmt.Errorf("sqlite catalog %s: cluster %q: %w", s.path, name, catalog.ErrNotFound)
+		return catalog.Cluster{}, fmt.Errorf("%s: cluster %q: %w", s.name, name, catalog.ErrNotFound)
 	}
 	if err != nil {
-		return catalog.Cluster{}, fmt.Errorf("sqlite catalog %s: get cluster %q: %w", s.path, name, err)
+		return catalog.Cluster{}, fmt.Errorf("%s: get cluster %q: %w", s.name, name, err)
 	}
 	return c, nil
 }
 
-// ListClusters returns every cluster, sorted by name, with their nodes.
+// ListClusters returns every cluster, sorted by name (byte order), with
+// their nodes.
 func (s *Store) ListClusters(ctx context.Context) ([]catalog.Cluster, error) {
 	out := []catalog.Cluster{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
+		// Byte order, as the other catalogs sort, whatever the database's
+		// locale.
 		rows, err := tx.QueryContext(ctx, `
 SELECT name, shared_volume, shared_volume_id, master_policy, master_node, join_order, created_at, updated_at
-FROM clusters ORDER BY name`)
+FROM clusters ORDER BY name COLLATE {bytes}`)
 		if err != nil {
 			return err
 		}
@@ -109,16 +114,15 @@ FROM clusters ORDER BY name`)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite catalog %s: list clusters: %w", s.path, err)
+		return nil, fmt.Errorf("%s: list clusters: %w", s.name, err)
 	}
 	return out, nil
 }
 
 // DeleteCluster removes the named cluster and its nodes, or returns an error
-// wrapping catalog.ErrNotFound. Its lease epoch is kept (see
-// migrations/0001_clusters_and_leases.sql).
+// wrapping catalog.ErrNotFound. Its lease epoch is kept.
 func (s *Store) DeleteCluster(ctx context.Context, name string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clusters WHERE name = ?`, name)
 		if err != nil {
 			return err
@@ -133,7 +137,7 @@ func (s *Store) DeleteCluster(ctx context.Context, name string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: delete cluster %q: %w", s.path, name, err)
+		return fmt.Errorf("%s: delete cluster %q: %w", s.name, name, err)
 	}
 	return nil
 }
@@ -149,7 +153,7 @@ func scanCluster(r scanner) (catalog.Cluster, error) {
 }
 
 // loadNodes returns nodes by cluster name, each list in the order listed.
-func loadNodes(ctx context.Context, tx *sql.Tx, where string, args ...any) (map[string][]catalog.Node, error) {
+func loadNodes(ctx context.Context, tx *Tx, where string, args ...any) (map[string][]catalog.Node, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT cluster_name, name, endpoint, position FROM cluster_nodes `+where+` ORDER BY cluster_name, ordinal`, args...)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -14,9 +14,9 @@ const pointColumns = `id, repository, cluster, group_name, workload, node, run_i
 // PutRecoveryPoint inserts p or replaces the recovery point with its id.
 func (s *Store) PutRecoveryPoint(ctx context.Context, p catalog.RecoveryPoint) error {
 	if err := catalog.ValidateRecoveryPoint(p); err != nil {
-		return fmt.Errorf("sqlite catalog %s: put recovery point: %w", s.path, err)
+		return fmt.Errorf("%s: put recovery point: %w", s.name, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO recovery_points (`+pointColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
@@ -33,7 +33,7 @@ ON CONFLICT (id) DO UPDATE SET
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: put recovery point %q: %w", s.path, p.ID, err)
+		return fmt.Errorf("%s: put recovery point %q: %w", s.name, p.ID, err)
 	}
 	return nil
 }
@@ -43,7 +43,7 @@ ON CONFLICT (id) DO UPDATE SET
 // From is inclusive and To exclusive.
 func (s *Store) RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilter) ([]catalog.RecoveryPoint, error) {
 	if err := catalog.ValidateRecoveryPointFilter(f); err != nil {
-		return nil, fmt.Errorf("sqlite catalog %s: %w", s.path, err)
+		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
 	var where []string
 	var args []any
@@ -64,10 +64,10 @@ func (s *Store) RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilte
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	q += ` ORDER BY created_at DESC, id DESC`
+	q += ` ORDER BY created_at DESC, id COLLATE {bytes} DESC`
 
 	out := []catalog.RecoveryPoint{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -86,7 +86,7 @@ func (s *Store) RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilte
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite catalog %s: list recovery points (%+v): %w", s.path, f, err)
+		return nil, fmt.Errorf("%s: list recovery points (%+v): %w", s.name, f, err)
 	}
 	return out, nil
 }
@@ -94,7 +94,7 @@ func (s *Store) RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilte
 // DeleteRecoveryPoint removes the recovery point with id or returns an error
 // wrapping catalog.ErrNotFound.
 func (s *Store) DeleteRecoveryPoint(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM recovery_points WHERE id = ?`, id))
 		if err == nil && n == 0 {
 			err = catalog.ErrNotFound
@@ -102,7 +102,7 @@ func (s *Store) DeleteRecoveryPoint(ctx context.Context, id string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: delete recovery point %q: %w", s.path, id, err)
+		return fmt.Errorf("%s: delete recovery point %q: %w", s.name, id, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -23,10 +23,10 @@ func scanRestore(row interface{ Scan(...any) error }) (catalog.RestoreOperation,
 // CreateRestore inserts op; ErrConflict if its id exists.
 func (s *Store) CreateRestore(ctx context.Context, op catalog.RestoreOperation) error {
 	if err := catalog.ValidateRestore(op); err != nil {
-		return fmt.Errorf("postgres catalog %s: create restore: %w", s.label, err)
+		return fmt.Errorf("%s: create restore: %w", s.name, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO restore_operations (`+restoreColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	err := s.write(ctx, func(tx *Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO restore_operations (`+restoreColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING`, op.ID, op.Key, op.Cluster, op.Repository, op.Spec, op.Status, op.Error, toNanos(op.StartedAt), toNanos(op.FinishedAt)))
 		if err == nil && n == 0 {
 			err = fmt.Errorf("a restore operation with this id exists: %w", catalog.ErrConflict)
@@ -34,7 +34,7 @@ ON CONFLICT (id) DO NOTHING`, op.ID, op.Key, op.Cluster, op.Repository, op.Spec,
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres catalog %s: create restore %q: %w", s.label, op.ID, err)
+		return fmt.Errorf("%s: create restore %q: %w", s.name, op.ID, err)
 	}
 	return nil
 }
@@ -42,8 +42,8 @@ ON CONFLICT (id) DO NOTHING`, op.ID, op.Key, op.Cluster, op.Repository, op.Spec,
 // UpdateRestore replaces status, error and finished time; a succeeded
 // operation is final.
 func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		cur, err := scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = $1`, op.ID))
+	err := s.write(ctx, func(tx *Tx) error {
+		cur, err := scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = ?`, op.ID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return catalog.ErrNotFound
 		}
@@ -57,12 +57,12 @@ func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) 
 		if err := catalog.ValidateRestore(cur); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE restore_operations SET status = $1, error = $2, finished_at = $3 WHERE id = $4`,
+		_, err = tx.ExecContext(ctx, `UPDATE restore_operations SET status = ?, error = ?, finished_at = ? WHERE id = ?`,
 			cur.Status, cur.Error, toNanos(cur.FinishedAt), cur.ID)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres catalog %s: update restore %q: %w", s.label, op.ID, err)
+		return fmt.Errorf("%s: update restore %q: %w", s.name, op.ID, err)
 	}
 	return nil
 }
@@ -70,16 +70,16 @@ func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) 
 // GetRestore returns the operation or ErrNotFound.
 func (s *Store) GetRestore(ctx context.Context, id string) (catalog.RestoreOperation, error) {
 	var op catalog.RestoreOperation
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		var err error
-		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = $1`, id))
+		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = ?`, id))
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		err = catalog.ErrNotFound
 	}
 	if err != nil {
-		return op, fmt.Errorf("postgres catalog %s: restore %q: %w", s.label, id, err)
+		return op, fmt.Errorf("%s: restore %q: %w", s.name, id, err)
 	}
 	return op, nil
 }
@@ -87,9 +87,9 @@ func (s *Store) GetRestore(ctx context.Context, id string) (catalog.RestoreOpera
 // FindRestoreByKey returns the newest operation with key.
 func (s *Store) FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error) {
 	var op catalog.RestoreOperation
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		var err error
-		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE key = $1
+		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE key = ?
 ORDER BY started_at DESC, id DESC LIMIT 1`, key))
 		return err
 	})
@@ -97,22 +97,22 @@ ORDER BY started_at DESC, id DESC LIMIT 1`, key))
 		err = catalog.ErrNotFound
 	}
 	if err != nil {
-		return op, fmt.Errorf("postgres catalog %s: restore with key %q: %w", s.label, key, err)
+		return op, fmt.Errorf("%s: restore with key %q: %w", s.name, key, err)
 	}
 	return op, nil
 }
 
 // DeleteRestore removes an operation and its steps.
 func (s *Store) DeleteRestore(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM restore_operations WHERE id = $1`, id))
+	err := s.write(ctx, func(tx *Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM restore_operations WHERE id = ?`, id))
 		if err == nil && n == 0 {
 			err = catalog.ErrNotFound
 		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres catalog %s: delete restore %q: %w", s.label, id, err)
+		return fmt.Errorf("%s: delete restore %q: %w", s.name, id, err)
 	}
 	return nil
 }
@@ -120,25 +120,25 @@ func (s *Store) DeleteRestore(ctx context.Context, id string) error {
 // PutRestoreStep inserts or replaces the step (operation, seq).
 func (s *Store) PutRestoreStep(ctx context.Context, st catalog.RestoreStep) error {
 	if err := catalog.ValidateRestoreStep(st); err != nil {
-		return fmt.Errorf("postgres catalog %s: put restore step: %w", s.label, err)
+		return fmt.Errorf("%s: put restore step: %w", s.name, err)
 	}
 	body, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *Tx) error {
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM restore_operations WHERE id = $1`, st.OperationID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM restore_operations WHERE id = ?`, st.OperationID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 			return catalog.ErrNotFound
 		} else if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO restore_steps (operation_id, seq, body) VALUES ($1, $2, $3)
+		_, err := tx.ExecContext(ctx, `INSERT INTO restore_steps (operation_id, seq, body) VALUES (?, ?, ?)
 ON CONFLICT (operation_id, seq) DO UPDATE SET body = excluded.body`, st.OperationID, st.Seq, string(body))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres catalog %s: put restore step %q/%d: %w", s.label, st.OperationID, st.Seq, err)
+		return fmt.Errorf("%s: put restore step %q/%d: %w", s.name, st.OperationID, st.Seq, err)
 	}
 	return nil
 }
@@ -146,14 +146,14 @@ ON CONFLICT (operation_id, seq) DO UPDATE SET body = excluded.body`, st.Operatio
 // RestoreSteps returns an operation's steps by Seq.
 func (s *Store) RestoreSteps(ctx context.Context, id string) ([]catalog.RestoreStep, error) {
 	out := []catalog.RestoreStep{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM restore_operations WHERE id = $1`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM restore_operations WHERE id = ?`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 			return catalog.ErrNotFound
 		} else if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT body FROM restore_steps WHERE operation_id = $1 ORDER BY seq`, id)
+		rows, err := tx.QueryContext(ctx, `SELECT body FROM restore_steps WHERE operation_id = ? ORDER BY seq`, id)
 		if err != nil {
 			return err
 		}
@@ -172,7 +172,7 @@ func (s *Store) RestoreSteps(ctx context.Context, id string) ([]catalog.RestoreS
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres catalog %s: restore steps of %q: %w", s.label, id, err)
+		return nil, fmt.Errorf("%s: restore steps of %q: %w", s.name, id, err)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -18,7 +18,7 @@ const groupColumns = `name, cluster, repository, workloads, selector_name_regex,
 // PutGroup inserts g or replaces the protection group of the same name.
 func (s *Store) PutGroup(ctx context.Context, g catalog.ProtectionGroup) error {
 	if err := catalog.ValidateGroup(g); err != nil {
-		return fmt.Errorf("postgres catalog %s: put protection group: %w", s.label, err)
+		return fmt.Errorf("%s: put protection group: %w", s.name, err)
 	}
 	var regex, driver, node sql.NullString
 	if sel := g.Selector; sel != nil {
@@ -27,10 +27,10 @@ func (s *Store) PutGroup(ctx context.Context, g catalog.ProtectionGroup) error {
 		node = sql.NullString{String: sel.Node, Valid: true}
 	}
 	r := g.Retention
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO protection_groups (`+groupColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET
     cluster = excluded.cluster,
     repository = excluded.repository,
@@ -60,7 +60,7 @@ ON CONFLICT (name) DO UPDATE SET
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres catalog %s: put protection group %q: %w", s.label, g.Name, err)
+		return fmt.Errorf("%s: put protection group %q: %w", s.name, g.Name, err)
 	}
 	return nil
 }
@@ -69,16 +69,16 @@ ON CONFLICT (name) DO UPDATE SET
 // catalog.ErrNotFound.
 func (s *Store) GetGroup(ctx context.Context, name string) (catalog.ProtectionGroup, error) {
 	var g catalog.ProtectionGroup
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		var err error
-		g, err = scanGroup(tx.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM protection_groups WHERE name = $1`, name))
+		g, err = scanGroup(tx.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM protection_groups WHERE name = ?`, name))
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return catalog.ProtectionGroup{}, fmt.Errorf("postgres catalog %s: protection group %q: %w", s.label, name, catalog.ErrNotFound)
+		return catalog.ProtectionGroup{}, fmt.Errorf("%s: protection group %q: %w", s.name, name, catalog.ErrNotFound)
 	}
 	if err != nil {
-		return catalog.ProtectionGroup{}, fmt.Errorf("postgres catalog %s: get protection group %q: %w", s.label, name, err)
+		return catalog.ProtectionGroup{}, fmt.Errorf("%s: get protection group %q: %w", s.name, name, err)
 	}
 	return g, nil
 }
@@ -87,10 +87,10 @@ func (s *Store) GetGroup(ctx context.Context, name string) (catalog.ProtectionGr
 // cluster), sorted by name.
 func (s *Store) ListGroups(ctx context.Context, cluster string) ([]catalog.ProtectionGroup, error) {
 	out := []catalog.ProtectionGroup{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
-		q, args := `SELECT `+groupColumns+` FROM protection_groups ORDER BY name COLLATE "C"`, []any{}
+	err := s.read(ctx, func(tx *Tx) error {
+		q, args := `SELECT `+groupColumns+` FROM protection_groups ORDER BY name COLLATE {bytes}`, []any{}
 		if cluster != "" {
-			q, args = `SELECT `+groupColumns+` FROM protection_groups WHERE cluster = $1 ORDER BY name COLLATE "C"`, []any{cluster}
+			q, args = `SELECT `+groupColumns+` FROM protection_groups WHERE cluster = ? ORDER BY name COLLATE {bytes}`, []any{cluster}
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
@@ -107,7 +107,7 @@ func (s *Store) ListGroups(ctx context.Context, cluster string) ([]catalog.Prote
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres catalog %s: list protection groups of cluster %q: %w", s.label, cluster, err)
+		return nil, fmt.Errorf("%s: list protection groups of cluster %q: %w", s.name, cluster, err)
 	}
 	return out, nil
 }
@@ -115,15 +115,15 @@ func (s *Store) ListGroups(ctx context.Context, cluster string) ([]catalog.Prote
 // DeleteGroup removes the named protection group or returns an error
 // wrapping catalog.ErrNotFound. Its runs and recovery points are kept.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM protection_groups WHERE name = $1`, name))
+	err := s.write(ctx, func(tx *Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM protection_groups WHERE name = ?`, name))
 		if err == nil && n == 0 {
 			err = catalog.ErrNotFound
 		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres catalog %s: delete protection group %q: %w", s.label, name, err)
+		return fmt.Errorf("%s: delete protection group %q: %w", s.name, name, err)
 	}
 	return nil
 }

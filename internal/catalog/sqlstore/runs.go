@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -16,9 +16,9 @@ const runColumns = `id, group_name, cluster, master, node_order, expected, statu
 // run with its id exists.
 func (s *Store) CreateRun(ctx context.Context, r catalog.Run) error {
 	if err := catalog.ValidateRun(r); err != nil {
-		return fmt.Errorf("sqlite catalog %s: create run: %w", s.path, err)
+		return fmt.Errorf("%s: create run: %w", s.name, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `
 INSERT INTO runs (`+runColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING`,
@@ -36,7 +36,7 @@ ON CONFLICT (id) DO NOTHING`,
 			group, time.Unix(0, started).UTC().Format(time.RFC3339Nano), catalog.ErrConflict)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: create run %q: %w", s.path, r.ID, err)
+		return fmt.Errorf("%s: create run %q: %w", s.name, r.ID, err)
 	}
 	return nil
 }
@@ -48,9 +48,12 @@ ON CONFLICT (id) DO NOTHING`,
 // absent run wraps catalog.ErrNotFound.
 func (s *Store) UpdateRun(ctx context.Context, r catalog.Run) error {
 	if err := catalog.ValidateRun(r); err != nil {
-		return fmt.Errorf("sqlite catalog %s: update run: %w", s.path, err)
+		return fmt.Errorf("%s: update run: %w", s.name, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
+		// Of two engines finishing one run exactly one succeeds: SQLite has
+		// one writer, and under PostgreSQL's READ COMMITTED an UPDATE that
+		// waited for a concurrent one re-checks its WHERE on the committed row.
 		n, err := rowsAffected(tx.ExecContext(ctx, `
 UPDATE runs SET master = ?, node_order = ?, expected = ?, status = ?, error = ?, finished_at = ?
 WHERE id = ? AND status = 'running'`,
@@ -69,7 +72,7 @@ WHERE id = ? AND status = 'running'`,
 		return fmt.Errorf("the run has already finished with status %q and a finished run is final: %w", status, catalog.ErrConflict)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: update run %q: %w", s.path, r.ID, err)
+		return fmt.Errorf("%s: update run %q: %w", s.name, r.ID, err)
 	}
 	return nil
 }
@@ -77,16 +80,16 @@ WHERE id = ? AND status = 'running'`,
 // GetRun returns the run with id or an error wrapping catalog.ErrNotFound.
 func (s *Store) GetRun(ctx context.Context, id string) (catalog.Run, error) {
 	var r catalog.Run
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		var err error
 		r, err = scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return catalog.Run{}, fmt.Errorf("sqlite catalog %s: run %q: %w", s.path, id, catalog.ErrNotFound)
+		return catalog.Run{}, fmt.Errorf("%s: run %q: %w", s.name, id, catalog.ErrNotFound)
 	}
 	if err != nil {
-		return catalog.Run{}, fmt.Errorf("sqlite catalog %s: get run %q: %w", s.path, id, err)
+		return catalog.Run{}, fmt.Errorf("%s: get run %q: %w", s.name, id, err)
 	}
 	return r, nil
 }
@@ -95,18 +98,18 @@ func (s *Store) GetRun(ctx context.Context, id string) (catalog.Run, error) {
 // StartedAt (ties by id, descending), at most limit of them (0: all).
 func (s *Store) ListRuns(ctx context.Context, group string, limit int) ([]catalog.Run, error) {
 	if err := catalog.ValidateRunLimit(limit); err != nil {
-		return nil, fmt.Errorf("sqlite catalog %s: %w", s.path, err)
+		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
 	q, args := `SELECT `+runColumns+` FROM runs`, []any{}
 	if group != "" {
 		q, args = q+` WHERE group_name = ?`, append(args, group)
 	}
-	q += ` ORDER BY started_at DESC, id DESC`
+	q += ` ORDER BY started_at DESC, id COLLATE {bytes} DESC`
 	if limit > 0 {
 		q, args = q+` LIMIT ?`, append(args, limit)
 	}
 	out := []catalog.Run{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -122,7 +125,7 @@ func (s *Store) ListRuns(ctx context.Context, group string, limit int) ([]catalo
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite catalog %s: list runs of group %q: %w", s.path, group, err)
+		return nil, fmt.Errorf("%s: list runs of group %q: %w", s.name, group, err)
 	}
 	return out, nil
 }
@@ -130,7 +133,7 @@ func (s *Store) ListRuns(ctx context.Context, group string, limit int) ([]catalo
 // DeleteRun removes the run with id and its steps, or returns an error
 // wrapping catalog.ErrNotFound. Recovery points it made are kept.
 func (s *Store) DeleteRun(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM runs WHERE id = ?`, id)) // steps: ON DELETE CASCADE
 		if err == nil && n == 0 {
 			err = catalog.ErrNotFound
@@ -138,7 +141,7 @@ func (s *Store) DeleteRun(ctx context.Context, id string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: delete run %q: %w", s.path, id, err)
+		return fmt.Errorf("%s: delete run %q: %w", s.name, id, err)
 	}
 	return nil
 }
@@ -148,17 +151,21 @@ func (s *Store) DeleteRun(ctx context.Context, id string) error {
 // the run already has a step with st's Seq.
 func (s *Store) AddStep(ctx context.Context, st catalog.Step) error {
 	if err := catalog.ValidateStep(st); err != nil {
-		return fmt.Errorf("sqlite catalog %s: add step: %w", s.path, err)
+		return fmt.Errorf("%s: add step: %w", s.name, err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, st.RunID).Scan(&one)
+		// The key-share lock keeps a concurrent DeleteRun from removing the run
+		// between this check and the insert.
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ? {for_key_share}`, st.RunID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("no such run: %w", catalog.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
+		// A concurrent AddStep of the same seq waits here for the first to
+		// commit, then inserts nothing.
 		n, err := rowsAffected(tx.ExecContext(ctx, `
 INSERT INTO run_steps (run_id, seq, phase, node, epoch, workload, snapshot_id, bytes, bytes_added, stun_ms,
     outcome, error, started_at, finished_at)
@@ -176,7 +183,7 @@ ON CONFLICT (run_id, seq) DO NOTHING`,
 		return fmt.Errorf("the run already has step %d (workload %q on node %q): %w", st.Seq, workload, node, catalog.ErrConflict)
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite catalog %s: add step %d to run %q: %w", s.path, st.Seq, st.RunID, err)
+		return fmt.Errorf("%s: add step %d to run %q: %w", s.name, st.Seq, st.RunID, err)
 	}
 	return nil
 }
@@ -185,7 +192,7 @@ ON CONFLICT (run_id, seq) DO NOTHING`,
 // wrapping catalog.ErrNotFound if the run does not exist.
 func (s *Store) Steps(ctx context.Context, runID string) ([]catalog.Step, error) {
 	out := []catalog.Step{}
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, runID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -215,7 +222,7 @@ FROM run_steps WHERE run_id = ? ORDER BY seq`, runID)
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite catalog %s: steps of run %q: %w", s.path, runID, err)
+		return nil, fmt.Errorf("%s: steps of run %q: %w", s.name, runID, err)
 	}
 	return out, nil
 }
