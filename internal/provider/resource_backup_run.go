@@ -52,11 +52,7 @@ func (r *backupRunResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			"change, or on demand by changing `triggers`. A `partial` run is a warning naming each workload not backed up and " +
 			"why; a `failed` run is an error. Destroy only forgets the record: recovery points follow the group's retention.",
 		Attributes: map[string]schema.Attribute{
-			"id": schema.StringAttribute{
-				MarkdownDescription: "The run id.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-			},
+			"id": idAttribute("The run id."),
 			"group": schema.StringAttribute{
 				MarkdownDescription: "Name of the protection group to back up.",
 				Required:            true,
@@ -75,17 +71,17 @@ func (r *backupRunResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				ElementType:         types.StringType,
 				PlanModifiers:       []planmodifier.List{listplanmodifier.RequiresReplace()},
 			},
-			"run_id": schema.StringAttribute{MarkdownDescription: "The run id in the catalog.", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"status": schema.StringAttribute{MarkdownDescription: "`succeeded`, `partial` or `failed`.", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"master": schema.StringAttribute{MarkdownDescription: "Master node of the run, or `engine`.", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"run_id": createdString("The run id in the catalog."),
+			"status": createdString("`succeeded`, `partial` or `failed`."),
+			"master": createdString("Master node of the run, or `engine`."),
 			"node_order": schema.ListAttribute{
 				MarkdownDescription: "Nodes in the order they were visited.",
 				Computed:            true, ElementType: types.StringType,
 				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 			},
-			"started_at":  schema.StringAttribute{MarkdownDescription: "Start time (RFC 3339).", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"finished_at": schema.StringAttribute{MarkdownDescription: "End time (RFC 3339).", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"error":       schema.StringAttribute{MarkdownDescription: "Why the run is not `succeeded`; empty otherwise.", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"started_at":  createdString("Start time (RFC 3339)."),
+			"finished_at": createdString("End time (RFC 3339)."),
+			"error":       createdString("Why the run is not `succeeded`; empty otherwise."),
 			"workloads": schema.MapNestedAttribute{
 				MarkdownDescription: "Per expected workload: where and how it was backed up, or why not.",
 				Computed:            true,

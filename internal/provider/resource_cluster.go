@@ -50,17 +50,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"that became unreachable or now serves another volume is left out of `nodes` in the refreshed state (with a " +
 			"warning), so the next plan shows it as drift. Destroy only unregisters the cluster: workloads are never touched.",
 		Attributes: map[string]schema.Attribute{
-			"id": schema.StringAttribute{
-				MarkdownDescription: "The cluster name.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-			},
-			"name": schema.StringAttribute{
-				MarkdownDescription: "Cluster name, unique in the catalog: 1-63 letters, digits, `-`, `_` or `.`. Changing it replaces the registration.",
-				Required:            true,
-				Validators:          []validator.String{validate.Name()},
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
-			},
+			"id": idAttribute("The cluster name."),
+			"name": catalogNameReplacing("Cluster name, unique in the catalog: 1-63 letters, digits, `-`, `_` or `.`. Changing it replaces the registration."),
 			"shared_volume": schema.StringAttribute{
 				MarkdownDescription: "Absolute path where every node mounts the shared volume; must equal each agent's `shared_volume` setting.",
 				Required:            true,

@@ -16,9 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
@@ -55,28 +53,10 @@ func (r *protectionGroupResource) Schema(ctx context.Context, _ resource.SchemaR
 			"when they differ, plans an in-place update with a warning that names every change — a workload that moved, " +
 			"vanished or breached its RPO, or a new workload that matches the selector but is not yet protected (T2).",
 		Attributes: map[string]schema.Attribute{
-			"id": schema.StringAttribute{
-				MarkdownDescription: "The group name.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
-			},
-			"name": schema.StringAttribute{
-				MarkdownDescription: "Group name, unique in the catalog.",
-				Required:            true,
-				Validators:          []validator.String{validate.Name()},
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
-			},
-			"cluster": schema.StringAttribute{
-				MarkdownDescription: "Name of the registered cluster whose workloads the group protects.",
-				Required:            true,
-				Validators:          []validator.String{validate.Name()},
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
-			},
-			"repository": schema.StringAttribute{
-				MarkdownDescription: "Name of the registered repository the group's recovery points go to.",
-				Required:            true,
-				Validators:          []validator.String{validate.Name()},
-			},
+			"id": idAttribute("The group name."),
+			"name": catalogNameReplacing("Group name, unique in the catalog."),
+			"cluster": catalogNameReplacing("Name of the registered cluster whose workloads the group protects."),
+			"repository": catalogName("Name of the registered repository the group's recovery points go to."),
 			"workloads": schema.SetAttribute{
 				MarkdownDescription: "Workloads selected by name. Combined with `selector` (union); at least one of the two is required.",
 				Optional:            true,

@@ -65,7 +65,7 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"next apply instead of restoring twice. Change `triggers` to restore again. Destroy only forgets the record: it " +
 			"does not undo a restore.",
 		Attributes: map[string]schema.Attribute{
-			"id":         schema.StringAttribute{MarkdownDescription: "The operation id.", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"id":         createdString("The operation id."),
 			"cluster":    schema.StringAttribute{MarkdownDescription: "Name of the registered cluster.", Required: true, Validators: []validator.String{validate.Name()}, PlanModifiers: replace},
 			"repository": schema.StringAttribute{MarkdownDescription: "Name of the registered repository holding the recovery points.", Required: true, Validators: []validator.String{validate.Name()}, PlanModifiers: replace},
 			"workloads": schema.ListNestedAttribute{
@@ -141,8 +141,8 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 					"activate":            schema.BoolAttribute{MarkdownDescription: "Whether the workload is started on the restore node afterwards.", Computed: true},
 				}},
 			},
-			"operation_id": schema.StringAttribute{MarkdownDescription: "Id of the restore operation in the catalog.", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"status":       schema.StringAttribute{MarkdownDescription: "`succeeded` or `failed`.", Computed: true, PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"operation_id": createdString("Id of the restore operation in the catalog."),
+			"status":       createdString("`succeeded` or `failed`."),
 			"resumed":      schema.BoolAttribute{MarkdownDescription: "Whether this apply continued an operation an earlier, interrupted apply had started.", Computed: true, PlanModifiers: []planmodifier.Bool{boolplanmodifier.UseStateForUnknown()}},
 			"steps": schema.ListNestedAttribute{
 				MarkdownDescription: "What happened, per workload in order.",
