@@ -50,7 +50,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"that became unreachable or now serves another volume is left out of `nodes` in the refreshed state (with a " +
 			"warning), so the next plan shows it as drift. Destroy only unregisters the cluster: workloads are never touched.",
 		Attributes: map[string]schema.Attribute{
-			"id": idAttribute("The cluster name."),
+			"id":   idAttribute("The cluster name."),
 			"name": catalogNameReplacing("Cluster name, unique in the catalog: 1-63 letters, digits, `-`, `_` or `.`. Changing it replaces the registration."),
 			"shared_volume": schema.StringAttribute{
 				MarkdownDescription: "Absolute path where every node mounts the shared volume; must equal each agent's `shared_volume` setting.",

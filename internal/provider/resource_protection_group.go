@@ -53,9 +53,9 @@ func (r *protectionGroupResource) Schema(ctx context.Context, _ resource.SchemaR
 			"when they differ, plans an in-place update with a warning that names every change — a workload that moved, " +
 			"vanished or breached its RPO, or a new workload that matches the selector but is not yet protected (T2).",
 		Attributes: map[string]schema.Attribute{
-			"id": idAttribute("The group name."),
-			"name": catalogNameReplacing("Group name, unique in the catalog."),
-			"cluster": catalogNameReplacing("Name of the registered cluster whose workloads the group protects."),
+			"id":         idAttribute("The group name."),
+			"name":       catalogNameReplacing("Group name, unique in the catalog."),
+			"cluster":    catalogNameReplacing("Name of the registered cluster whose workloads the group protects."),
 			"repository": catalogName("Name of the registered repository the group's recovery points go to."),
 			"workloads": schema.SetAttribute{
 				MarkdownDescription: "Workloads selected by name. Combined with `selector` (union); at least one of the two is required.",

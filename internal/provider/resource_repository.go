@@ -46,7 +46,7 @@ func (r *repositoryResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"one already there when `password` opens it (a repository the password does not open is refused). Agents write " +
 			"to it directly. Destroy keeps the data unless `force_destroy = true`.",
 		Attributes: map[string]schema.Attribute{
-			"id": idAttribute("The repository name."),
+			"id":   idAttribute("The repository name."),
 			"name": catalogNameReplacing("Repository name, unique in the catalog. Changing it replaces the registration (not the data)."),
 			"url": schema.StringAttribute{
 				MarkdownDescription: "Where the repository lives: an absolute directory path reachable from every node (e.g. on the shared volume or an NFS mount), or `s3://bucket/prefix`.",
