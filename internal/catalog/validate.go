@@ -196,6 +196,14 @@ func ValidateRunLimit(limit int) error {
 	return nil
 }
 
+// ValidateRestoreLimit checks ListRestores's limit.
+func ValidateRestoreLimit(limit int) error {
+	if limit < 0 {
+		return fmt.Errorf("list restores: limit %d is negative: pass 0 for every operation", limit)
+	}
+	return nil
+}
+
 type timeField struct {
 	name string
 	v    time.Time

@@ -25,6 +25,9 @@ type RestoreStore interface {
 	GetRestore(ctx context.Context, id string) (catalog.RestoreOperation, error)
 	// FindRestoreByKey returns the newest operation with key (ErrNotFound if none).
 	FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error)
+	// ListRestores returns the operations on cluster, newest first, at most
+	// limit (0: all).
+	ListRestores(ctx context.Context, cluster string, limit int) ([]catalog.RestoreOperation, error)
 	DeleteRestore(ctx context.Context, id string) error // with its steps
 	// PutRestoreStep inserts or replaces the step (operation, seq).
 	PutRestoreStep(ctx context.Context, s catalog.RestoreStep) error

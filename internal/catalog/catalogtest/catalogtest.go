@@ -52,6 +52,7 @@ type Store interface {
 	UpdateRestore(ctx context.Context, op catalog.RestoreOperation) error
 	GetRestore(ctx context.Context, id string) (catalog.RestoreOperation, error)
 	FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error)
+	ListRestores(ctx context.Context, cluster string, limit int) ([]catalog.RestoreOperation, error)
 	DeleteRestore(ctx context.Context, id string) error
 	PutRestoreStep(ctx context.Context, s catalog.RestoreStep) error
 	RestoreSteps(ctx context.Context, operationID string) ([]catalog.RestoreStep, error)
@@ -125,6 +126,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 
 		{"RestoreRoundTripAndKey", testRestoreRoundTripAndKey},
 		{"RestoreTransitions", testRestoreTransitions},
+		{"ListRestores", testListRestores},
 		{"RestoreStepsReplaceAndDelete", testRestoreSteps},
 	}
 	for _, c := range cases {

@@ -3,6 +3,7 @@ package catalogtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -126,5 +127,43 @@ func testRestoreSteps(t *testing.T, s Store) {
 	}
 	if err := s.DeleteRestore(ctx, "op"); !errors.Is(err, catalog.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func testListRestores(t *testing.T, s Store) {
+	ctx := context.Background()
+	other := restoreOp("op-other", "k9", restoreT0.Add(time.Hour))
+	other.Cluster = "staging"
+	for _, op := range []catalog.RestoreOperation{
+		restoreOp("op-1", "k1", restoreT0), restoreOp("op-3", "k3", restoreT0.Add(2*time.Minute)),
+		restoreOp("op-2a", "k2", restoreT0.Add(time.Minute)), restoreOp("op-2b", "k2", restoreT0.Add(time.Minute)), other,
+	} {
+		if err := s.CreateRestore(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(ops []catalog.RestoreOperation) (out []string) {
+		for _, op := range ops {
+			out = append(out, op.ID)
+		}
+		return out
+	}
+	got, err := s.ListRestores(ctx, "prod", 0)
+	if err != nil || fmt.Sprint(ids(got)) != "[op-3 op-2b op-2a op-1]" {
+		t.Fatalf("ListRestores(prod) = %v, %v; want newest first, ties by id descending", ids(got), err)
+	}
+	got, err = s.ListRestores(ctx, "prod", 2)
+	if err != nil || fmt.Sprint(ids(got)) != "[op-3 op-2b]" {
+		t.Fatalf("ListRestores(prod, 2) = %v, %v", ids(got), err)
+	}
+	got, err = s.ListRestores(ctx, "", 0)
+	if err != nil || len(got) != 5 || got[0].ID != "op-other" || got[0].Cluster != "staging" {
+		t.Fatalf("ListRestores(all) = %v, %v", ids(got), err)
+	}
+	if got, err := s.ListRestores(ctx, "nowhere", 0); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("ListRestores(unknown cluster) = %v, %v; want an empty list", got, err)
+	}
+	if _, err := s.ListRestores(ctx, "prod", -1); err == nil {
+		t.Fatal("a negative limit was accepted")
 	}
 }

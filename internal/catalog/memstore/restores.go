@@ -79,6 +79,36 @@ func (s *Store) FindRestoreByKey(ctx context.Context, key string) (catalog.Resto
 	return best, nil
 }
 
+// ListRestores returns the operations on cluster ("" for every cluster),
+// newest first by StartedAt (ties by id, descending), at most limit (0: all).
+func (s *Store) ListRestores(ctx context.Context, cluster string, limit int) ([]catalog.RestoreOperation, error) {
+	if err := catalog.ValidateRestoreLimit(limit); err != nil {
+		return nil, fmt.Errorf("memory catalog: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initRestores()
+	out := []catalog.RestoreOperation{}
+	for _, op := range s.restores {
+		if cluster == "" || op.Cluster == cluster {
+			out = append(out, op)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.After(out[j].StartedAt)
+		}
+		return out[i].ID > out[j].ID
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
 // DeleteRestore removes an operation and its steps.
 func (s *Store) DeleteRestore(ctx context.Context, id string) error {
 	s.mu.Lock()

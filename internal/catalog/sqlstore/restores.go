@@ -102,6 +102,43 @@ ORDER BY started_at DESC, id DESC LIMIT 1`, key))
 	return op, nil
 }
 
+// ListRestores returns the operations on cluster ("" for every cluster),
+// newest first by StartedAt (ties by id, descending), at most limit of them
+// (0: all).
+func (s *Store) ListRestores(ctx context.Context, cluster string, limit int) ([]catalog.RestoreOperation, error) {
+	if err := catalog.ValidateRestoreLimit(limit); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.name, err)
+	}
+	q, args := `SELECT `+restoreColumns+` FROM restore_operations`, []any{}
+	if cluster != "" {
+		q, args = q+` WHERE cluster = ?`, append(args, cluster)
+	}
+	q += ` ORDER BY started_at DESC, id COLLATE {bytes} DESC`
+	if limit > 0 {
+		q, args = q+` LIMIT ?`, append(args, limit)
+	}
+	out := []catalog.RestoreOperation{}
+	err := s.read(ctx, func(tx *Tx) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			op, err := scanRestore(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, op)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: list restores of cluster %q: %w", s.name, cluster, err)
+	}
+	return out, nil
+}
+
 // DeleteRestore removes an operation and its steps.
 func (s *Store) DeleteRestore(ctx context.Context, id string) error {
 	err := s.write(ctx, func(tx *Tx) error {
