@@ -28,7 +28,21 @@ type DigestFilter struct {
 	// BackupOlderThan keeps workloads whose newest recovery point is older
 	// than this, or that have none (0: no filter).
 	BackupOlderThan time.Duration
+	// RestoreOlderThan keeps workloads last restored longer ago than this,
+	// or never (0: no filter).
+	RestoreOlderThan time.Duration
+	// MinBackupFailureRate keeps workloads whose backup failure rate is at
+	// least this (0: no filter); workloads never attempted have no rate.
+	MinBackupFailureRate float64
 }
+
+// HistoryRuns is how many recent runs of each protection group the backup
+// failure rate counts.
+const HistoryRuns = 20
+
+// historyRestores is how many recent restore operations of a cluster are
+// searched for each workload's last restore.
+const historyRestores = 200
 
 // DigestEntry is one workload of a cluster.
 type DigestEntry struct {
@@ -44,6 +58,20 @@ type DigestEntry struct {
 	// workload in this cluster, if any.
 	LastBackupAt      time.Time
 	LastRecoveryPoint string
+	// From the catalog's restore operations: when a restore of the workload
+	// (or of some of its files) last completed.
+	LastRestoreAt time.Time
+	// From the last HistoryRuns runs of every group expecting the workload:
+	// how many tried to back it up, and in how many it was not captured.
+	BackupAttempts, BackupFailures int
+}
+
+// BackupFailureRate is BackupFailures / BackupAttempts, 0 with no attempts.
+func (w DigestEntry) BackupFailureRate() float64 {
+	if w.BackupAttempts == 0 {
+		return 0
+	}
+	return float64(w.BackupFailures) / float64(w.BackupAttempts)
 }
 
 // Digest is the workload digest of a cluster.
@@ -70,23 +98,101 @@ func (e *Engine) Digest(ctx context.Context, cluster string, f DigestFilter) (Di
 		return Digest{}, err
 	}
 	d := mergeDigest(status)
+	h, err := e.history(ctx, cluster)
+	if err != nil {
+		return Digest{}, err
+	}
 	for i := range d.Workloads {
-		points, err := e.store.RecoveryPoints(ctx, catalog.RecoveryPointFilter{Cluster: cluster, Workload: d.Workloads[i].Name})
+		w := &d.Workloads[i]
+		points, err := e.store.RecoveryPoints(ctx, catalog.RecoveryPointFilter{Cluster: cluster, Workload: w.Name})
 		if err != nil {
-			return Digest{}, fmt.Errorf("reading recovery points of %q: %w", d.Workloads[i].Name, err)
+			return Digest{}, fmt.Errorf("reading recovery points of %q: %w", w.Name, err)
 		}
 		if len(points) > 0 {
-			d.Workloads[i].LastBackupAt, d.Workloads[i].LastRecoveryPoint = points[0].CreatedAt, points[0].ID
+			w.LastBackupAt, w.LastRecoveryPoint = points[0].CreatedAt, points[0].ID
 		}
+		w.LastRestoreAt = h.lastRestore[w.Name]
+		w.BackupAttempts, w.BackupFailures = h.attempts[w.Name], h.failures[w.Name]
 	}
 	now := e.now()
 	d.Workloads = slices.DeleteFunc(d.Workloads, func(w DigestEntry) bool {
-		if f.BackupOlderThan > 0 && !w.LastBackupAt.IsZero() && now.Sub(w.LastBackupAt) <= f.BackupOlderThan {
-			return true
-		}
-		return !f.matches(w, re)
+		return !f.matches(w, re) || !f.matchesHistory(w, now)
 	})
 	return d, nil
+}
+
+// matchesHistory applies the filters on backup and restore history.
+func (f DigestFilter) matchesHistory(w DigestEntry, now time.Time) bool {
+	if f.BackupOlderThan > 0 && !w.LastBackupAt.IsZero() && now.Sub(w.LastBackupAt) <= f.BackupOlderThan {
+		return false
+	}
+	if f.RestoreOlderThan > 0 && !w.LastRestoreAt.IsZero() && now.Sub(w.LastRestoreAt) <= f.RestoreOlderThan {
+		return false
+	}
+	if f.MinBackupFailureRate > 0 && (w.BackupAttempts == 0 || w.BackupFailureRate() < f.MinBackupFailureRate) {
+		return false
+	}
+	return true
+}
+
+// workloadHistory is what the catalog remembers of a cluster's workloads.
+type workloadHistory struct {
+	lastRestore        map[string]time.Time
+	attempts, failures map[string]int
+}
+
+// history reads the recent runs of every group of cluster and its recent
+// restore operations. A run counts as a failure for each workload it
+// expected but did not capture; runs still going are not counted.
+func (e *Engine) history(ctx context.Context, cluster string) (workloadHistory, error) {
+	h := workloadHistory{lastRestore: map[string]time.Time{}, attempts: map[string]int{}, failures: map[string]int{}}
+	groups, err := e.store.ListGroups(ctx, cluster)
+	if err != nil {
+		return h, fmt.Errorf("reading protection groups of %q: %w", cluster, err)
+	}
+	for _, g := range groups {
+		runs, err := e.store.ListRuns(ctx, g.Name, HistoryRuns)
+		if err != nil {
+			return h, fmt.Errorf("reading runs of group %q: %w", g.Name, err)
+		}
+		for _, run := range runs {
+			if run.Status == catalog.RunRunning {
+				continue
+			}
+			steps, err := e.store.Steps(ctx, run.ID)
+			if err != nil {
+				return h, fmt.Errorf("reading steps of run %q: %w", run.ID, err)
+			}
+			captured := map[string]bool{}
+			for _, st := range steps {
+				if st.Outcome == catalog.StepSucceeded {
+					captured[st.Workload] = true
+				}
+			}
+			for _, w := range run.Expected {
+				h.attempts[w]++
+				if !captured[w] {
+					h.failures[w]++
+				}
+			}
+		}
+	}
+	ops, err := e.store.ListRestores(ctx, cluster, historyRestores)
+	if err != nil {
+		return h, fmt.Errorf("reading restore operations of %q: %w", cluster, err)
+	}
+	for _, op := range ops {
+		steps, err := e.store.RestoreSteps(ctx, op.ID)
+		if err != nil {
+			return h, fmt.Errorf("reading steps of restore %q: %w", op.ID, err)
+		}
+		for _, st := range steps {
+			if st.Outcome == catalog.StepSucceeded && st.FinishedAt.After(h.lastRestore[st.Workload]) {
+				h.lastRestore[st.Workload] = st.FinishedAt
+			}
+		}
+	}
+	return h, nil
 }
 
 func (f DigestFilter) matches(w DigestEntry, re *regexp.Regexp) bool {

@@ -132,3 +132,76 @@ func TestDigestLastBackupFilter(t *testing.T) {
 		t.Fatalf("last backups: %+v", d.Workloads)
 	}
 }
+
+// E14: the digest carries each workload's last restore and backup failure
+// rate from the catalog, and filters on them.
+func TestDigestRestoreAndFailureHistory(t *testing.T) {
+	t.Parallel()
+	fx := newRunFixture(t, map[string]string{"a": "n1", "b": "n2"}, catalog.ProtectionGroup{Workloads: []string{"a", "b"}})
+	ctx := context.Background()
+	if _, err := fx.eng.RunBackup(ctx, RunOptions{Group: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	fx.f.mu.Lock()
+	fx.f.down["n2"] = true
+	fx.f.mu.Unlock()
+	rep, err := fx.eng.RunBackup(ctx, RunOptions{Group: "g"})
+	if err == nil && rep.Run.Status == catalog.RunSucceeded {
+		t.Fatalf("a run with n2 down succeeded: %+v", rep.Run)
+	}
+	fx.f.mu.Lock()
+	fx.f.down["n2"] = false
+	fx.f.mu.Unlock()
+
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // the fixture's clock
+	op := catalog.RestoreOperation{ID: "op1", Key: "k", Cluster: "c", Repository: "r", Spec: "{}", Status: catalog.RestoreFailed,
+		StartedAt: now.Add(-time.Hour), FinishedAt: now.Add(-50 * time.Minute)}
+	if err := fx.store.CreateRestore(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range []catalog.RestoreStep{
+		{Workload: "a", Outcome: catalog.StepSucceeded, FinishedAt: now.Add(-55 * time.Minute)},
+		{Workload: "b", Outcome: catalog.StepFailed, Error: "node down", FinishedAt: now.Add(-50 * time.Minute)},
+	} {
+		st.OperationID, st.Seq, st.Node, st.StartedAt = "op1", i+1, "n1", now.Add(-time.Hour)
+		if err := fx.store.PutRestoreStep(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	d, err := fx.eng.Digest(ctx, "c", DigestFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]DigestEntry{}
+	for _, w := range d.Workloads {
+		byName[w.Name] = w
+	}
+	if a := byName["a"]; a.BackupAttempts != 2 || a.BackupFailures != 0 || !a.LastRestoreAt.Equal(now.Add(-55*time.Minute)) {
+		t.Errorf("a: attempts %d failures %d last restore %v; want 2, 0, 55 minutes ago", a.BackupAttempts, a.BackupFailures, a.LastRestoreAt)
+	}
+	if b := byName["b"]; b.BackupAttempts != 2 || b.BackupFailures != 1 || b.BackupFailureRate() != 0.5 || !b.LastRestoreAt.IsZero() {
+		t.Errorf("b: attempts %d failures %d rate %v last restore %v; want 2, 1, 0.5 and never (its restore step failed)",
+			b.BackupAttempts, b.BackupFailures, b.BackupFailureRate(), b.LastRestoreAt)
+	}
+	names := func(f DigestFilter) string {
+		d, err := fx.eng.Digest(ctx, "c", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, w := range d.Workloads {
+			out = append(out, w.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := names(DigestFilter{MinBackupFailureRate: 0.5}); got != "b" {
+		t.Errorf("failure rate >= 0.5: %q, want b", got)
+	}
+	if got := names(DigestFilter{RestoreOlderThan: 2 * time.Hour}); got != "b" {
+		t.Errorf("not restored within 2h: %q, want b (never restored)", got)
+	}
+	if got := names(DigestFilter{RestoreOlderThan: 30 * time.Minute}); got != "a,b" {
+		t.Errorf("not restored within 30m: %q, want a (55m ago) and b", got)
+	}
+}

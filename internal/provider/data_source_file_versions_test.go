@@ -83,6 +83,11 @@ data "clusterguard_file_versions" "config" {
 					statecheck.ExpectKnownValue("data.clusterguard_file_versions.config", tfjsonpath.New("versions").AtSliceIndex(0).AtMapKey("size"), knownvalue.Int64Exact(13)),
 					// E14: the digest shows the last backup; web was backed up just now.
 					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.all", tfjsonpath.New("workloads").AtSliceIndex(0).AtMapKey("last_backup_at"), knownvalue.StringRegexp(regexp.MustCompile(`^\d{4}-\d\d-\d\dT`))),
+					// E14: the run in the catalog captured web (replacing the
+					// backup_run resource forgot the first); it was never restored.
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.all", tfjsonpath.New("workloads").AtSliceIndex(0).AtMapKey("backup_attempts"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.all", tfjsonpath.New("workloads").AtSliceIndex(0).AtMapKey("backup_failure_rate"), knownvalue.Float64Exact(0)),
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.all", tfjsonpath.New("workloads").AtSliceIndex(0).AtMapKey("last_restore_at"), knownvalue.StringExact("")),
 					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.stale", tfjsonpath.New("workloads"), knownvalue.ListSizeExact(0)),
 				},
 			},

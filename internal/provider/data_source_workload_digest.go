@@ -2,9 +2,11 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/datasource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
@@ -67,6 +69,16 @@ func (d *workloadDigestDataSource) Schema(ctx context.Context, _ datasource.Sche
 				Optional:            true,
 				Validators:          []validator.String{validate.Duration(time.Minute, 100*365*24*time.Hour)},
 			},
+			"restore_older_than": schema.StringAttribute{
+				MarkdownDescription: "Only workloads last restored longer ago than this duration (e.g. `720h`), or never: the ones whose restore has not been exercised lately.",
+				Optional:            true,
+				Validators:          []validator.String{validate.Duration(time.Minute, 100*365*24*time.Hour)},
+			},
+			"min_backup_failure_rate": schema.Float64Attribute{
+				MarkdownDescription: "Only workloads whose `backup_failure_rate` is at least this fraction (0 < x <= 1); workloads no run has tried to back up are left out.",
+				Optional:            true,
+				Validators:          []validator.Float64{float64validator.Between(0.000001, 1)},
+			},
 			"unreachable_nodes": schema.ListAttribute{
 				MarkdownDescription: "Nodes whose agent could not be asked at read time.",
 				Computed:            true,
@@ -86,6 +98,9 @@ func (d *workloadDigestDataSource) Schema(ctx context.Context, _ datasource.Sche
 					"observed_at":         schema.StringAttribute{MarkdownDescription: "When an agent last probed the workload (RFC 3339).", Computed: true},
 					"last_backup_at":      schema.StringAttribute{MarkdownDescription: "Time of the workload's newest recovery point in this cluster (RFC 3339); empty if none.", Computed: true},
 					"last_recovery_point": schema.StringAttribute{MarkdownDescription: "Id of that recovery point; empty if none.", Computed: true},
+					"last_restore_at":     schema.StringAttribute{MarkdownDescription: "When a restore of the workload (or of some of its files) last completed, from the catalog's restore operations (RFC 3339); empty if never.", Computed: true},
+					"backup_attempts":     schema.Int64Attribute{MarkdownDescription: fmt.Sprintf("Finished backup runs, among the last %d of each protection group, that expected the workload.", engine.HistoryRuns), Computed: true},
+					"backup_failure_rate": schema.Float64Attribute{MarkdownDescription: "Fraction of those runs that did not capture the workload (0 to 1; 0 when `backup_attempts` is 0).", Computed: true},
 				}},
 			},
 			"timeouts": timeouts.Attributes(ctx),
@@ -117,7 +132,9 @@ func (d *workloadDigestDataSource) Read(ctx context.Context, req datasource.Read
 	cluster := m.Cluster.ValueString()
 	digest, err := d.engine.Digest(ctx, cluster, engine.DigestFilter{
 		Node: m.Node.ValueString(), State: m.State.ValueString(), Driver: m.Driver.ValueString(), NameRegex: m.NameRegex.ValueString(),
-		BackupOlderThan: parseDuration(m.BackupOlderThan.ValueString()),
+		BackupOlderThan:      parseDuration(m.BackupOlderThan.ValueString()),
+		RestoreOlderThan:     parseDuration(m.RestoreOlderThan.ValueString()),
+		MinBackupFailureRate: m.MinBackupFailureRate.ValueFloat64(),
 	})
 	switch {
 	case isNotFound(err):
@@ -156,22 +173,26 @@ func (d *workloadDigestDataSource) Read(ctx context.Context, req datasource.Read
 			State: types.StringValue(w.State), Driver: types.StringValue(w.Driver), Paths: paths,
 			Error: types.StringValue(w.Error), ObservedAt: types.StringValue(observed),
 			LastBackupAt: types.StringValue(formatTime(w.LastBackupAt)), LastRecoveryPoint: types.StringValue(w.LastRecoveryPoint),
+			LastRestoreAt:  types.StringValue(formatTime(w.LastRestoreAt)),
+			BackupAttempts: types.Int64Value(int64(w.BackupAttempts)), BackupFailureRate: types.Float64Value(w.BackupFailureRate()),
 		}
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
 type workloadDigestModelV0 struct {
-	ID               types.String            `tfsdk:"id"`
-	Cluster          types.String            `tfsdk:"cluster"`
-	Node             types.String            `tfsdk:"node"`
-	State            types.String            `tfsdk:"state"`
-	Driver           types.String            `tfsdk:"driver"`
-	NameRegex        types.String            `tfsdk:"name_regex"`
-	BackupOlderThan  types.String            `tfsdk:"backup_older_than"`
-	UnreachableNodes types.List              `tfsdk:"unreachable_nodes"`
-	Workloads        []digestWorkloadModelV0 `tfsdk:"workloads"`
-	Timeouts         timeouts.Value          `tfsdk:"timeouts"`
+	ID                   types.String            `tfsdk:"id"`
+	Cluster              types.String            `tfsdk:"cluster"`
+	Node                 types.String            `tfsdk:"node"`
+	State                types.String            `tfsdk:"state"`
+	Driver               types.String            `tfsdk:"driver"`
+	NameRegex            types.String            `tfsdk:"name_regex"`
+	BackupOlderThan      types.String            `tfsdk:"backup_older_than"`
+	RestoreOlderThan     types.String            `tfsdk:"restore_older_than"`
+	MinBackupFailureRate types.Float64           `tfsdk:"min_backup_failure_rate"`
+	UnreachableNodes     types.List              `tfsdk:"unreachable_nodes"`
+	Workloads            []digestWorkloadModelV0 `tfsdk:"workloads"`
+	Timeouts             timeouts.Value          `tfsdk:"timeouts"`
 }
 
 type digestWorkloadModelV0 struct {
@@ -186,6 +207,10 @@ type digestWorkloadModelV0 struct {
 
 	LastBackupAt      types.String `tfsdk:"last_backup_at"`
 	LastRecoveryPoint types.String `tfsdk:"last_recovery_point"`
+	LastRestoreAt     types.String `tfsdk:"last_restore_at"`
+
+	BackupAttempts    types.Int64   `tfsdk:"backup_attempts"`
+	BackupFailureRate types.Float64 `tfsdk:"backup_failure_rate"`
 }
 
 func nonNil(s []string) []string {

@@ -409,7 +409,18 @@ func TestAccRestoreJob_resume(t *testing.T) {
 		}
 		return nil
 	}}
-	job := base + restoreJob(`  workloads = [{ name = "web" }, { name = "app" }]`)
+	job := base + restoreJob(`  workloads = [{ name = "web" }, { name = "app" }]`) + `
+data "clusterguard_workload_digest" "all" {
+  cluster    = clusterguard_cluster.test.name
+  depends_on = [clusterguard_restore_job.test]
+}
+
+data "clusterguard_workload_digest" "not_restored_lately" {
+  cluster            = clusterguard_cluster.test.name
+  restore_older_than = "1h"
+  depends_on         = [clusterguard_restore_job.test]
+}
+`
 	watch := watchOverlaps(t, e)
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories(WithRestoreHooks(hooks)),
@@ -422,6 +433,10 @@ func TestAccRestoreJob_resume(t *testing.T) {
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("resumed"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
 					statecheck.ExpectKnownValue(jobAddr, tfjsonpath.New("steps"), knownvalue.ListSizeExact(2)),
+					// E14: the digest knows both were just restored.
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.all", tfjsonpath.New("workloads").AtSliceIndex(0).AtMapKey("last_restore_at"), knownvalue.StringRegexp(regexp.MustCompile(`^\d{4}-\d\d-\d\dT`))),
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.all", tfjsonpath.New("workloads").AtSliceIndex(1).AtMapKey("last_restore_at"), knownvalue.StringRegexp(regexp.MustCompile(`^\d{4}-\d\d-\d\dT`))),
+					statecheck.ExpectKnownValue("data.clusterguard_workload_digest.not_restored_lately", tfjsonpath.New("workloads"), knownvalue.ListSizeExact(0)),
 				},
 				Check: resource.ComposeTestCheckFunc(expectActiveOn(t, e, "web", "node-1"), expectActiveOn(t, e, "app", "node-2")),
 			},
