@@ -2,8 +2,10 @@ package agent
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
@@ -150,5 +152,37 @@ func TestSyncMirrorKeepsSymlinksAsLinks(t *testing.T) {
 	target, err := readlink(filepath.Join(mirror, "apps/web/escape"))
 	if err != nil || target != filepath.Join(outside, "passwd") {
 		t.Fatalf("symlink not copied as a link: %q, %v", target, err)
+	}
+}
+
+// A workload running as its own user must find its files owned by it after
+// a backup and restore: the mirror keeps owners (when the agent is root).
+func TestSyncMirrorKeepsOwners(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("only root can give files to another user; run the suite as root (CI does) to cover this")
+	}
+	volume, mirror := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(volume, "apps/db/data/base"), "rows")
+	symlink(t, "base", filepath.Join(volume, "apps/db/data/link"))
+	const uid, gid = 4242, 4343
+	for _, p := range []string{"apps/db", "apps/db/data", "apps/db/data/base", "apps/db/data/link"} {
+		if err := os.Lchown(filepath.Join(volume, p), uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 { // the second sync finds the copy up to date, owners included
+		if _, err := syncMirror(t.Context(), volume, []string{"apps/db"}, mirror); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"apps/db", "apps/db/data", "apps/db/data/base", "apps/db/data/link"} {
+			info, err := os.Lstat(filepath.Join(mirror, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := info.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+				t.Errorf("round %d: %s in the mirror is owned by %d:%d, want %d:%d", round, p, st.Uid, st.Gid, uid, gid)
+			}
+		}
 	}
 }

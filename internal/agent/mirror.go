@@ -26,6 +26,9 @@ type MirrorStats struct {
 // file is copied to a temporary name and renamed into place. The copy uses
 // (*os.File).ReadFrom, which on Linux uses copy_file_range (a reflink where
 // the file system supports it). Symlinks are copied as links, never followed.
+// An agent running as root keeps every entry's owner, so a workload running
+// as its own user (a database) finds its files as it left them after a
+// restore.
 func syncMirror(ctx context.Context, volume string, relPaths []string, mirror string) (MirrorStats, error) {
 	var st MirrorStats
 	seen := map[string]bool{}
@@ -115,6 +118,9 @@ func syncEntry(ctx context.Context, src, dst string, info fs.FileInfo, st *Mirro
 		if err := os.MkdirAll(dst, 0o700); err != nil {
 			return err
 		}
+		if err := keepOwner(dst, info); err != nil {
+			return err
+		}
 		return os.Chmod(dst, info.Mode().Perm())
 	case info.Mode()&fs.ModeSymlink != 0:
 		target, err := os.Readlink(src)
@@ -122,17 +128,20 @@ func syncEntry(ctx context.Context, src, dst string, info fs.FileInfo, st *Mirro
 			return err
 		}
 		if cur, err := os.Readlink(dst); err == nil && cur == target {
-			return nil
+			return keepOwner(dst, info)
 		}
 		_ = os.RemoveAll(dst)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return err
 		}
-		return os.Symlink(target, dst)
+		if err := os.Symlink(target, dst); err != nil {
+			return err
+		}
+		return keepOwner(dst, info)
 	case info.Mode().IsRegular():
 		st.Files++
 		if cur, err := os.Lstat(dst); err == nil && cur.Mode().IsRegular() && cur.Size() == info.Size() &&
-			cur.ModTime().Equal(info.ModTime()) && cur.Mode().Perm() == info.Mode().Perm() {
+			cur.ModTime().Equal(info.ModTime()) && cur.Mode().Perm() == info.Mode().Perm() && sameOwner(cur, info) {
 			return nil
 		}
 		n, err := copyFile(ctx, src, dst, info)
@@ -164,6 +173,9 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 	if err == nil {
 		err = tmp.Chmod(info.Mode().Perm())
 	}
+	if err == nil {
+		err = keepOwner(tmp.Name(), info)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -174,6 +186,29 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 		return n, err
 	}
 	return n, os.Rename(tmp.Name(), dst)
+}
+
+// asRoot: only root can give files away; other agents keep their own user.
+var asRoot = os.Geteuid() == 0
+
+// keepOwner gives dst (not following a symlink) the owner of the source.
+func keepOwner(dst string, src fs.FileInfo) error {
+	st, ok := src.Sys().(*syscall.Stat_t)
+	if !asRoot || !ok {
+		return nil
+	}
+	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("keep the owner of %s: %w", dst, err)
+	}
+	return nil
+}
+
+// sameOwner reports whether a and b have the same owner (always true when
+// the agent cannot change owners anyway).
+func sameOwner(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return !asRoot || !ok1 || !ok2 || (sa.Uid == sb.Uid && sa.Gid == sb.Gid)
 }
 
 // ctxReader stops a long copy when the request is cancelled, while still
