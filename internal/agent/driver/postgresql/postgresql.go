@@ -1,0 +1,459 @@
+// Package postgresql is the workload driver for a PostgreSQL server whose
+// data directory lives on the shared volume: the agent of the node the
+// database is active on runs its postmaster; any other node can take it over
+// after it is stopped there (E12).
+//
+// The driver knows which server is its own from a node-local record of the
+// postmaster's pid (written by Start), never from postmaster.pid on the
+// shared volume, which names a process on whichever node ran the server
+// last. A recorded postmaster that died without Stop is reported failed.
+//
+// Consistency: Quiesce runs CHECKPOINT (so recovery after a restore has
+// little WAL to replay), then stops every process of the server with
+// SIGSTOP; Pause does the same without the checkpoint (M6). Either way the
+// copy taken while the server is frozen is exactly the on-disk state of an
+// instant, which PostgreSQL recovers from on the next start as from a power
+// cut, with every transaction committed before the freeze. Thaw and Resume
+// continue the processes.
+//
+// Start runs pg_ctl as the configured operating-system user (PostgreSQL
+// refuses to run as root); Stop sends the postmaster SIGINT (fast shutdown:
+// open transactions roll back) and waits for it to exit.
+package postgresql
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	osexec "os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+)
+
+// DefaultTimeout bounds start, stop and checkpoint when Config.Timeout is 0.
+const DefaultTimeout = 60 * time.Second
+
+// pidRecord is the node-local file naming the postmaster this node started.
+const pidRecord = "postmaster.pid"
+
+// Config is one PostgreSQL workload on one node.
+type Config struct {
+	Workload string
+	// DataDir is the server's data directory (absolute, on the shared volume).
+	DataDir string
+	// BinDir holds pg_ctl and psql; default: the newest
+	// /usr/lib/postgresql/*/bin, else PATH.
+	BinDir string
+	// Port the server listens on (TCP and the Unix socket's name).
+	Port int
+	// ListenAddresses is the server's listen_addresses; default "localhost".
+	ListenAddresses string
+	// User is the operating-system user the server runs as; default
+	// "postgres" when the agent runs as root, else the agent's own user.
+	User string
+	// DatabaseUser is the role CHECKPOINT runs as; default "postgres".
+	DatabaseUser string
+	// StateDir is node-local: the socket directory, the server log and the
+	// pid record live there.
+	StateDir string
+	Timeout  time.Duration
+	Logger   *slog.Logger
+}
+
+// Driver operates one PostgreSQL server.
+type Driver struct {
+	cfg  Config
+	cred *syscall.Credential // nil: run as the agent's user
+	uid  int
+	gid  int
+	log  *slog.Logger
+}
+
+// New checks cfg, resolves the server's user and binaries, and creates the
+// node-local state directory.
+func New(cfg Config) (*Driver, error) {
+	if cfg.DataDir == "" || !filepath.IsAbs(cfg.DataDir) {
+		return nil, fmt.Errorf("postgresql workload %q: data directory %q must be an absolute path", cfg.Workload, cfg.DataDir)
+	}
+	if cfg.Port <= 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("postgresql workload %q: port %d is not a TCP port (1-65535)", cfg.Workload, cfg.Port)
+	}
+	if cfg.ListenAddresses == "" {
+		cfg.ListenAddresses = "localhost"
+	}
+	if cfg.DatabaseUser == "" {
+		cfg.DatabaseUser = "postgres"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BinDir == "" {
+		cfg.BinDir = FindBinDir()
+	}
+	for _, prog := range []string{"pg_ctl", "psql"} {
+		if _, err := os.Stat(filepath.Join(cfg.BinDir, prog)); err != nil {
+			return nil, fmt.Errorf("postgresql workload %q: %s not found in bin_dir %q: install the PostgreSQL server or set bin_dir", cfg.Workload, prog, cfg.BinDir)
+		}
+	}
+	d := &Driver{cfg: cfg, uid: os.Getuid(), gid: os.Getgid(), log: cfg.Logger.With("workload", cfg.Workload, "driver", "postgresql")}
+	if cfg.User == "" && os.Geteuid() == 0 {
+		cfg.User, d.cfg.User = "postgres", "postgres"
+	}
+	if cfg.User != "" {
+		u, err := user.Lookup(cfg.User)
+		if err != nil {
+			return nil, fmt.Errorf("postgresql workload %q: user %q: %w; create it or set user to the owner of the data directory", cfg.Workload, cfg.User, err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if uid == 0 {
+			return nil, fmt.Errorf("postgresql workload %q: PostgreSQL refuses to run as root; set user to the owner of the data directory", cfg.Workload)
+		}
+		d.uid, d.gid = uid, gid
+		if uid != os.Getuid() {
+			d.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+		}
+	}
+	if err := os.MkdirAll(d.socketDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("postgresql workload %q: state directory: %w", cfg.Workload, err)
+	}
+	if err := os.Chown(d.socketDir(), d.uid, d.gid); err != nil {
+		return nil, fmt.Errorf("postgresql workload %q: hand the socket directory to %s: %w", cfg.Workload, cfg.User, err)
+	}
+	return d, nil
+}
+
+// FindBinDir returns the newest /usr/lib/postgresql/*/bin holding pg_ctl,
+// else the directory of pg_ctl on PATH, else "".
+func FindBinDir() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.SortFunc(dirs, func(a, b string) int { return versionOf(b) - versionOf(a) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			return d
+		}
+	}
+	if p, err := osexec.LookPath("pg_ctl"); err == nil {
+		return filepath.Dir(p)
+	}
+	return ""
+}
+
+func versionOf(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+func (d *Driver) socketDir() string { return filepath.Join(d.cfg.StateDir, "socket") }
+func (d *Driver) logPath() string   { return filepath.Join(d.cfg.StateDir, "postgresql.log") }
+
+// Status is active while the postmaster this node started runs; inactive if
+// it never started one or stopped it; failed if it died on its own.
+func (d *Driver) Status(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return api.StateUnknown, fmt.Errorf("status of %s: %w", d.cfg.Workload, err)
+	}
+	pid, err := d.recordedPID()
+	if err != nil {
+		return api.StateUnknown, err
+	}
+	if pid == 0 {
+		return api.StateInactive, nil
+	}
+	if d.isOurPostmaster(pid) {
+		return api.StateActive, nil
+	}
+	return api.StateFailed, fmt.Errorf("the PostgreSQL server (pid %d) exited without being stopped; see %s", pid, d.logPath())
+}
+
+// Start starts the server unless this node runs it already.
+func (d *Driver) Start(ctx context.Context) error {
+	if pid, err := d.recordedPID(); err != nil {
+		return err
+	} else if pid != 0 && d.isOurPostmaster(pid) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, "PG_VERSION")); err != nil {
+		return fmt.Errorf("start %s: no PostgreSQL data directory at %s (%w): create it with initdb as %s, or restore it", d.cfg.Workload, d.cfg.DataDir, err, d.userName())
+	}
+	if err := d.clearStaleLock(); err != nil {
+		return err
+	}
+	if pid, err := d.recordedPID(); err == nil && pid != 0 && d.isOurPostmaster(pid) {
+		return nil // adopted a server already running on this node
+	}
+	if err := d.ensureLog(); err != nil {
+		return err
+	}
+	opts := fmt.Sprintf("-p %d -c listen_addresses='%s' -c unix_socket_directories='%s'", d.cfg.Port, d.cfg.ListenAddresses, d.socketDir())
+	secs := strconv.Itoa(int(d.cfg.Timeout.Seconds()))
+	if out, err := d.run(ctx, filepath.Join(d.cfg.BinDir, "pg_ctl"), "start", "-D", d.cfg.DataDir, "-l", d.logPath(), "-w", "-t", secs, "-o", opts); err != nil {
+		return fmt.Errorf("start %s: pg_ctl start: %w\n%s\nserver log %s:\n%s", d.cfg.Workload, err, out, d.logPath(), tail(d.logPath()))
+	}
+	pid, err := d.postmasterFromDataDir()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
+	}
+	if err := os.WriteFile(filepath.Join(d.cfg.StateDir, pidRecord), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("start %s: record pid: %w", d.cfg.Workload, err)
+	}
+	d.log.Info("postgresql started", "pid", pid, "port", d.cfg.Port)
+	return nil
+}
+
+// Stop shuts this node's server down (fast shutdown) and waits for it.
+func (d *Driver) Stop(ctx context.Context) error {
+	pid, err := d.recordedPID()
+	if err != nil {
+		return err
+	}
+	if pid != 0 && d.isOurPostmaster(pid) {
+		d.signalAll(pid, syscall.SIGCONT) // a frozen server cannot shut down
+		if err := syscall.Kill(pid, syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("stop %s: signal postmaster %d: %w", d.cfg.Workload, pid, err)
+		}
+		if !d.waitGone(ctx, pid, d.cfg.Timeout) {
+			return fmt.Errorf("stop %s: the server (pid %d) did not shut down within %v; see %s", d.cfg.Workload, pid, d.cfg.Timeout, d.logPath())
+		}
+		d.log.Info("postgresql stopped", "pid", pid)
+	}
+	if err := os.Remove(filepath.Join(d.cfg.StateDir, pidRecord)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stop %s: %w", d.cfg.Workload, err)
+	}
+	return nil
+}
+
+// Quiesce checkpoints, then freezes every process of the server.
+func (d *Driver) Quiesce(ctx context.Context) error {
+	pid, err := d.runningPID()
+	if err != nil {
+		return fmt.Errorf("quiesce %s: %w", d.cfg.Workload, err)
+	}
+	psql := filepath.Join(d.cfg.BinDir, "psql")
+	if out, err := d.run(ctx, psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", d.socketDir(), "-p", strconv.Itoa(d.cfg.Port),
+		"-U", d.cfg.DatabaseUser, "-d", "postgres", "-c", "CHECKPOINT"); err != nil {
+		return fmt.Errorf("quiesce %s: CHECKPOINT: %w\n%s", d.cfg.Workload, err, out)
+	}
+	d.signalAll(pid, syscall.SIGSTOP)
+	return nil
+}
+
+// Thaw continues the frozen server.
+func (d *Driver) Thaw(ctx context.Context) error { return d.Resume(ctx) }
+
+// CanPause: the server can always be frozen without a checkpoint.
+func (d *Driver) CanPause() bool { return true }
+
+// Pause freezes every process of the server (crash consistency, M6).
+func (d *Driver) Pause(context.Context) error {
+	pid, err := d.runningPID()
+	if err != nil {
+		return fmt.Errorf("pause %s: %w", d.cfg.Workload, err)
+	}
+	d.signalAll(pid, syscall.SIGSTOP)
+	return nil
+}
+
+// Resume continues the server's processes.
+func (d *Driver) Resume(context.Context) error {
+	pid, err := d.recordedPID()
+	if err != nil || pid == 0 {
+		return err // nothing of ours to continue
+	}
+	d.signalAll(pid, syscall.SIGCONT)
+	return nil
+}
+
+func (d *Driver) runningPID() (int, error) {
+	pid, err := d.recordedPID()
+	if err != nil {
+		return 0, err
+	}
+	if pid == 0 || !d.isOurPostmaster(pid) {
+		return 0, errors.New("the server is not running on this node")
+	}
+	return pid, nil
+}
+
+// signalAll signals the postmaster first (so it forks no new process while
+// its children are stopped, or is the last to continue), then its children.
+func (d *Driver) signalAll(postmaster int, sig syscall.Signal) {
+	if sig == syscall.SIGCONT {
+		for _, c := range children(postmaster) {
+			_ = syscall.Kill(c, sig)
+		}
+		_ = syscall.Kill(postmaster, sig)
+		return
+	}
+	_ = syscall.Kill(postmaster, sig)
+	for _, c := range children(postmaster) {
+		_ = syscall.Kill(c, sig)
+	}
+}
+
+func (d *Driver) recordedPID() (int, error) {
+	data, err := os.ReadFile(filepath.Join(d.cfg.StateDir, pidRecord))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: read pid record: %w", d.cfg.Workload, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s: pid record %s holds %q; remove it if no server of this workload runs on this node", d.cfg.Workload, filepath.Join(d.cfg.StateDir, pidRecord), data)
+	}
+	return pid, nil
+}
+
+// isOurPostmaster: pid is alive (not a zombie) and runs postgres on this
+// workload's data directory.
+func (d *Driver) isOurPostmaster(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	return len(args) > 0 && filepath.Base(args[0]) == "postgres" && slices.Contains(args, d.cfg.DataDir)
+}
+
+// clearStaleLock handles a postmaster.pid left in the data directory: by a
+// server that died, or copied into a recovery point while the server ran.
+// PostgreSQL would refuse to start if any process now has that pid. A live
+// server of this data directory on this node is adopted (its pid recorded);
+// anything else is stale, because the engine starts a workload on one node
+// only after stopping it everywhere else (E12).
+func (d *Driver) clearStaleLock() error {
+	lock := filepath.Join(d.cfg.DataDir, "postmaster.pid")
+	data, err := os.ReadFile(lock)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("start %s: read %s: %w", d.cfg.Workload, lock, err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && d.isOurPostmaster(pid) {
+		d.log.Info("postgresql already running on this node; adopting it", "pid", pid)
+		return os.WriteFile(filepath.Join(d.cfg.StateDir, pidRecord), []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	}
+	d.log.Info("removing a stale postmaster.pid", "content", first)
+	if err := os.Remove(lock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("start %s: remove stale %s: %w", d.cfg.Workload, lock, err)
+	}
+	return nil
+}
+
+// postmasterFromDataDir reads the pid pg_ctl's server wrote: the first line
+// of postmaster.pid.
+func (d *Driver) postmasterFromDataDir() (int, error) {
+	data, err := os.ReadFile(filepath.Join(d.cfg.DataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("the server started but left no postmaster.pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || !d.isOurPostmaster(pid) {
+		return 0, fmt.Errorf("postmaster.pid names %q, which is not a running server of %s", first, d.cfg.DataDir)
+	}
+	return pid, nil
+}
+
+func (d *Driver) waitGone(ctx context.Context, pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for d.isOurPostmaster(pid) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond) // polling a process that is shutting down
+	}
+	return true
+}
+
+func (d *Driver) ensureLog() error {
+	f, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("%s: server log: %w", d.cfg.Workload, err)
+	}
+	f.Close()
+	return os.Chown(d.logPath(), d.uid, d.gid)
+}
+
+// run runs a PostgreSQL program as the server's user, bounded by Timeout.
+func (d *Driver) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+5*time.Second)
+	defer cancel()
+	cmd := osexec.CommandContext(ctx, prog, args...)
+	cmd.Dir = d.cfg.StateDir
+	cmd.Env = []string{"PATH=" + d.cfg.BinDir + ":/usr/bin:/bin", "LC_ALL=C", "PGCONNECT_TIMEOUT=10"}
+	// Its own process group, so pg_ctl's daemonised server is not killed
+	// with the agent's group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred, Setpgid: true}
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+	}
+	return out, err
+}
+
+func (d *Driver) userName() string {
+	if d.cfg.User != "" {
+		return d.cfg.User
+	}
+	return "the agent's user"
+}
+
+// children returns the pids whose parent is pid.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	want := strconv.Itoa(pid)
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		// After "comm)": state, then ppid.
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == want {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func tail(path string) string {
+	data, _ := os.ReadFile(path)
+	if len(data) > 2048 {
+		data = data[len(data)-2048:]
+	}
+	return string(data)
+}

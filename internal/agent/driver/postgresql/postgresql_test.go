@@ -1,0 +1,197 @@
+package postgresql
+
+import (
+	"context"
+	"net"
+	"os"
+	osexec "os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/drivertest"
+)
+
+// TestConformance runs the shared driver suite against real PostgreSQL
+// servers, one fresh data directory per subtest.
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, func(t *testing.T) agent.Driver {
+		return newTestDriver(t, initDataDir(t))
+	})
+}
+
+// A copy taken while the server is quiesced holds every committed row, and
+// a server started on the copy recovers it; rows written after the thaw are
+// not in it.
+func TestQuiescedCopyRecovers(t *testing.T) {
+	d := newTestDriver(t, initDataDir(t))
+	ctx := context.Background()
+	mustDo(t, "start", d.Start)
+	query(t, d, "CREATE TABLE items (n int); INSERT INTO items SELECT generate_series(1, 1000)")
+	mustDo(t, "quiesce", d.Quiesce)
+	pid, _ := d.recordedPID()
+	if state := procState(t, pid); state != "T" {
+		t.Fatalf("postmaster state while quiesced = %q, want T (stopped)", state)
+	}
+	copyDir := filepath.Join(scratchDir(t), "data")
+	if out, err := osexec.Command("cp", "-a", d.cfg.DataDir, copyDir).CombinedOutput(); err != nil {
+		t.Fatalf("copy the frozen data directory: %v\n%s", err, out)
+	}
+	mustDo(t, "thaw", d.Thaw)
+	if state := procState(t, pid); state == "T" {
+		t.Fatal("postmaster still stopped after thaw")
+	}
+	query(t, d, "INSERT INTO items SELECT generate_series(1001, 1500)")
+	mustDo(t, "stop", d.Stop)
+	if _, err := os.Stat(filepath.Join(d.cfg.StateDir, pidRecord)); !os.IsNotExist(err) {
+		t.Fatalf("the pid record outlived Stop: %v", err)
+	}
+
+	// The copy carries postmaster.pid of a server that is gone, as after a
+	// power cut; PostgreSQL recovers.
+	restored := newTestDriver(t, copyDir)
+	if err := restored.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, restored, "SELECT count(*), max(n) FROM items"); got != "1000|1000" {
+		t.Fatalf("the server on the quiesced copy has %q rows, want 1000|1000", got)
+	}
+}
+
+// A server that dies on its own is failed, not inactive: nobody stopped it.
+func TestStatusFailedWhenServerDies(t *testing.T) {
+	d := newTestDriver(t, initDataDir(t))
+	mustDo(t, "start", d.Start)
+	pid, _ := d.recordedPID()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for d.isOurPostmaster(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling for the process to go
+	}
+	state, err := d.Status(context.Background())
+	if state != api.StateFailed || err == nil || !strings.Contains(err.Error(), "exited without being stopped") {
+		t.Fatalf("status after the postmaster was killed = %q, %v; want failed with a reason", state, err)
+	}
+	mustDo(t, "stop", d.Stop) // clears the record
+	if state, err := d.Status(context.Background()); state != api.StateInactive || err != nil {
+		t.Fatalf("status after Stop = %q, %v; want inactive", state, err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Workload: "db", DataDir: "rel/data", Port: 5432}, "absolute path"},
+		{Config{Workload: "db", DataDir: "/vol/db", Port: 0}, "not a TCP port"},
+		{Config{Workload: "db", DataDir: "/vol/db", Port: 5432, BinDir: "/nonexistent"}, "not found in bin_dir"},
+		{Config{Workload: "db", DataDir: "/vol/db", Port: 5432, User: "no-such-user-here"}, "no-such-user-here"},
+		{Config{Workload: "db", DataDir: "/vol/db", Port: 5432, User: "root"}, "refuses to run as root"},
+	} {
+		tc.cfg.StateDir = t.TempDir()
+		if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want an error containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func newTestDriver(t *testing.T, dataDir string) *Driver {
+	t.Helper()
+	if FindBinDir() == "" {
+		t.Fatal("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin or on PATH: install the postgresql package (.ci/run does)")
+	}
+	d, err := New(Config{Workload: "db", DataDir: dataDir, Port: freePort(t), ListenAddresses: "127.0.0.1",
+		StateDir: filepath.Join(scratchDir(t), "state"), Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	return d
+}
+
+// initDataDir creates a fresh cluster owned by the server's user.
+func initDataDir(t *testing.T) string {
+	t.Helper()
+	data := filepath.Join(scratchDir(t), "data")
+	d := &Driver{cfg: Config{BinDir: FindBinDir(), StateDir: os.TempDir(), Timeout: time.Minute}, uid: os.Getuid(), gid: os.Getgid()}
+	if os.Geteuid() == 0 { // initdb refuses root, like the server
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("running as root, the tests need a postgres user to own the data directory: %v (the postgresql package creates it)", err)
+		}
+		d.uid, _ = strconv.Atoi(u.Uid)
+		d.gid, _ = strconv.Atoi(u.Gid)
+		d.cred = &syscall.Credential{Uid: uint32(d.uid), Gid: uint32(d.gid), NoSetGroups: true}
+	}
+	if err := os.Chown(filepath.Dir(data), d.uid, d.gid); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := d.run(context.Background(), filepath.Join(d.cfg.BinDir, "initdb"), "-D", data, "-U", "postgres",
+		"--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	return data
+}
+
+// scratchDir is a temporary directory the server's user can reach (t.TempDir
+// is 0700 under a root-owned parent).
+func scratchDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cg-pgdrv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func query(t *testing.T, d *Driver, sql string) string {
+	t.Helper()
+	out, err := d.run(context.Background(), filepath.Join(d.cfg.BinDir, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+		"-h", d.socketDir(), "-p", strconv.Itoa(d.cfg.Port), "-U", "postgres", "-d", "postgres", "-c", sql)
+	if err != nil {
+		t.Fatalf("psql %q: %v\n%s", sql, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func procState(t *testing.T, pid int) string {
+	t.Helper()
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(stat)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+}
+
+func mustDo(t *testing.T, what string, f func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
