@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	osexec "os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,6 +22,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/postgresql"
 )
 
 // Exec driver commands, in the order operators usually think of them.
@@ -74,6 +78,18 @@ type WorkloadConfig struct {
 	Paths    []string // cleaned, relative to the shared volume
 	AbsPaths []string // the same paths resolved inside the shared volume
 	Exec     *ExecSettings
+	Postgres *PostgresSettings
+}
+
+// PostgresSettings are the settings of the postgresql driver; the
+// workload's first path is the server's data directory.
+type PostgresSettings struct {
+	Port            int
+	BinDir          string // "" = newest /usr/lib/postgresql/*/bin
+	ListenAddresses string
+	User            string // operating-system user the server runs as
+	DatabaseUser    string
+	Timeout         time.Duration
 }
 
 // ExecSettings are the settings of the exec driver.
@@ -156,7 +172,17 @@ var (
 			{Name: "driver", Required: true},
 			{Name: "paths", Required: true},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "exec"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "exec"}, {Type: "postgresql"}},
+	}
+	postgresSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "port", Required: true},
+			{Name: "bin_dir"},
+			{Name: "listen_addresses"},
+			{Name: "user"},
+			{Name: "database_user"},
+			{Name: "timeout"},
+		},
 	}
 	execSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -176,7 +202,7 @@ var (
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	hostPattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 	envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	knownDrivers  = []string{"exec"}
+	knownDrivers  = []string{"exec", "postgresql"}
 	logLevels     = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 	// Environment variables the exec driver sets itself; a config may not override them.
 	reservedEnv = []string{"CLUSTERGUARD_WORKLOAD", "CLUSTERGUARD_NODE", "CLUSTERGUARD_SHARED_VOLUME", "CLUSTERGUARD_PATHS", "CLUSTERGUARD_STATE_DIR", "CLUSTERGUARD_ACTION"}
@@ -407,26 +433,70 @@ func (p *configParser) parseWorkload(block *hcl.Block) {
 		p.parsePaths(a, &w)
 	}
 
-	var execBlocks []*hcl.Block
+	// Each driver has its own settings block, named after it.
+	blocks := map[string][]*hcl.Block{}
 	for _, b := range content.Blocks {
-		if b.Type == "exec" {
-			execBlocks = append(execBlocks, b)
+		blocks[b.Type] = append(blocks[b.Type], b)
+	}
+	for _, typ := range slices.Sorted(maps.Keys(blocks)) {
+		bs := blocks[typ]
+		if len(bs) > 1 {
+			p.errorAt(bs[1].DefRange, "Duplicate "+typ+" block", "a workload has one "+typ+" block; merge them")
+		}
+		if driverOK && typ != w.Driver {
+			p.errorAt(bs[0].DefRange, "Unexpected "+typ+" block", fmt.Sprintf("workload %q uses driver %q; %s settings only apply to driver %q", w.Name, w.Driver, typ, typ))
 		}
 	}
-	if len(execBlocks) > 1 {
-		p.errorAt(execBlocks[1].DefRange, "Duplicate exec block", "a workload has one exec block; merge them")
-	}
-	if driverOK && w.Driver == "exec" {
-		if len(execBlocks) == 0 {
-			p.errorAt(block.DefRange, "Missing exec block",
-				fmt.Sprintf("workload %q uses the exec driver; add an exec block with at least a status command, e.g. exec { status = [\"/usr/local/bin/%s-ctl\", \"status\"] }", w.Name, w.Name))
-		} else {
-			w.Exec = p.parseExec(w.Name, execBlocks[0])
-		}
-	} else if driverOK && len(execBlocks) > 0 {
-		p.errorAt(execBlocks[0].DefRange, "Unexpected exec block", fmt.Sprintf("workload %q uses driver %q; exec settings only apply to driver \"exec\"", w.Name, w.Driver))
+	switch {
+	case !driverOK:
+	case w.Driver == "exec" && len(blocks["exec"]) == 0:
+		p.errorAt(block.DefRange, "Missing exec block",
+			fmt.Sprintf("workload %q uses the exec driver; add an exec block with at least a status command, e.g. exec { status = [\"/usr/local/bin/%s-ctl\", \"status\"] }", w.Name, w.Name))
+	case w.Driver == "exec":
+		w.Exec = p.parseExec(w.Name, blocks["exec"][0])
+	case w.Driver == "postgresql" && len(blocks["postgresql"]) == 0:
+		p.errorAt(block.DefRange, "Missing postgresql block",
+			fmt.Sprintf("workload %q uses the postgresql driver; add a postgresql block with at least the server's port, e.g. postgresql { port = 5432 }; the workload's first path is the data directory", w.Name))
+	case w.Driver == "postgresql":
+		w.Postgres = p.parsePostgres(blocks["postgresql"][0])
 	}
 	p.cfg.Workloads = append(p.cfg.Workloads, w)
+}
+
+func (p *configParser) parsePostgres(block *hcl.Block) *PostgresSettings {
+	content, diags := block.Body.Content(postgresSchema)
+	p.diags = append(p.diags, diags...)
+	s := &PostgresSettings{Timeout: postgresql.DefaultTimeout}
+	attrs := content.Attributes
+	if a := attrs["port"]; a != nil && p.decode(a.Expr, &s.Port) && (s.Port < 1 || s.Port > 65535) {
+		p.errorAt(a.Expr.Range(), "Invalid port", fmt.Sprintf("port %d is not a TCP port; use 1-65535 (PostgreSQL's default is 5432)", s.Port))
+	}
+	for _, f := range []struct {
+		name   string
+		target *string
+	}{{"bin_dir", &s.BinDir}, {"listen_addresses", &s.ListenAddresses}, {"user", &s.User}, {"database_user", &s.DatabaseUser}} {
+		if a := attrs[f.name]; a != nil {
+			p.decode(a.Expr, f.target)
+		}
+	}
+	if a := attrs["bin_dir"]; a != nil && s.BinDir != "" {
+		if _, err := os.Stat(filepath.Join(s.BinDir, "pg_ctl")); err != nil {
+			p.errorAt(a.Expr.Range(), "PostgreSQL binaries not found", fmt.Sprintf("%s holds no pg_ctl: give the server's bin directory, e.g. /usr/lib/postgresql/15/bin", s.BinDir))
+		}
+	} else if postgresql.FindBinDir() == "" {
+		p.errorAt(block.DefRange, "PostgreSQL binaries not found", "no pg_ctl under /usr/lib/postgresql/*/bin or on PATH: install the PostgreSQL server or set bin_dir")
+	}
+	if a := attrs["user"]; a != nil && s.User != "" {
+		if _, err := user.Lookup(s.User); err != nil {
+			p.errorAt(a.Expr.Range(), "Unknown user", fmt.Sprintf("%v; the server runs as the owner of its data directory (usually postgres)", err))
+		}
+	}
+	if a := attrs["timeout"]; a != nil {
+		if d, ok := p.duration(a.Expr, "timeout"); ok {
+			s.Timeout = d
+		}
+	}
+	return s
 }
 
 func (p *configParser) parsePaths(a *hcl.Attribute, w *WorkloadConfig) {

@@ -125,6 +125,37 @@ token_file = "{{token}}"
 	}
 }
 
+func TestParseConfigPostgres(t *testing.T) {
+	e := newConfigEnv(t)
+	src := e.render(`node = "n2"
+listen = ":7420"
+shared_volume = "{{volume}}"
+token_file = "{{token}}"
+
+workload "db" {
+  driver = "postgresql"
+  paths  = ["db/data"]
+  postgresql {
+    port          = 5433
+    user          = "root"
+    database_user = "app"
+    timeout       = "2m"
+  }
+}
+`)
+	cfg, err := ParseConfig("agent.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.Workloads[0]
+	if w.Postgres == nil || w.Postgres.Port != 5433 || w.Postgres.User != "root" || w.Postgres.DatabaseUser != "app" || w.Postgres.Timeout != 2*time.Minute || w.Exec != nil {
+		t.Fatalf("postgresql workload = %+v, settings %+v", w, w.Postgres)
+	}
+	if w.AbsPaths[0] != filepath.Join(e.volume, "db", "data") {
+		t.Errorf("data directory = %q", w.AbsPaths[0])
+	}
+}
+
 func TestParseConfigTokenFileWarning(t *testing.T) {
 	e := newConfigEnv(t)
 	if err := os.Chmod(e.tokenFile, 0o644); err != nil {
@@ -179,7 +210,15 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "unknown command in timeouts", old: `quiesce = "1m"`, new: `freeze = "1m"`,
 			wantPos: "agent.hcl:16:33", want: "use status, start, stop, quiesce, thaw, pause or resume"},
 		{name: "unknown driver", old: `driver = "exec"`, new: `driver = "docker"`,
-			wantPos: "agent.hcl:9:12", want: `use one of: exec`},
+			wantPos: "agent.hcl:9:12", want: `use one of: exec, postgresql`},
+		{name: "postgresql without its block", old: "", new: "workload \"db\" {\n  driver = \"postgresql\"\n  paths = [\"db/data\"]\n}\n",
+			wantPos: "agent.hcl:20:1", want: `add a postgresql block with at least the server's port`},
+		{name: "postgresql with an exec block", old: "", new: "workload \"db\" {\n  driver = \"postgresql\"\n  paths = [\"db/data\"]\n  postgresql { port = 5432 }\n  exec { status = [\"/bin/true\"] }\n}\n",
+			wantPos: "agent.hcl:24:3", want: `exec settings only apply to driver "exec"`},
+		{name: "postgresql bad port", old: "", new: "workload \"db\" {\n  driver = \"postgresql\"\n  paths = [\"db/data\"]\n  postgresql { port = 99999 }\n}\n",
+			wantPos: "agent.hcl:23:23", want: `not a TCP port`},
+		{name: "postgresql bad bin_dir", old: "", new: "workload \"db\" {\n  driver = \"postgresql\"\n  paths = [\"db/data\"]\n  postgresql {\n    port = 5432\n    bin_dir = \"/nonexistent\"\n  }\n}\n",
+			wantPos: "agent.hcl:25:15", want: `holds no pg_ctl`},
 		{name: "escaping path", old: `"apps/./web-logs"`, new: `"apps/../../etc"`,
 			wantPos: "agent.hcl:10:25", want: `climbs out of the shared volume`},
 		{name: "absolute path", old: `"apps/web", `, new: `"/etc", `,

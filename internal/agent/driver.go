@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/exec"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/postgresql"
 )
 
 // Driver probes and operates one workload on this node. A driver is built per
@@ -57,6 +58,22 @@ func NewDriver(cfg *Config, w WorkloadConfig, logger *slog.Logger) (Driver, erro
 			Timeouts:     w.Exec.Timeouts,
 			Env:          w.Exec.Env,
 			Logger:       logger,
+		})
+	case "postgresql":
+		if w.Postgres == nil || len(w.AbsPaths) == 0 {
+			return nil, fmt.Errorf("workload %q: postgresql driver without postgresql settings or a data path", w.Name)
+		}
+		return postgresql.New(postgresql.Config{
+			Workload:        w.Name,
+			DataDir:         w.AbsPaths[0],
+			BinDir:          w.Postgres.BinDir,
+			Port:            w.Postgres.Port,
+			ListenAddresses: w.Postgres.ListenAddresses,
+			User:            w.Postgres.User,
+			DatabaseUser:    w.Postgres.DatabaseUser,
+			StateDir:        WorkloadStateDir(cfg.StateDir, w.Name),
+			Timeout:         w.Postgres.Timeout,
+			Logger:          logger,
 		})
 	default:
 		return nil, fmt.Errorf("workload %q: unknown driver %q", w.Name, w.Driver)
