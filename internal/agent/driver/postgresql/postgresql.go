@@ -64,8 +64,11 @@ type Config struct {
 	User string
 	// DatabaseUser is the role CHECKPOINT runs as; default "postgres".
 	DatabaseUser string
-	// StateDir is node-local: the socket directory, the server log and the
-	// pid record live there.
+	// SocketDir is where the server puts its Unix socket; default the
+	// system's temporary directory (PostgreSQL's own default), which the
+	// server's user can reach whatever the agent's directories allow.
+	SocketDir string
+	// StateDir is node-local: the server log and the pid record live there.
 	StateDir string
 	Timeout  time.Duration
 	Logger   *slog.Logger
@@ -128,11 +131,11 @@ func New(cfg Config) (*Driver, error) {
 			d.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
 		}
 	}
-	if err := os.MkdirAll(d.socketDir(), 0o755); err != nil {
-		return nil, fmt.Errorf("postgresql workload %q: state directory: %w", cfg.Workload, err)
+	if d.cfg.SocketDir == "" {
+		d.cfg.SocketDir = os.TempDir()
 	}
-	if err := os.Chown(d.socketDir(), d.uid, d.gid); err != nil {
-		return nil, fmt.Errorf("postgresql workload %q: hand the socket directory to %s: %w", cfg.Workload, cfg.User, err)
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("postgresql workload %q: state directory: %w", cfg.Workload, err)
 	}
 	return d, nil
 }
@@ -158,8 +161,32 @@ func versionOf(binDir string) int {
 	return v
 }
 
-func (d *Driver) socketDir() string { return filepath.Join(d.cfg.StateDir, "socket") }
+func (d *Driver) socketDir() string { return d.cfg.SocketDir }
 func (d *Driver) logPath() string   { return filepath.Join(d.cfg.StateDir, "postgresql.log") }
+
+// InitDB creates a new, empty database cluster in the data directory, owned
+// by the server's user, unless one is there. It is for setting up a
+// workload (and for tests); backups and restores never call it. Local
+// connections are trusted: give the cluster real authentication before
+// it serves anyone else.
+func (d *Driver) InitDB(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, "PG_VERSION")); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(d.cfg.DataDir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("initdb %s: %w", d.cfg.Workload, err)
+	}
+	if err := os.Chown(parent, d.uid, d.gid); err != nil {
+		return fmt.Errorf("initdb %s: hand %s to the server's user: %w", d.cfg.Workload, parent, err)
+	}
+	out, err := d.run(ctx, filepath.Join(d.cfg.BinDir, "initdb"), "-D", d.cfg.DataDir, "-U", d.cfg.DatabaseUser,
+		"--auth=trust", "--no-locale", "-E", "UTF8")
+	if err != nil {
+		return fmt.Errorf("initdb %s: %w\n%s", d.cfg.Workload, err, out)
+	}
+	return nil
+}
 
 // Status is active while the postmaster this node started runs; inactive if
 // it never started one or stopped it; failed if it died on its own.
@@ -196,13 +223,18 @@ func (d *Driver) Start(ctx context.Context) error {
 	if pid, err := d.recordedPID(); err == nil && pid != 0 && d.isOurPostmaster(pid) {
 		return nil // adopted a server already running on this node
 	}
-	if err := d.ensureLog(); err != nil {
-		return err
+	// The agent opens the log and hands it to pg_ctl (and so to the
+	// server) as its output: the server's user need not reach the agent's
+	// state directory.
+	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("start %s: server log: %w", d.cfg.Workload, err)
 	}
+	defer logFile.Close()
 	opts := fmt.Sprintf("-p %d -c listen_addresses='%s' -c unix_socket_directories='%s'", d.cfg.Port, d.cfg.ListenAddresses, d.socketDir())
 	secs := strconv.Itoa(int(d.cfg.Timeout.Seconds()))
-	if out, err := d.run(ctx, filepath.Join(d.cfg.BinDir, "pg_ctl"), "start", "-D", d.cfg.DataDir, "-l", d.logPath(), "-w", "-t", secs, "-o", opts); err != nil {
-		return fmt.Errorf("start %s: pg_ctl start: %w\n%s\nserver log %s:\n%s", d.cfg.Workload, err, out, d.logPath(), tail(d.logPath()))
+	if err := d.runTo(ctx, logFile, filepath.Join(d.cfg.BinDir, "pg_ctl"), "start", "-D", d.cfg.DataDir, "-w", "-t", secs, "-o", opts); err != nil {
+		return fmt.Errorf("start %s: pg_ctl start: %w; server log %s:\n%s", d.cfg.Workload, err, d.logPath(), tail(d.logPath()))
 	}
 	pid, err := d.postmasterFromDataDir()
 	if err != nil {
@@ -391,30 +423,40 @@ func (d *Driver) waitGone(ctx context.Context, pid int, timeout time.Duration) b
 	return true
 }
 
-func (d *Driver) ensureLog() error {
-	f, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return fmt.Errorf("%s: server log: %w", d.cfg.Workload, err)
-	}
-	f.Close()
-	return os.Chown(d.logPath(), d.uid, d.gid)
-}
-
-// run runs a PostgreSQL program as the server's user, bounded by Timeout.
+// run runs a PostgreSQL program as the server's user, bounded by Timeout,
+// and returns its output.
 func (d *Driver) run(ctx context.Context, prog string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+5*time.Second)
 	defer cancel()
-	cmd := osexec.CommandContext(ctx, prog, args...)
-	cmd.Dir = d.cfg.StateDir
-	cmd.Env = []string{"PATH=" + d.cfg.BinDir + ":/usr/bin:/bin", "LC_ALL=C", "PGCONNECT_TIMEOUT=10"}
-	// Its own process group, so pg_ctl's daemonised server is not killed
-	// with the agent's group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred, Setpgid: true}
+	cmd := d.command(ctx, prog, args...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (%v)", err, ctx.Err())
 	}
 	return out, err
+}
+
+// runTo runs a program with its output going to out.
+func (d *Driver) runTo(ctx context.Context, out *os.File, prog string, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout+5*time.Second)
+	defer cancel()
+	cmd := d.command(ctx, prog, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+	}
+	return err
+}
+
+func (d *Driver) command(ctx context.Context, prog string, args ...string) *osexec.Cmd {
+	cmd := osexec.CommandContext(ctx, prog, args...)
+	cmd.Dir = "/" // the server's user may not reach the agent's directories
+	cmd.Env = []string{"PATH=" + d.cfg.BinDir + ":/usr/bin:/bin", "LC_ALL=C", "PGCONNECT_TIMEOUT=10"}
+	// Its own process group, so pg_ctl's daemonised server is not killed
+	// with the agent's group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred, Setpgid: true}
+	return cmd
 }
 
 func (d *Driver) userName() string {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	osexec "os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,18 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/drivertest"
 )
-
-// TestConformance runs the shared driver suite against real PostgreSQL
-// servers, one fresh data directory per subtest.
-func TestConformance(t *testing.T) {
-	drivertest.Run(t, func(t *testing.T) agent.Driver {
-		return newTestDriver(t, initDataDir(t))
-	})
-}
 
 // A copy taken while the server is quiesced holds every committed row, and
 // a server started on the copy recovers it; rows written after the thaw are
@@ -122,22 +111,9 @@ func newTestDriver(t *testing.T, dataDir string) *Driver {
 func initDataDir(t *testing.T) string {
 	t.Helper()
 	data := filepath.Join(scratchDir(t), "data")
-	d := &Driver{cfg: Config{BinDir: FindBinDir(), StateDir: os.TempDir(), Timeout: time.Minute}, uid: os.Getuid(), gid: os.Getgid()}
-	if os.Geteuid() == 0 { // initdb refuses root, like the server
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root, the tests need a postgres user to own the data directory: %v (the postgresql package creates it)", err)
-		}
-		d.uid, _ = strconv.Atoi(u.Uid)
-		d.gid, _ = strconv.Atoi(u.Gid)
-		d.cred = &syscall.Credential{Uid: uint32(d.uid), Gid: uint32(d.gid), NoSetGroups: true}
-	}
-	if err := os.Chown(filepath.Dir(data), d.uid, d.gid); err != nil {
+	d := newTestDriver(t, data)
+	if err := d.InitDB(context.Background()); err != nil {
 		t.Fatal(err)
-	}
-	if out, err := d.run(context.Background(), filepath.Join(d.cfg.BinDir, "initdb"), "-D", data, "-U", "postgres",
-		"--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	return data
 }
