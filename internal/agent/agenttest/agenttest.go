@@ -113,6 +113,12 @@ type Options struct {
 	// WorkloadEnv is added to every workload command's environment, e.g.
 	// CLUSTERGUARD_TESTWORKLOAD_INTERVAL or CLUSTERGUARD_TESTWORKLOAD_FLUSH_EVERY.
 	WorkloadEnv map[string]string
+	// ExtraConfig is HCL appended to every agent's config, e.g. workloads of
+	// other drivers.
+	ExtraConfig string
+	// Traversable makes the directories above the shared volume reachable
+	// by every user (0755), for workloads that run as their own user.
+	Traversable bool
 }
 
 // Cluster is a running test cluster.
@@ -163,6 +169,12 @@ func Start(t testing.TB, o Options) *Cluster {
 		c.Token = hex.EncodeToString(raw[:])
 	}
 	must(t, os.MkdirAll(c.SharedVolume, 0o755))
+	if o.Traversable {
+		// t.TempDir makes its directories 0700; open the ones it made.
+		for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+string(filepath.Separator)); d = filepath.Dir(d) {
+			must(t, os.Chmod(d, 0o755))
+		}
+	}
 	for _, w := range o.Workloads {
 		must(t, os.MkdirAll(c.WorkloadDataDir(w), 0o755))
 	}
@@ -441,6 +453,7 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 		}
 		b.WriteString("  }\n}\n")
 	}
+	b.WriteString(c.opts.ExtraConfig)
 	return b.String()
 }
 
