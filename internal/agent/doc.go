@@ -17,7 +17,8 @@
 //     config of every node that may run it: a name, a driver, driver settings and
 //     data paths relative to the shared volume.
 //   - driver: the code that knows how to probe and operate one kind of workload
-//     (Driver). The exec driver (driver/exec) runs configured commands.
+//     (Driver). The exec driver (driver/exec) runs configured commands;
+//     the postgresql driver (driver/postgresql) runs a PostgreSQL server.
 //   - action: a state change asked of a driver: start, stop, quiesce (flush
 //     pending writes and hold new ones so a consistent copy can be taken) and
 //     thaw (resume after quiesce).
