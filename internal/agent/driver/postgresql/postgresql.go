@@ -431,7 +431,7 @@ func (d *Driver) run(ctx context.Context, prog string, args ...string) ([]byte, 
 	cmd := d.command(ctx, prog, args...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return out, err
 }
@@ -444,7 +444,7 @@ func (d *Driver) runTo(ctx context.Context, out *os.File, prog string, args ...s
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return err
 }
