@@ -1,0 +1,52 @@
+package qemu_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/qemu"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/drivertest"
+)
+
+// TestConformance runs the shared driver suite against real QEMU virtual
+// machines (software emulation, no guest OS: the firmware waits for a boot
+// disk, which is all the driver needs).
+func TestConformance(t *testing.T) {
+	drivertest.Run(t, func(t *testing.T) agent.Driver {
+		return NewTestVM(t)
+	})
+}
+
+// NewTestVM returns a driver for a fresh, stopped VM with one small qcow2
+// disk; t.Cleanup stops it.
+func NewTestVM(t *testing.T) *qemu.Driver {
+	t.Helper()
+	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
+		t.Fatalf("%s not found: install QEMU (Debian packages qemu-system-x86 and qemu-utils; .ci/run does)", qemu.DefaultBinary)
+	}
+	// Short: the QMP socket path in the state directory is limited to 107 bytes.
+	dir, err := os.MkdirTemp("", "cg-vm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	vmDir := filepath.Join(dir, "vm")
+	if err := os.Mkdir(vmDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", filepath.Join(vmDir, "disk.qcow2"), "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v\n%s", err, out)
+	}
+	d, err := qemu.New(qemu.Config{Workload: "vm", Dir: vmDir, Disks: []string{"disk.qcow2"}, Memory: "64M", Accel: "tcg",
+		StateDir: filepath.Join(dir, "state"), ShutdownTimeout: 500 * time.Millisecond, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	return d
+}

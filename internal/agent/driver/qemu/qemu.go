@@ -1,0 +1,347 @@
+// Package qemu is the workload driver for a QEMU virtual machine whose disk
+// images live on the shared volume: the agent of the node the VM is active
+// on runs it; any other node can run it after it is stopped there (E12).
+//
+// The driver controls the VM through its QMP socket (node-local) and knows
+// its own VM from a node-local pid file, so a VM started by another node is
+// never mistaken for this node's. A recorded VM that died without Stop is
+// reported failed.
+//
+// Consistency: Quiesce and Pause stop the virtual CPUs with QMP "stop",
+// which also drains in-flight disk I/O and flushes QEMU's caches (qcow2
+// metadata included) to the image files; Thaw and Resume continue them. The
+// copy taken meanwhile is the guest's disks at one instant, which the guest
+// recovers like after a power cut. (Freezing the guest's file systems
+// through a guest agent is not done.)
+//
+// Stop asks the guest to power down (ACPI), waits ShutdownTimeout, then
+// quits QEMU (which flushes the images) and at last kills it.
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+)
+
+// Defaults for an unset Config field.
+const (
+	DefaultBinary          = "qemu-system-x86_64"
+	DefaultMemory          = "512M"
+	DefaultShutdownTimeout = 60 * time.Second
+	DefaultTimeout         = 30 * time.Second
+)
+
+// Config is one VM on one node.
+type Config struct {
+	Workload string
+	// Dir is the workload's first path (absolute, on the shared volume);
+	// Disks are relative to it.
+	Dir   string
+	Disks []string
+	// Binary is the QEMU system emulator; default DefaultBinary on PATH.
+	Binary string
+	Memory string // -m, e.g. "2G"
+	CPUs   int    // -smp; default 1
+	// Accel is -machine accel=...; default "kvm:tcg" (KVM where available).
+	Accel     string
+	ExtraArgs []string // appended to QEMU's command line
+	// StateDir is node-local: the pid file, the QMP socket and the log.
+	StateDir        string
+	ShutdownTimeout time.Duration
+	Timeout         time.Duration // for start and QMP commands
+	Logger          *slog.Logger
+}
+
+// Driver operates one VM.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and creates the state directory.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Dir == "" || !filepath.IsAbs(cfg.Dir) {
+		return nil, fmt.Errorf("qemu workload %q: directory %q must be an absolute path", cfg.Workload, cfg.Dir)
+	}
+	if len(cfg.Disks) == 0 {
+		return nil, fmt.Errorf("qemu workload %q: no disks: list the disk images, relative to the workload's first path", cfg.Workload)
+	}
+	for _, d := range cfg.Disks {
+		if filepath.IsAbs(d) || d == ".." || strings.HasPrefix(filepath.Clean(d), ".."+string(filepath.Separator)) {
+			return nil, fmt.Errorf("qemu workload %q: disk %q must be relative to the workload's first path and stay inside it", cfg.Workload, d)
+		}
+	}
+	if cfg.Binary == "" {
+		cfg.Binary = DefaultBinary
+	}
+	bin, err := osexec.LookPath(cfg.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("qemu workload %q: %s: %w; install QEMU (Debian: qemu-system-x86) or set binary", cfg.Workload, cfg.Binary, err)
+	}
+	cfg.Binary = bin
+	if cfg.Memory == "" {
+		cfg.Memory = DefaultMemory
+	}
+	if cfg.CPUs <= 0 {
+		cfg.CPUs = 1
+	}
+	if cfg.Accel == "" {
+		cfg.Accel = "kvm:tcg"
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("qemu workload %q: state directory: %w", cfg.Workload, err)
+	}
+	// A Unix socket path is limited to 107 bytes.
+	if len(filepath.Join(cfg.StateDir, "qmp.sock")) > 107 {
+		return nil, fmt.Errorf("qemu workload %q: state directory %s is too long for a QMP socket path (107 bytes); use a shorter state_dir", cfg.Workload, cfg.StateDir)
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger.With("workload", cfg.Workload, "driver", "qemu")}, nil
+}
+
+func (d *Driver) pidPath() string { return filepath.Join(d.cfg.StateDir, "qemu.pid") }
+func (d *Driver) qmpPath() string { return filepath.Join(d.cfg.StateDir, "qmp.sock") }
+func (d *Driver) logPath() string { return filepath.Join(d.cfg.StateDir, "qemu.log") }
+
+// Status is active while the VM this node started runs (paused included);
+// failed if it died on its own.
+func (d *Driver) Status(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return api.StateUnknown, fmt.Errorf("status of %s: %w", d.cfg.Workload, err)
+	}
+	pid, err := d.recordedPID()
+	if err != nil {
+		return api.StateUnknown, err
+	}
+	switch {
+	case pid == 0:
+		return api.StateInactive, nil
+	case d.isOurVM(pid):
+		return api.StateActive, nil
+	default:
+		return api.StateFailed, fmt.Errorf("the VM (QEMU pid %d) exited without being stopped; see %s", pid, d.logPath())
+	}
+}
+
+// Start boots the VM unless this node runs it already.
+func (d *Driver) Start(ctx context.Context) error {
+	if pid, err := d.recordedPID(); err != nil {
+		return err
+	} else if pid != 0 && d.isOurVM(pid) {
+		return nil
+	}
+	_ = os.Remove(d.pidPath())
+	_ = os.Remove(d.qmpPath())
+	args := []string{
+		"-name", "guest=" + d.cfg.Workload,
+		"-machine", "accel=" + d.cfg.Accel,
+		"-m", d.cfg.Memory, "-smp", strconv.Itoa(d.cfg.CPUs),
+		"-display", "none", "-monitor", "none", "-serial", "null", "-parallel", "none",
+		"-qmp", "unix:" + d.qmpPath() + ",server=on,wait=off",
+		"-pidfile", d.pidPath(), "-daemonize",
+		"-D", d.logPath(),
+	}
+	for i, disk := range d.cfg.Disks {
+		abs := filepath.Join(d.cfg.Dir, disk)
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("start %s: disk image %s: %w; create it (qemu-img create) or restore it", d.cfg.Workload, abs, err)
+		}
+		// Writeback: guest writes reach the host's page cache, which the
+		// agent's copy reads; QMP stop flushes what QEMU itself holds.
+		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,cache=writeback,node-name=disk%d", abs, formatOf(disk), i))
+	}
+	args = append(args, d.cfg.ExtraArgs...)
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	cmd := osexec.CommandContext(ctx, d.cfg.Binary, args...)
+	cmd.Dir = d.cfg.StateDir
+	// Its own session: the daemonised VM outlives the agent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("start %s: %s: %w\n%s", d.cfg.Workload, filepath.Base(d.cfg.Binary), err, out)
+	}
+	pid, err := d.recordedPID()
+	if err != nil || pid == 0 || !d.isOurVM(pid) {
+		return fmt.Errorf("start %s: QEMU daemonised but its pid file %s names no running VM (%v); see %s", d.cfg.Workload, d.pidPath(), err, d.logPath())
+	}
+	d.log.Info("vm started", "pid", pid)
+	return nil
+}
+
+// Stop powers the VM down: ACPI first, then QMP quit, then SIGKILL.
+func (d *Driver) Stop(ctx context.Context) error {
+	pid, err := d.recordedPID()
+	if err != nil {
+		return err
+	}
+	if pid != 0 && d.isOurVM(pid) {
+		d.stopVM(ctx, pid)
+		if d.isOurVM(pid) {
+			return fmt.Errorf("stop %s: QEMU (pid %d) is still running after powerdown, quit and SIGKILL", d.cfg.Workload, pid)
+		}
+		d.log.Info("vm stopped", "pid", pid)
+	}
+	if err := os.Remove(d.pidPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stop %s: %w", d.cfg.Workload, err)
+	}
+	return nil
+}
+
+func (d *Driver) stopVM(ctx context.Context, pid int) {
+	if err := d.qmpDo(ctx, "cont", "system_powerdown"); err != nil {
+		d.log.Warn("powerdown request failed", "error", err.Error())
+	}
+	if d.waitGone(ctx, pid, d.cfg.ShutdownTimeout) {
+		return
+	}
+	d.log.Warn("the guest did not power down; quitting QEMU", "waited", d.cfg.ShutdownTimeout.String())
+	if err := d.qmpDo(ctx, "quit"); err != nil {
+		d.log.Warn("quit failed", "error", err.Error())
+	}
+	if d.waitGone(ctx, pid, d.cfg.Timeout) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	d.waitGone(ctx, pid, 5*time.Second)
+}
+
+// Quiesce stops the virtual CPUs; QEMU drains and flushes the disks.
+func (d *Driver) Quiesce(ctx context.Context) error { return d.setRunning(ctx, false) }
+
+// Thaw continues the virtual CPUs.
+func (d *Driver) Thaw(ctx context.Context) error { return d.setRunning(ctx, true) }
+
+// CanPause: a VM can always be paused.
+func (d *Driver) CanPause() bool { return true }
+
+// Pause stops the virtual CPUs (crash consistency, M6).
+func (d *Driver) Pause(ctx context.Context) error { return d.setRunning(ctx, false) }
+
+// Resume continues the virtual CPUs.
+func (d *Driver) Resume(ctx context.Context) error { return d.setRunning(ctx, true) }
+
+func (d *Driver) setRunning(ctx context.Context, running bool) error {
+	pid, err := d.recordedPID()
+	if err != nil {
+		return err
+	}
+	if pid == 0 || !d.isOurVM(pid) {
+		if running {
+			return nil // nothing of ours to continue
+		}
+		return fmt.Errorf("%s: the VM is not running on this node", d.cfg.Workload)
+	}
+	cmd, want := "stop", "paused"
+	if running {
+		cmd, want = "cont", "running"
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	q, err := dialQMP(ctx, d.qmpPath())
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.cfg.Workload, err)
+	}
+	defer q.Close()
+	if _, err := q.execute(cmd, nil); err != nil {
+		return fmt.Errorf("%s: %w", d.cfg.Workload, err)
+	}
+	if st, err := q.status(); err != nil || st != want {
+		return fmt.Errorf("%s: after QMP %s the VM is %q (%v), want %q", d.cfg.Workload, cmd, st, err, want)
+	}
+	return nil
+}
+
+// RunState is QEMU's run state of this node's VM ("running", "paused", ...).
+func (d *Driver) RunState(ctx context.Context) (string, error) {
+	q, err := dialQMP(ctx, d.qmpPath())
+	if err != nil {
+		return "", err
+	}
+	defer q.Close()
+	return q.status()
+}
+
+func (d *Driver) qmpDo(ctx context.Context, commands ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	q, err := dialQMP(ctx, d.qmpPath())
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	for _, c := range commands {
+		if _, err := q.execute(c, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Driver) recordedPID() (int, error) {
+	data, err := os.ReadFile(d.pidPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: read pid file: %w", d.cfg.Workload, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s: pid file %s holds %q; remove it if no VM of this workload runs on this node", d.cfg.Workload, d.pidPath(), data)
+	}
+	return pid, nil
+}
+
+// isOurVM: pid is alive (not a zombie) and is the QEMU this driver started
+// (its command line names this node's pid file).
+func (d *Driver) isOurVM(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.Contains(cmdline, []byte("\x00"+d.pidPath()+"\x00"))
+}
+
+func (d *Driver) waitGone(ctx context.Context, pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for d.isOurVM(pid) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond) // polling a process that is shutting down
+	}
+	return true
+}
+
+// formatOf names an image's format by its extension: qcow2, else raw.
+func formatOf(disk string) string {
+	if strings.EqualFold(filepath.Ext(disk), ".qcow2") {
+		return "qcow2"
+	}
+	return "raw"
+}
