@@ -24,6 +24,7 @@ import (
 	"github.com/zclconf/go-cty/cty/gocty"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/postgresql"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/qemu"
 )
 
 // Exec driver commands, in the order operators usually think of them.
@@ -79,6 +80,20 @@ type WorkloadConfig struct {
 	AbsPaths []string // the same paths resolved inside the shared volume
 	Exec     *ExecSettings
 	Postgres *PostgresSettings
+	QEMU     *QEMUSettings
+}
+
+// QEMUSettings are the settings of the qemu driver; disks are relative to
+// the workload's first path.
+type QEMUSettings struct {
+	Disks           []string
+	Binary          string
+	Memory          string
+	CPUs            int
+	Accel           string
+	ExtraArgs       []string
+	ShutdownTimeout time.Duration
+	Timeout         time.Duration
 }
 
 // PostgresSettings are the settings of the postgresql driver; the
@@ -172,7 +187,19 @@ var (
 			{Name: "driver", Required: true},
 			{Name: "paths", Required: true},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "exec"}, {Type: "postgresql"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "exec"}, {Type: "postgresql"}, {Type: "qemu"}},
+	}
+	qemuSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "disks", Required: true},
+			{Name: "binary"},
+			{Name: "memory"},
+			{Name: "cpus"},
+			{Name: "accel"},
+			{Name: "extra_args"},
+			{Name: "shutdown_timeout"},
+			{Name: "timeout"},
+		},
 	}
 	postgresSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -202,7 +229,7 @@ var (
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	hostPattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 	envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	knownDrivers  = []string{"exec", "postgresql"}
+	knownDrivers  = []string{"exec", "postgresql", "qemu"}
 	logLevels     = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 	// Environment variables the exec driver sets itself; a config may not override them.
 	reservedEnv = []string{"CLUSTERGUARD_WORKLOAD", "CLUSTERGUARD_NODE", "CLUSTERGUARD_SHARED_VOLUME", "CLUSTERGUARD_PATHS", "CLUSTERGUARD_STATE_DIR", "CLUSTERGUARD_ACTION"}
@@ -459,8 +486,62 @@ func (p *configParser) parseWorkload(block *hcl.Block) {
 			fmt.Sprintf("workload %q uses the postgresql driver; add a postgresql block with at least the server's port, e.g. postgresql { port = 5432 }; the workload's first path is the data directory", w.Name))
 	case w.Driver == "postgresql":
 		w.Postgres = p.parsePostgres(blocks["postgresql"][0])
+	case w.Driver == "qemu" && len(blocks["qemu"]) == 0:
+		p.errorAt(block.DefRange, "Missing qemu block",
+			fmt.Sprintf("workload %q uses the qemu driver; add a qemu block with at least its disk images, e.g. qemu { disks = [\"disk.qcow2\"] } (relative to the workload's first path)", w.Name))
+	case w.Driver == "qemu":
+		w.QEMU = p.parseQEMU(blocks["qemu"][0])
 	}
 	p.cfg.Workloads = append(p.cfg.Workloads, w)
+}
+
+func (p *configParser) parseQEMU(block *hcl.Block) *QEMUSettings {
+	content, diags := block.Body.Content(qemuSchema)
+	p.diags = append(p.diags, diags...)
+	s := &QEMUSettings{Binary: qemu.DefaultBinary, ShutdownTimeout: qemu.DefaultShutdownTimeout, Timeout: qemu.DefaultTimeout}
+	attrs := content.Attributes
+	if a := attrs["disks"]; a != nil && p.decode(a.Expr, &s.Disks) {
+		if len(s.Disks) == 0 {
+			p.errorAt(a.Expr.Range(), "No disks", "list the VM's disk images relative to the workload's first path, e.g. disks = [\"disk.qcow2\"]")
+		}
+		for _, d := range s.Disks {
+			if c := filepath.Clean(d); filepath.IsAbs(d) || c == ".." || strings.HasPrefix(c, ".."+string(filepath.Separator)) {
+				p.errorAt(a.Expr.Range(), "Invalid disk path", fmt.Sprintf("%q must be relative to the workload's first path and stay inside it", d))
+			}
+		}
+	}
+	for _, f := range []struct {
+		name   string
+		target *string
+	}{{"binary", &s.Binary}, {"memory", &s.Memory}, {"accel", &s.Accel}} {
+		if a := attrs[f.name]; a != nil {
+			p.decode(a.Expr, f.target)
+		}
+	}
+	if _, err := osexec.LookPath(s.Binary); err != nil {
+		rng := block.DefRange
+		if a := attrs["binary"]; a != nil {
+			rng = a.Expr.Range()
+		}
+		p.errorAt(rng, "QEMU not found", fmt.Sprintf("%s: %v; install QEMU (Debian: qemu-system-x86) or set binary", s.Binary, err))
+	}
+	if a := attrs["cpus"]; a != nil && p.decode(a.Expr, &s.CPUs) && s.CPUs < 1 {
+		p.errorAt(a.Expr.Range(), "Invalid cpus", fmt.Sprintf("cpus = %d; give at least 1", s.CPUs))
+	}
+	if a := attrs["extra_args"]; a != nil {
+		p.decode(a.Expr, &s.ExtraArgs)
+	}
+	if a := attrs["shutdown_timeout"]; a != nil {
+		if d, ok := p.duration(a.Expr, "shutdown_timeout"); ok {
+			s.ShutdownTimeout = d
+		}
+	}
+	if a := attrs["timeout"]; a != nil {
+		if d, ok := p.duration(a.Expr, "timeout"); ok {
+			s.Timeout = d
+		}
+	}
+	return s
 }
 
 func (p *configParser) parsePostgres(block *hcl.Block) *PostgresSettings {

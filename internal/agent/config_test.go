@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,6 +157,39 @@ workload "db" {
 	}
 }
 
+func TestParseConfigQEMU(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatal("qemu-system-x86_64 not found: install QEMU (Debian packages qemu-system-x86 and qemu-utils; .ci/run does)")
+	}
+	e := newConfigEnv(t)
+	src := e.render(`node = "n2"
+listen = ":7420"
+shared_volume = "{{volume}}"
+token_file = "{{token}}"
+
+workload "vm" {
+  driver = "qemu"
+  paths  = ["vms/vm"]
+  qemu {
+    disks            = ["root.qcow2", "data.img"]
+    memory           = "1G"
+    cpus             = 2
+    extra_args       = ["-nic", "none"]
+    shutdown_timeout = "2m"
+  }
+}
+`)
+	cfg, err := ParseConfig("agent.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := cfg.Workloads[0].QEMU
+	if q == nil || strings.Join(q.Disks, ",") != "root.qcow2,data.img" || q.Memory != "1G" || q.CPUs != 2 ||
+		strings.Join(q.ExtraArgs, " ") != "-nic none" || q.ShutdownTimeout != 2*time.Minute || q.Binary != "qemu-system-x86_64" {
+		t.Fatalf("qemu settings = %+v", q)
+	}
+}
+
 func TestParseConfigTokenFileWarning(t *testing.T) {
 	e := newConfigEnv(t)
 	if err := os.Chmod(e.tokenFile, 0o644); err != nil {
@@ -210,7 +244,13 @@ func TestParseConfigInvalid(t *testing.T) {
 		{name: "unknown command in timeouts", old: `quiesce = "1m"`, new: `freeze = "1m"`,
 			wantPos: "agent.hcl:16:33", want: "use status, start, stop, quiesce, thaw, pause or resume"},
 		{name: "unknown driver", old: `driver = "exec"`, new: `driver = "docker"`,
-			wantPos: "agent.hcl:9:12", want: `use one of: exec, postgresql`},
+			wantPos: "agent.hcl:9:12", want: `use one of: exec, postgresql, qemu`},
+		{name: "qemu without its block", old: "", new: "workload \"vm\" {\n  driver = \"qemu\"\n  paths = [\"vms/vm\"]\n}\n",
+			wantPos: "agent.hcl:20:1", want: `add a qemu block with at least its disk images`},
+		{name: "qemu disk escaping", old: "", new: "workload \"vm\" {\n  driver = \"qemu\"\n  paths = [\"vms/vm\"]\n  qemu { disks = [\"../other.qcow2\"] }\n}\n",
+			wantPos: "agent.hcl:23:18", want: `must be relative to the workload's first path and stay inside it`},
+		{name: "qemu binary missing", old: "", new: "workload \"vm\" {\n  driver = \"qemu\"\n  paths = [\"vms/vm\"]\n  qemu {\n    disks = [\"d.qcow2\"]\n    binary = \"/no/qemu\"\n  }\n}\n",
+			wantPos: "agent.hcl:25:14", want: `install QEMU`},
 		{name: "postgresql without its block", old: "", new: "workload \"db\" {\n  driver = \"postgresql\"\n  paths = [\"db/data\"]\n}\n",
 			wantPos: "agent.hcl:20:1", want: `add a postgresql block with at least the server's port`},
 		{name: "postgresql with an exec block", old: "", new: "workload \"db\" {\n  driver = \"postgresql\"\n  paths = [\"db/data\"]\n  postgresql { port = 5432 }\n  exec { status = [\"/bin/true\"] }\n}\n",

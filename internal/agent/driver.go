@@ -8,6 +8,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/exec"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/postgresql"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/qemu"
 )
 
 // Driver probes and operates one workload on this node. A driver is built per
@@ -73,6 +74,24 @@ func NewDriver(cfg *Config, w WorkloadConfig, logger *slog.Logger) (Driver, erro
 			DatabaseUser:    w.Postgres.DatabaseUser,
 			StateDir:        WorkloadStateDir(cfg.StateDir, w.Name),
 			Timeout:         w.Postgres.Timeout,
+			Logger:          logger,
+		})
+	case "qemu":
+		if w.QEMU == nil || len(w.AbsPaths) == 0 {
+			return nil, fmt.Errorf("workload %q: qemu driver without qemu settings or a path", w.Name)
+		}
+		return qemu.New(qemu.Config{
+			Workload:        w.Name,
+			Dir:             w.AbsPaths[0],
+			Disks:           w.QEMU.Disks,
+			Binary:          w.QEMU.Binary,
+			Memory:          w.QEMU.Memory,
+			CPUs:            w.QEMU.CPUs,
+			Accel:           w.QEMU.Accel,
+			ExtraArgs:       w.QEMU.ExtraArgs,
+			StateDir:        WorkloadStateDir(cfg.StateDir, w.Name),
+			ShutdownTimeout: w.QEMU.ShutdownTimeout,
+			Timeout:         w.QEMU.Timeout,
 			Logger:          logger,
 		})
 	default:

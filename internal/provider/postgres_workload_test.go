@@ -32,7 +32,7 @@ func TestAccPostgresWorkload(t *testing.T) {
 		t.Fatal("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin or on PATH: install the postgresql package (.ci/run does)")
 	}
 	port := freeTCPPort(t)
-	c := agenttest.Start(t, agenttest.Options{Nodes: 2, Traversable: true, ExtraConfig: fmt.Sprintf(`
+	c := agenttest.Start(t, agenttest.Options{Nodes: 2, Traversable: true, ExtraWorkloads: []string{"db"}, ExtraConfig: fmt.Sprintf(`
 workload "db" {
   driver = "postgresql"
   paths  = ["db/data"]

@@ -114,8 +114,10 @@ type Options struct {
 	// CLUSTERGUARD_TESTWORKLOAD_INTERVAL or CLUSTERGUARD_TESTWORKLOAD_FLUSH_EVERY.
 	WorkloadEnv map[string]string
 	// ExtraConfig is HCL appended to every agent's config, e.g. workloads of
-	// other drivers.
-	ExtraConfig string
+	// other drivers, named in ExtraWorkloads so that cleanup stops them
+	// through the agents.
+	ExtraConfig    string
+	ExtraWorkloads []string
 	// Traversable makes the directories above the shared volume reachable
 	// by every user (0755), for workloads that run as their own user.
 	Traversable bool
@@ -459,6 +461,18 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 
 // shutdown stops every workload process and every agent the cluster started.
 func (c *Cluster) shutdown(t testing.TB) {
+	for _, n := range c.Nodes {
+		if !c.healthy(n) {
+			continue
+		}
+		for _, w := range c.opts.ExtraWorkloads {
+			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			if _, err := c.Client(t, n.Name).Action(ctx, w, agent.ActionStop); err != nil {
+				t.Logf("agenttest cleanup: stop %s on %s: %v", w, n.Name, err)
+			}
+			cancel()
+		}
+	}
 	for _, n := range c.Nodes {
 		for _, w := range c.opts.Workloads {
 			c.stopWorkloadProcess(t, n, w)
