@@ -280,8 +280,7 @@ func (d *Driver) Quiesce(ctx context.Context) error {
 		"-U", d.cfg.DatabaseUser, "-d", "postgres", "-c", "CHECKPOINT"); err != nil {
 		return fmt.Errorf("quiesce %s: CHECKPOINT: %w\n%s", d.cfg.Workload, err, out)
 	}
-	d.signalAll(pid, syscall.SIGSTOP)
-	return nil
+	return d.freeze(ctx, pid)
 }
 
 // Thaw continues the frozen server.
@@ -291,22 +290,24 @@ func (d *Driver) Thaw(ctx context.Context) error { return d.Resume(ctx) }
 func (d *Driver) CanPause() bool { return true }
 
 // Pause freezes every process of the server (crash consistency, M6).
-func (d *Driver) Pause(context.Context) error {
+func (d *Driver) Pause(ctx context.Context) error {
 	pid, err := d.runningPID()
 	if err != nil {
 		return fmt.Errorf("pause %s: %w", d.cfg.Workload, err)
 	}
-	d.signalAll(pid, syscall.SIGSTOP)
-	return nil
+	return d.freeze(ctx, pid)
 }
 
 // Resume continues the server's processes.
-func (d *Driver) Resume(context.Context) error {
+func (d *Driver) Resume(ctx context.Context) error {
 	pid, err := d.recordedPID()
 	if err != nil || pid == 0 {
 		return err // nothing of ours to continue
 	}
 	d.signalAll(pid, syscall.SIGCONT)
+	if n := d.waitStopped(ctx, pid, false); n > 0 {
+		return fmt.Errorf("resume %s: %d server processes still stopped %v after SIGCONT", d.cfg.Workload, n, d.cfg.Timeout)
+	}
 	return nil
 }
 
@@ -319,6 +320,51 @@ func (d *Driver) runningPID() (int, error) {
 		return 0, errors.New("the server is not running on this node")
 	}
 	return pid, nil
+}
+
+// freeze stops every process of the server and returns once all of them
+// are stopped: a signal is delivered asynchronously, and the copy must not
+// begin while one of them can still write.
+func (d *Driver) freeze(ctx context.Context, postmaster int) error {
+	d.signalAll(postmaster, syscall.SIGSTOP)
+	if n := d.waitStopped(ctx, postmaster, true); n > 0 {
+		d.signalAll(postmaster, syscall.SIGCONT)
+		return fmt.Errorf("freeze %s: %d server processes still running %v after SIGSTOP; continued them", d.cfg.Workload, n, d.cfg.Timeout)
+	}
+	return nil
+}
+
+// waitStopped polls until every process of the server is stopped (or none
+// is) and returns how many are not yet, once Timeout passes.
+func (d *Driver) waitStopped(ctx context.Context, postmaster int, stopped bool) int {
+	deadline := time.Now().Add(d.cfg.Timeout)
+	for {
+		pending := 0
+		for _, p := range append(children(postmaster), postmaster) {
+			st := procState(p)
+			isStopped := st == "T" || st == "t"
+			if st != "" && st != "Z" && isStopped != stopped {
+				pending++
+			}
+		}
+		if pending == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return pending
+		}
+		time.Sleep(time.Millisecond) // a signal takes effect within microseconds
+	}
+}
+
+// procState is the one-letter state of pid ("" if it is gone).
+func procState(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return ""
+	}
+	return string(stat[i+2])
 }
 
 // signalAll signals the postmaster first (so it forks no new process while

@@ -25,7 +25,7 @@ func TestQuiescedCopyRecovers(t *testing.T) {
 	query(t, d, "CREATE TABLE items (n int); INSERT INTO items SELECT generate_series(1, 1000)")
 	mustDo(t, "quiesce", d.Quiesce)
 	pid, _ := d.recordedPID()
-	if state := procState(t, pid); state != "T" {
+	if state := procState(pid); state != "T" {
 		t.Fatalf("postmaster state while quiesced = %q, want T (stopped)", state)
 	}
 	copyDir := filepath.Join(scratchDir(t), "data")
@@ -33,7 +33,7 @@ func TestQuiescedCopyRecovers(t *testing.T) {
 		t.Fatalf("copy the frozen data directory: %v\n%s", err, out)
 	}
 	mustDo(t, "thaw", d.Thaw)
-	if state := procState(t, pid); state == "T" {
+	if state := procState(pid); state == "T" {
 		t.Fatal("postmaster still stopped after thaw")
 	}
 	query(t, d, "INSERT INTO items SELECT generate_series(1001, 1500)")
@@ -143,15 +143,6 @@ func query(t *testing.T, d *Driver, sql string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func procState(t *testing.T, pid int) string {
-	t.Helper()
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(stat)
-	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
-}
 
 func mustDo(t *testing.T, what string, f func(context.Context) error) {
 	t.Helper()
