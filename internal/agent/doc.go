@@ -18,7 +18,8 @@
 //     data paths relative to the shared volume.
 //   - driver: the code that knows how to probe and operate one kind of workload
 //     (Driver). The exec driver (driver/exec) runs configured commands;
-//     the postgresql driver (driver/postgresql) runs a PostgreSQL server.
+//     the postgresql driver (driver/postgresql) runs a PostgreSQL server;
+//     the qemu driver (driver/qemu) runs a virtual machine.
 //   - action: a state change asked of a driver: start, stop, quiesce (flush
 //     pending writes and hold new ones so a consistent copy can be taken) and
 //     thaw (resume after quiesce).
