@@ -142,8 +142,6 @@ func (s *Store) DeleteCluster(ctx context.Context, name string) error {
 	return nil
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
 func scanCluster(r scanner) (catalog.Cluster, error) {
 	var c catalog.Cluster
 	var created, updated sql.NullInt64

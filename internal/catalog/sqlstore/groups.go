@@ -92,19 +92,9 @@ func (s *Store) ListGroups(ctx context.Context, cluster string) ([]catalog.Prote
 		if cluster != "" {
 			q, args = `SELECT `+groupColumns+` FROM protection_groups WHERE cluster = ? ORDER BY name COLLATE {bytes}`, []any{cluster}
 		}
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			g, err := scanGroup(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, g)
-		}
-		return rows.Err()
+		var err error
+		out, err = collect(ctx, tx, scanGroup, q, args...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: list protection groups of cluster %q: %w", s.name, cluster, err)

@@ -68,22 +68,9 @@ func (s *Store) RecoveryPoints(ctx context.Context, f catalog.RecoveryPointFilte
 
 	out := []catalog.RecoveryPoint{}
 	err := s.read(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var p catalog.RecoveryPoint
-			var created sql.NullInt64
-			if err := rows.Scan(&p.ID, &p.Repository, &p.Cluster, &p.Group, &p.Workload, &p.Node, &p.RunID,
-				&p.Consistency, &p.Size, &created); err != nil {
-				return err
-			}
-			p.CreatedAt = fromNanos(created)
-			out = append(out, p)
-		}
-		return rows.Err()
+		var err error
+		out, err = collect(ctx, tx, scanPoint, q, args...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: list recovery points (%+v): %w", s.name, f, err)
@@ -105,4 +92,12 @@ func (s *Store) DeleteRecoveryPoint(ctx context.Context, id string) error {
 		return fmt.Errorf("%s: delete recovery point %q: %w", s.name, id, err)
 	}
 	return nil
+}
+
+func scanPoint(r scanner) (catalog.RecoveryPoint, error) {
+	var p catalog.RecoveryPoint
+	var created sql.NullInt64
+	err := r.Scan(&p.ID, &p.Repository, &p.Cluster, &p.Group, &p.Workload, &p.Node, &p.RunID, &p.Consistency, &p.Size, &created)
+	p.CreatedAt = fromNanos(created)
+	return p, err
 }

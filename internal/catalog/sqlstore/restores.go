@@ -12,7 +12,7 @@ import (
 
 const restoreColumns = `id, key, cluster, repository, spec, status, error, started_at, finished_at`
 
-func scanRestore(row interface{ Scan(...any) error }) (catalog.RestoreOperation, error) {
+func scanRestore(row scanner) (catalog.RestoreOperation, error) {
 	var op catalog.RestoreOperation
 	var started, finished sql.NullInt64
 	err := row.Scan(&op.ID, &op.Key, &op.Cluster, &op.Repository, &op.Spec, &op.Status, &op.Error, &started, &finished)
@@ -119,19 +119,9 @@ func (s *Store) ListRestores(ctx context.Context, cluster string, limit int) ([]
 	}
 	out := []catalog.RestoreOperation{}
 	err := s.read(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			op, err := scanRestore(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, op)
-		}
-		return rows.Err()
+		var err error
+		out, err = collect(ctx, tx, scanRestore, q, args...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: list restores of cluster %q: %w", s.name, cluster, err)
@@ -190,26 +180,25 @@ func (s *Store) RestoreSteps(ctx context.Context, id string) ([]catalog.RestoreS
 		} else if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT body FROM restore_steps WHERE operation_id = ? ORDER BY seq`, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var body string
-			var st catalog.RestoreStep
-			if err := rows.Scan(&body); err != nil {
-				return err
-			}
-			if err := json.Unmarshal([]byte(body), &st); err != nil {
-				return fmt.Errorf("damaged restore step: %w", err)
-			}
-			out = append(out, st)
-		}
-		return rows.Err()
+		var err error
+		out, err = collect(ctx, tx, scanRestoreStep, `SELECT body FROM restore_steps WHERE operation_id = ? ORDER BY seq`, id)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: restore steps of %q: %w", s.name, id, err)
 	}
 	return out, nil
+}
+
+// scanRestoreStep reads a step's JSON body.
+func scanRestoreStep(r scanner) (catalog.RestoreStep, error) {
+	var body string
+	var st catalog.RestoreStep
+	if err := r.Scan(&body); err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return st, fmt.Errorf("damaged restore step: %w", err)
+	}
+	return st, nil
 }

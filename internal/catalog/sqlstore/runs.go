@@ -110,19 +110,9 @@ func (s *Store) ListRuns(ctx context.Context, group string, limit int) ([]catalo
 	}
 	out := []catalog.Run{}
 	err := s.read(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r, err := scanRun(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return rows.Err()
+		var err error
+		out, err = collect(ctx, tx, scanRun, q, args...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: list runs of group %q: %w", s.name, group, err)

@@ -158,6 +158,28 @@ func (s *Store) read(ctx context.Context, fn func(tx *Tx) error) error {
 	return fn(&Tx{tx: tx, s: s})
 }
 
+// scanner is a row to scan: *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// collect runs a query and scans every row with scan; no rows is an empty,
+// non-nil slice.
+func collect[T any](ctx context.Context, tx *Tx, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // Times are stored as unix nanoseconds; NULL is the zero time. The range is
 // checked by the catalog's validators before a write.
 func toNanos(t time.Time) sql.NullInt64 {
