@@ -11,13 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/agenttest"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload"
 )
 
@@ -217,30 +216,8 @@ func waitForFile(t *testing.T, path string, timeout time.Duration, run *tfRun) {
 // the one child running bin with no arguments (agents run it as `agent`).
 func providerPID(t *testing.T, parent int, bin string) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if len(args) != 1 || args[0] != bin {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces, so cut at the last ')'.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+	for _, pid := range proc.Children(parent) {
+		if args := proc.Args(pid); len(args) == 1 && args[0] == bin {
 			return pid
 		}
 	}

@@ -22,7 +22,6 @@
 package postgresql
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +38,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 )
 
 // DefaultTimeout bounds start, stop and checkpoint when Config.Timeout is 0.
@@ -337,48 +337,31 @@ func (d *Driver) freeze(ctx context.Context, postmaster int) error {
 // waitStopped polls until every process of the server is stopped (or none
 // is) and returns how many are not yet, once Timeout passes.
 func (d *Driver) waitStopped(ctx context.Context, postmaster int, stopped bool) int {
-	deadline := time.Now().Add(d.cfg.Timeout)
-	for {
-		pending := 0
-		for _, p := range append(children(postmaster), postmaster) {
-			st := procState(p)
-			isStopped := st == "T" || st == "t"
-			if st != "" && st != "Z" && isStopped != stopped {
-				pending++
+	pending := func() int {
+		n := 0
+		for _, p := range append(proc.Children(postmaster), postmaster) {
+			if proc.Alive(p) && proc.Stopped(p) != stopped {
+				n++
 			}
 		}
-		if pending == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return pending
-		}
-		time.Sleep(time.Millisecond) // a signal takes effect within microseconds
+		return n
 	}
-}
-
-// procState is the one-letter state of pid ("" if it is gone).
-func procState(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return ""
-	}
-	return string(stat[i+2])
+	proc.WaitUntil(ctx, d.cfg.Timeout, func() bool { return pending() == 0 })
+	return pending()
 }
 
 // signalAll signals the postmaster first (so it forks no new process while
 // its children are stopped, or is the last to continue), then its children.
 func (d *Driver) signalAll(postmaster int, sig syscall.Signal) {
 	if sig == syscall.SIGCONT {
-		for _, c := range children(postmaster) {
+		for _, c := range proc.Children(postmaster) {
 			_ = syscall.Kill(c, sig)
 		}
 		_ = syscall.Kill(postmaster, sig)
 		return
 	}
 	_ = syscall.Kill(postmaster, sig)
-	for _, c := range children(postmaster) {
+	for _, c := range proc.Children(postmaster) {
 		_ = syscall.Kill(c, sig)
 	}
 }
@@ -401,19 +384,8 @@ func (d *Driver) recordedPID() (int, error) {
 // isOurPostmaster: pid is alive (not a zombie) and runs postgres on this
 // workload's data directory.
 func (d *Driver) isOurPostmaster(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-	return len(args) > 0 && filepath.Base(args[0]) == "postgres" && slices.Contains(args, d.cfg.DataDir)
+	args := proc.Args(pid)
+	return proc.Alive(pid) && len(args) > 0 && filepath.Base(args[0]) == "postgres" && slices.Contains(args, d.cfg.DataDir)
 }
 
 // clearStaleLock handles a postmaster.pid left in the data directory: by a
@@ -459,14 +431,7 @@ func (d *Driver) postmasterFromDataDir() (int, error) {
 }
 
 func (d *Driver) waitGone(ctx context.Context, pid int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for d.isOurPostmaster(pid) {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond) // polling a process that is shutting down
-	}
-	return true
+	return proc.WaitUntil(ctx, timeout, func() bool { return !d.isOurPostmaster(pid) })
 }
 
 // run runs a PostgreSQL program as the server's user, bounded by Timeout,
@@ -510,32 +475,6 @@ func (d *Driver) userName() string {
 		return d.cfg.User
 	}
 	return "the agent's user"
-}
-
-// children returns the pids whose parent is pid.
-func children(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	want := strconv.Itoa(pid)
-	for _, e := range entries {
-		c, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		// After "comm)": state, then ppid.
-		if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == want {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func tail(path string) string {

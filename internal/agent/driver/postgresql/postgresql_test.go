@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 )
 
 // A copy taken while the server is quiesced holds every committed row, and
@@ -25,7 +26,7 @@ func TestQuiescedCopyRecovers(t *testing.T) {
 	query(t, d, "CREATE TABLE items (n int); INSERT INTO items SELECT generate_series(1, 1000)")
 	mustDo(t, "quiesce", d.Quiesce)
 	pid, _ := d.recordedPID()
-	if state := procState(pid); state != "T" {
+	if state := proc.State(pid); state != "T" {
 		t.Fatalf("postmaster state while quiesced = %q, want T (stopped)", state)
 	}
 	copyDir := filepath.Join(scratchDir(t), "data")
@@ -33,7 +34,7 @@ func TestQuiescedCopyRecovers(t *testing.T) {
 		t.Fatalf("copy the frozen data directory: %v\n%s", err, out)
 	}
 	mustDo(t, "thaw", d.Thaw)
-	if state := procState(pid); state == "T" {
+	if state := proc.State(pid); state == "T" {
 		t.Fatal("postmaster still stopped after thaw")
 	}
 	query(t, d, "INSERT INTO items SELECT generate_series(1001, 1500)")

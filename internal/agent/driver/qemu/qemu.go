@@ -19,7 +19,6 @@
 package qemu
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,12 +27,14 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 )
 
 // Defaults for an unset Config field.
@@ -316,26 +317,11 @@ func (d *Driver) recordedPID() (int, error) {
 // isOurVM: pid is alive (not a zombie) and is the QEMU this driver started
 // (its command line names this node's pid file).
 func (d *Driver) isOurVM(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(cmdline, []byte("\x00"+d.pidPath()+"\x00"))
+	return proc.Alive(pid) && slices.Contains(proc.Args(pid), d.pidPath())
 }
 
 func (d *Driver) waitGone(ctx context.Context, pid int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for d.isOurVM(pid) {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond) // polling a process that is shutting down
-	}
-	return true
+	return proc.WaitUntil(ctx, timeout, func() bool { return !d.isOurVM(pid) })
 }
 
 // formatOf names an image's format by its extension: qcow2, else raw.
