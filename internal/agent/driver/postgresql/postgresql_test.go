@@ -144,7 +144,6 @@ func query(t *testing.T, d *Driver, sql string) string {
 	return strings.TrimSpace(string(out))
 }
 
-
 func mustDo(t *testing.T, what string, f func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -183,8 +183,11 @@ func (d *Driver) Start(ctx context.Context) error {
 		return fmt.Errorf("start %s: %s: %w\n%s", d.cfg.Workload, filepath.Base(d.cfg.Binary), err, out)
 	}
 	pid, err := d.recordedPID()
-	if err != nil || pid == 0 || !d.isOurVM(pid) {
-		return fmt.Errorf("start %s: QEMU daemonised but its pid file %s names no running VM (%v); see %s", d.cfg.Workload, d.pidPath(), err, d.logPath())
+	if err != nil {
+		return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
+	}
+	if pid == 0 || !d.isOurVM(pid) {
+		return fmt.Errorf("start %s: QEMU daemonised but its pid file %s names no running VM; see %s", d.cfg.Workload, d.pidPath(), d.logPath())
 	}
 	d.log.Info("vm started", "pid", pid)
 	return nil
@@ -263,12 +266,16 @@ func (d *Driver) setRunning(ctx context.Context, running bool) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.cfg.Workload, err)
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-side session; nothing to flush
 	if _, err := q.execute(cmd, nil); err != nil {
 		return fmt.Errorf("%s: %w", d.cfg.Workload, err)
 	}
-	if st, err := q.status(); err != nil || st != want {
-		return fmt.Errorf("%s: after QMP %s the VM is %q (%v), want %q", d.cfg.Workload, cmd, st, err, want)
+	st, err := q.status()
+	if err != nil {
+		return fmt.Errorf("%s: after QMP %s: %w", d.cfg.Workload, cmd, err)
+	}
+	if st != want {
+		return fmt.Errorf("%s: after QMP %s the VM is %q, want %q", d.cfg.Workload, cmd, st, want)
 	}
 	return nil
 }
@@ -279,7 +286,7 @@ func (d *Driver) RunState(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-side session; nothing to flush
 	return q.status()
 }
 
@@ -290,7 +297,7 @@ func (d *Driver) qmpDo(ctx context.Context, commands ...string) error {
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-side session; nothing to flush
 	for _, c := range commands {
 		if _, err := q.execute(c, nil); err != nil {
 			return err

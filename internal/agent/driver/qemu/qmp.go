@@ -37,11 +37,11 @@ func dialQMP(ctx context.Context, path string) (*qmp, error) {
 		QMP json.RawMessage `json:"QMP"`
 	}
 	if err := q.dec.Decode(&greeting); err != nil || greeting.QMP == nil {
-		conn.Close()
-		return nil, fmt.Errorf("QMP greeting on %s: %v", path, errOr(err, "not a QMP server"))
+		_ = conn.Close()
+		return nil, fmt.Errorf("QMP greeting on %s: %w", path, errOr(err, "not a QMP server"))
 	}
 	if _, err := q.execute("qmp_capabilities", nil); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	return q, nil
