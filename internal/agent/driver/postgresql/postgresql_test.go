@@ -94,7 +94,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 }
 
-func newTestDriver(t *testing.T, dataDir string) *Driver {
+func newTestDriver(t testing.TB, dataDir string) *Driver {
 	t.Helper()
 	if FindBinDir() == "" {
 		t.Fatal("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin or on PATH: install the postgresql package (.ci/run does)")
@@ -109,7 +109,7 @@ func newTestDriver(t *testing.T, dataDir string) *Driver {
 }
 
 // initDataDir creates a fresh cluster owned by the server's user.
-func initDataDir(t *testing.T) string {
+func initDataDir(t testing.TB) string {
 	t.Helper()
 	data := filepath.Join(scratchDir(t), "data")
 	d := newTestDriver(t, data)
@@ -121,7 +121,7 @@ func initDataDir(t *testing.T) string {
 
 // scratchDir is a temporary directory the server's user can reach (t.TempDir
 // is 0700 under a root-owned parent).
-func scratchDir(t *testing.T) string {
+func scratchDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "cg-pgdrv-")
 	if err != nil {
@@ -134,7 +134,7 @@ func scratchDir(t *testing.T) string {
 	return dir
 }
 
-func query(t *testing.T, d *Driver, sql string) string {
+func query(t testing.TB, d *Driver, sql string) string {
 	t.Helper()
 	out, err := d.run(context.Background(), filepath.Join(d.cfg.BinDir, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
 		"-h", d.socketDir(), "-p", strconv.Itoa(d.cfg.Port), "-U", "postgres", "-d", "postgres", "-c", sql)
@@ -153,7 +153,7 @@ func mustDo(t *testing.T, what string, f func(context.Context) error) {
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -24,7 +24,7 @@ func TestConformance(t *testing.T) {
 
 // NewTestVM returns a driver for a fresh, stopped VM with one small qcow2
 // disk; t.Cleanup stops it.
-func NewTestVM(t *testing.T) *qemu.Driver {
+func NewTestVM(t testing.TB) *qemu.Driver {
 	t.Helper()
 	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
 		t.Fatalf("%s not found: install QEMU (Debian packages qemu-system-x86 and qemu-utils; .ci/run does)", qemu.DefaultBinary)
