@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -90,6 +91,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		_, _ = fmt.Fprintf(stderr, "repo: unknown command %q\n\n%s", cmd, usage)
 		return 2
+	}
+	if path := os.Getenv(CPUProfileEnv); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "repo: %s: %v\n", CPUProfileEnv, err)
+			return 1
+		}
+		defer stop()
 	}
 	err := run(rest)
 	if err == nil && c.outErr != nil {
@@ -808,4 +817,20 @@ func (c *cli) unlock(args []string) error {
 	}
 	c.printf("removed %d locks\n", n)
 	return nil
+}
+
+// CPUProfileEnv names a file to write a CPU profile of the command to (for
+// go tool pprof), e.g. to see where a slow backup spends its time.
+const CPUProfileEnv = "CLUSTERGUARD_CPUPROFILE"
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
