@@ -23,6 +23,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/postgresql"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/qemu"
 )
@@ -229,7 +230,7 @@ var (
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	hostPattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 	envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	knownDrivers  = []string{"exec", "postgresql", "qemu"}
+	knownDrivers  = api.Drivers
 	logLevels     = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 	// Environment variables the exec driver sets itself; a config may not override them.
 	reservedEnv = []string{"CLUSTERGUARD_WORKLOAD", "CLUSTERGUARD_NODE", "CLUSTERGUARD_SHARED_VOLUME", "CLUSTERGUARD_PATHS", "CLUSTERGUARD_STATE_DIR", "CLUSTERGUARD_ACTION"}

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider/validate"
 )
@@ -55,9 +56,9 @@ func (d *workloadDigestDataSource) Schema(ctx context.Context, _ datasource.Sche
 				Validators:          []validator.String{stringvalidator.OneOf(engine.DigestStates...)},
 			},
 			"driver": schema.StringAttribute{
-				MarkdownDescription: "Only workloads of this driver (e.g. `exec`, `postgresql`, `qemu`).",
+				MarkdownDescription: "Only workloads of this driver: `exec`, `postgresql` or `qemu`.",
 				Optional:            true,
-				Validators:          []validator.String{validate.NonEmpty()},
+				Validators:          []validator.String{stringvalidator.OneOf(api.Drivers...)},
 			},
 			"name_regex": schema.StringAttribute{
 				MarkdownDescription: "Only workloads whose name matches this regular expression (RE2 syntax).",

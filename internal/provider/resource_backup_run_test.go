@@ -338,6 +338,7 @@ provider "clusterguard" {
 		"invalid rpo":           {group(`workloads = ["a"]` + "\n" + `rpo = "soon"`), `not a duration`},
 		"invalid keep_within":   {group(`workloads = ["a"]` + "\n" + `retention = { keep_within = "10 days" }`), `not a duration`},
 		"unknown consistency":   {group(`workloads = ["a"]` + "\n" + `consistency = "eventual"`), `value must be one of`},
+		"unknown driver":        {group(`selector = { driver = "postgres" }`), `selector.driver value must be one of: ["exec" "postgresql" "qemu"]`},
 		"malformed s3 url": {provider + `resource "clusterguard_repository" "bad" {
   name     = "r"
   url      = "s3://Not_A_Bucket/x"

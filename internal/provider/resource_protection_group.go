@@ -68,7 +68,7 @@ func (r *protectionGroupResource) Schema(ctx context.Context, _ resource.SchemaR
 				Optional:            true,
 				Attributes: map[string]schema.Attribute{
 					"name_regex": schema.StringAttribute{MarkdownDescription: "Workload name matches this regular expression (RE2).", Optional: true, Validators: []validator.String{validate.Regex()}},
-					"driver":     schema.StringAttribute{MarkdownDescription: "Workload driver (`exec`, `postgresql`, `qemu`).", Optional: true, Validators: []validator.String{validate.NonEmpty()}},
+					"driver":     schema.StringAttribute{MarkdownDescription: "Workload driver (`exec`, `postgresql`, `qemu`).", Optional: true, Validators: []validator.String{stringvalidator.OneOf(api.Drivers...)}},
 					"node":       schema.StringAttribute{MarkdownDescription: "Workload is active on this node (M12: protect a whole host).", Optional: true, Validators: []validator.String{validate.Name()}},
 				},
 			},

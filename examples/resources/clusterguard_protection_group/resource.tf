@@ -1,16 +1,16 @@
-# Every database on the cluster, application-consistent, backed up node by
-# node with the node running the most of them first.
+# Every PostgreSQL server on the cluster, application-consistent, backed up
+# node by node with the node running the most of them first.
 resource "clusterguard_protection_group" "databases" {
   name       = "databases"
   cluster    = clusterguard_cluster.prod.name
   repository = clusterguard_repository.nfs.name
 
   selector = {
-    name_regex = "^db-"
+    driver = "postgresql"
   }
   exclude = ["db-scratch"]
 
-  consistency = "application" # quiesce (flush) each workload for its copy
+  consistency = "application" # postgresql: CHECKPOINT, then the server frozen for its copy
   node_order  = "most_workloads_first"
   extract_at  = "backup"
 
@@ -22,7 +22,7 @@ resource "clusterguard_protection_group" "databases" {
   rpo = "1h"
 }
 
-# The virtual machines of one host, crash-consistent (pause, checkpoint, resume).
+# Two QEMU virtual machines, crash-consistent (vCPUs stopped for the copy).
 resource "clusterguard_protection_group" "host2_vms" {
   name               = "host2-vms"
   cluster            = clusterguard_cluster.prod.name

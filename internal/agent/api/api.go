@@ -192,6 +192,9 @@ type RestoreResult struct {
 	FinishedAt   time.Time `json:"finished_at"`
 }
 
+// Drivers are the workload drivers agents know.
+var Drivers = []string{"exec", "postgresql", "qemu"}
+
 // LabelWorkloads is the snapshot label of a node view: the comma-separated
 // workloads it was taken for.
 const LabelWorkloads = "workloads"
