@@ -14,7 +14,9 @@
 // copy taken while the server is frozen is exactly the on-disk state of an
 // instant, which PostgreSQL recovers from on the next start as from a power
 // cut, with every transaction committed before the freeze. Thaw and Resume
-// continue the processes.
+// continue the processes. A node-local marker records a freeze until the
+// thaw, so an agent that died mid-backup continues the server when it
+// starts again (its own thaw deadline died with it).
 //
 // Start runs pg_ctl as the configured operating-system user (PostgreSQL
 // refuses to run as root); Stop sends the postmaster SIGINT (fast shutdown:
@@ -137,6 +139,7 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("postgresql workload %q: state directory: %w", cfg.Workload, err)
 	}
+	d.thawLeftFrozen()
 	return d, nil
 }
 
@@ -263,6 +266,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 		}
 		d.log.Info("postgresql stopped", "pid", pid)
 	}
+	_ = os.Remove(d.frozenMarker()) // a stopped server is not frozen
 	if err := os.Remove(filepath.Join(d.cfg.StateDir, pidRecord)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("stop %s: %w", d.cfg.Workload, err)
 	}
@@ -301,14 +305,38 @@ func (d *Driver) Pause(ctx context.Context) error {
 // Resume continues the server's processes.
 func (d *Driver) Resume(ctx context.Context) error {
 	pid, err := d.recordedPID()
-	if err != nil || pid == 0 {
-		return err // nothing of ours to continue
+	if err != nil {
+		return err
+	}
+	if pid == 0 {
+		_ = os.Remove(d.frozenMarker()) // nothing of ours to continue
+		return nil
 	}
 	d.signalAll(pid, syscall.SIGCONT)
 	if n := d.waitStopped(ctx, pid, false); n > 0 {
 		return fmt.Errorf("resume %s: %d server processes still stopped %v after SIGCONT", d.cfg.Workload, n, d.cfg.Timeout)
 	}
+	if err := os.Remove(d.frozenMarker()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("resume %s: %w", d.cfg.Workload, err)
+	}
 	return nil
+}
+
+// frozenMarker exists from a freeze to the next resume, so an agent that
+// died in between continues the server when it starts again: the agent's
+// own thaw deadline died with it.
+func (d *Driver) frozenMarker() string { return filepath.Join(d.cfg.StateDir, "frozen") }
+
+func (d *Driver) thawLeftFrozen() {
+	if _, err := os.Stat(d.frozenMarker()); err != nil {
+		return
+	}
+	d.log.Warn("the server was left frozen by an agent that stopped mid-backup; continuing it")
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout)
+	defer cancel()
+	if err := d.Resume(ctx); err != nil {
+		d.log.Error("continuing the server left frozen", "error", err.Error())
+	}
 }
 
 func (d *Driver) runningPID() (int, error) {
@@ -326,6 +354,9 @@ func (d *Driver) runningPID() (int, error) {
 // are stopped: a signal is delivered asynchronously, and the copy must not
 // begin while one of them can still write.
 func (d *Driver) freeze(ctx context.Context, postmaster int) error {
+	if err := os.WriteFile(d.frozenMarker(), []byte(strconv.Itoa(postmaster)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("freeze %s: %w", d.cfg.Workload, err)
+	}
 	d.signalAll(postmaster, syscall.SIGSTOP)
 	if n := d.waitStopped(ctx, postmaster, true); n > 0 {
 		d.signalAll(postmaster, syscall.SIGCONT)

@@ -162,3 +162,31 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// An agent that dies while the server is frozen leaves it frozen; the next
+// agent continues it when it builds the driver.
+func TestAgentRestartContinuesAFrozenServer(t *testing.T) {
+	d := newTestDriver(t, initDataDir(t))
+	mustDo(t, "start", d.Start)
+	mustDo(t, "quiesce", d.Quiesce)
+	pid, _ := d.recordedPID()
+	if !proc.Stopped(pid) {
+		t.Fatalf("postmaster state while quiesced = %q", proc.State(pid))
+	}
+	// A new driver on the same state directory: what a restarted agent builds.
+	again, err := New(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(proc.Children(pid), pid) {
+		if proc.Stopped(p) {
+			t.Fatalf("process %d of the server still stopped after the agent restarted", p)
+		}
+	}
+	if got := query(t, again, "SELECT 1"); got != "1" {
+		t.Fatalf("server answers %q after the restart", got)
+	}
+	if _, err := os.Stat(again.frozenMarker()); !os.IsNotExist(err) {
+		t.Fatalf("the frozen marker survived: %v", err)
+	}
+}

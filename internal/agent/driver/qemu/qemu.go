@@ -12,7 +12,9 @@
 // metadata included) to the image files; Thaw and Resume continue them. The
 // copy taken meanwhile is the guest's disks at one instant, which the guest
 // recovers like after a power cut. (Freezing the guest's file systems
-// through a guest agent is not done.)
+// through a guest agent is not done.) A node-local marker records a pause
+// the driver made, so an agent that died mid-backup continues the VM when
+// it starts again; a VM paused by an operator is left paused.
 //
 // Stop asks the guest to power down (ACPI), waits ShutdownTimeout, then
 // quits QEMU (which flushes the images) and at last kills it.
@@ -118,7 +120,24 @@ func New(cfg Config) (*Driver, error) {
 	if len(filepath.Join(cfg.StateDir, "qmp.sock")) > 107 {
 		return nil, fmt.Errorf("qemu workload %q: state directory %s is too long for a QMP socket path (107 bytes); use a shorter state_dir", cfg.Workload, cfg.StateDir)
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger.With("workload", cfg.Workload, "driver", "qemu")}, nil
+	d := &Driver{cfg: cfg, log: cfg.Logger.With("workload", cfg.Workload, "driver", "qemu")}
+	d.thawLeftPaused()
+	return d, nil
+}
+
+// pausedMarker exists from a QMP stop the driver sent to the next cont, so
+// an agent that died in between continues the VM when it starts again (a
+// VM paused by someone else is left alone).
+func (d *Driver) pausedMarker() string { return filepath.Join(d.cfg.StateDir, "paused-by-agent") }
+
+func (d *Driver) thawLeftPaused() {
+	if _, err := os.Stat(d.pausedMarker()); err != nil {
+		return
+	}
+	d.log.Warn("the VM was left paused by an agent that stopped mid-backup; continuing it")
+	if err := d.setRunning(context.Background(), true); err != nil {
+		d.log.Error("continuing the VM left paused", "error", err.Error())
+	}
 }
 
 func (d *Driver) pidPath() string { return filepath.Join(d.cfg.StateDir, "qemu.pid") }
@@ -206,6 +225,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 		}
 		d.log.Info("vm stopped", "pid", pid)
 	}
+	_ = os.Remove(d.pausedMarker()) // a stopped VM is not paused
 	if err := os.Remove(d.pidPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("stop %s: %w", d.cfg.Workload, err)
 	}
@@ -252,13 +272,16 @@ func (d *Driver) setRunning(ctx context.Context, running bool) error {
 	}
 	if pid == 0 || !d.isOurVM(pid) {
 		if running {
-			return nil // nothing of ours to continue
+			_ = os.Remove(d.pausedMarker()) // nothing of ours to continue
+			return nil
 		}
 		return fmt.Errorf("%s: the VM is not running on this node", d.cfg.Workload)
 	}
 	cmd, want := "stop", "paused"
 	if running {
 		cmd, want = "cont", "running"
+	} else if err := os.WriteFile(d.pausedMarker(), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("%s: %w", d.cfg.Workload, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
@@ -276,6 +299,11 @@ func (d *Driver) setRunning(ctx context.Context, running bool) error {
 	}
 	if st != want {
 		return fmt.Errorf("%s: after QMP %s the VM is %q, want %q", d.cfg.Workload, cmd, st, want)
+	}
+	if running {
+		if err := os.Remove(d.pausedMarker()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", d.cfg.Workload, err)
+		}
 	}
 	return nil
 }

@@ -88,3 +88,31 @@ func vmPID(t *testing.T, d *qemu.Driver) int {
 	}
 	return pid
 }
+
+// An agent that dies while the VM is paused for a backup leaves it paused;
+// the next agent continues it when it builds the driver. A VM paused by
+// someone else stays paused.
+func TestAgentRestartContinuesAVMItPaused(t *testing.T) {
+	d := NewTestVM(t)
+	ctx := context.Background()
+	do(t, "start", d.Start)
+	do(t, "quiesce", d.Quiesce)
+	again, err := qemu.New(d.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := again.RunState(ctx); err != nil || got != "running" {
+		t.Fatalf("after the agent restarted the VM is %q (%v), want running", got, err)
+	}
+	// Paused by an operator through QMP, not by the agent: left alone.
+	if err := again.QMP(ctx, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	third, err := qemu.New(d.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := third.RunState(ctx); err != nil || got != "paused" {
+		t.Fatalf("a VM the operator paused is %q (%v) after an agent restart, want paused", got, err)
+	}
+}
