@@ -97,6 +97,12 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.ListenAddresses == "" {
 		cfg.ListenAddresses = "localhost"
 	}
+	// Both reach pg_ctl's -o, which a shell splits: no quotes or shell syntax.
+	for name, v := range map[string]string{"listen_addresses": cfg.ListenAddresses, "socket directory": cfg.SocketDir} {
+		if strings.ContainsAny(v, "'\"\\$`;&|<>(){}\n") {
+			return nil, fmt.Errorf("postgresql workload %q: %s %q holds quotes or shell characters; give host names or addresses separated by commas", cfg.Workload, name, v)
+		}
+	}
 	if cfg.DatabaseUser == "" {
 		cfg.DatabaseUser = "postgres"
 	}
@@ -130,7 +136,16 @@ func New(cfg Config) (*Driver, error) {
 		}
 		d.uid, d.gid = uid, gid
 		if uid != os.Getuid() {
-			d.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+			// The user's own groups, not the agent's (root's group among them).
+			var groups []uint32
+			if ids, err := u.GroupIds(); err == nil {
+				for _, id := range ids {
+					if g, err := strconv.ParseUint(id, 10, 32); err == nil {
+						groups = append(groups, uint32(g))
+					}
+				}
+			}
+			d.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
 		}
 	}
 	if d.cfg.SocketDir == "" {
@@ -308,7 +323,7 @@ func (d *Driver) Resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if pid == 0 {
+	if pid == 0 || !d.isOurPostmaster(pid) {
 		_ = os.Remove(d.frozenMarker()) // nothing of ours to continue
 		return nil
 	}
@@ -370,7 +385,7 @@ func (d *Driver) freeze(ctx context.Context, postmaster int) error {
 func (d *Driver) waitStopped(ctx context.Context, postmaster int, stopped bool) int {
 	pending := func() int {
 		n := 0
-		for _, p := range append(proc.Children(postmaster), postmaster) {
+		for _, p := range append(proc.Descendants(postmaster), postmaster) {
 			if proc.Alive(p) && proc.Stopped(p) != stopped {
 				n++
 			}
@@ -382,17 +397,19 @@ func (d *Driver) waitStopped(ctx context.Context, postmaster int, stopped bool) 
 }
 
 // signalAll signals the postmaster first (so it forks no new process while
-// its children are stopped, or is the last to continue), then its children.
+// its children are stopped, or is the last to continue), then every process
+// below it: backends, and programs they run (archive_command, COPY TO
+// PROGRAM), which could write too.
 func (d *Driver) signalAll(postmaster int, sig syscall.Signal) {
 	if sig == syscall.SIGCONT {
-		for _, c := range proc.Children(postmaster) {
+		for _, c := range proc.Descendants(postmaster) {
 			_ = syscall.Kill(c, sig)
 		}
 		_ = syscall.Kill(postmaster, sig)
 		return
 	}
 	_ = syscall.Kill(postmaster, sig)
-	for _, c := range proc.Children(postmaster) {
+	for _, c := range proc.Descendants(postmaster) {
 		_ = syscall.Kill(c, sig)
 	}
 }

@@ -69,6 +69,27 @@ func Children(pid int) []int {
 	return out
 }
 
+// Descendants returns every process below pid: children, theirs, and so on
+// (parents before their children).
+func Descendants(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	kids := map[int][]int{}
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err == nil {
+			if p := Parent(c); p != 0 {
+				kids[p] = append(kids[p], c)
+			}
+		}
+	}
+	var out []int
+	for queue := kids[pid]; len(queue) > 0; queue = queue[1:] {
+		out = append(out, queue[0])
+		queue = append(queue, kids[queue[0]]...)
+	}
+	return out
+}
+
 // WaitUntil polls cond every few milliseconds until it holds (true) or
 // timeout passes or ctx ends (false). It is for waiting on other
 // processes, which send no notice.

@@ -45,3 +45,29 @@ func TestProcessFacts(t *testing.T) {
 		t.Fatal("WaitUntil reported a condition that never held")
 	}
 }
+
+func TestDescendants(t *testing.T) {
+	// sh runs sleep as its child: both are descendants of this process.
+	cmd := exec.Command("sh", "-c", "sleep 60 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var grandchild int
+	if !WaitUntil(context.Background(), 10*time.Second, func() bool {
+		for _, p := range Descendants(os.Getpid()) {
+			if Parent(p) == cmd.Process.Pid && len(Args(p)) > 0 && Args(p)[0] == "sleep" {
+				grandchild = p
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no sleep grandchild among %v", Descendants(os.Getpid()))
+	}
+	d := Descendants(os.Getpid())
+	if i, j := slices.Index(d, cmd.Process.Pid), slices.Index(d, grandchild); i < 0 || j < i {
+		t.Fatalf("descendants %v: want the shell %d before its child %d", d, cmd.Process.Pid, grandchild)
+	}
+	_ = syscall.Kill(grandchild, syscall.SIGKILL)
+}

@@ -189,7 +189,8 @@ func (d *Driver) Start(ctx context.Context) error {
 		}
 		// Writeback: guest writes reach the host's page cache, which the
 		// agent's copy reads; QMP stop flushes what QEMU itself holds.
-		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,cache=writeback,node-name=disk%d", abs, formatOf(disk), i))
+		// A comma in a value is written twice in QEMU's option syntax.
+		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,cache=writeback,node-name=disk%d", strings.ReplaceAll(abs, ",", ",,"), formatOf(disk), i))
 	}
 	args = append(args, d.cfg.ExtraArgs...)
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
@@ -219,7 +220,10 @@ func (d *Driver) Stop(ctx context.Context) error {
 		return err
 	}
 	if pid != 0 && d.isOurVM(pid) {
-		d.stopVM(ctx, pid)
+		// Once begun, a shutdown runs its course (bounded by the timeouts)
+		// even if the caller goes away: cutting it short would skip the
+		// clean quit that flushes the images.
+		d.stopVM(context.WithoutCancel(ctx), pid)
 		if d.isOurVM(pid) {
 			return fmt.Errorf("stop %s: QEMU (pid %d) is still running after powerdown, quit and SIGKILL", d.cfg.Workload, pid)
 		}
@@ -233,7 +237,8 @@ func (d *Driver) Stop(ctx context.Context) error {
 }
 
 func (d *Driver) stopVM(ctx context.Context, pid int) {
-	if err := d.qmpDo(ctx, "cont", "system_powerdown"); err != nil {
+	_ = d.qmpDo(ctx, "cont") // fails in states like guest-panicked; power down anyway
+	if err := d.qmpDo(ctx, "system_powerdown"); err != nil {
 		d.log.Warn("powerdown request failed", "error", err.Error())
 	}
 	if d.waitGone(ctx, pid, d.cfg.ShutdownTimeout) {
