@@ -186,3 +186,26 @@ func TestSyncMirrorKeepsOwners(t *testing.T) {
 		}
 	}
 }
+
+// The mirror copies only the file its walk saw: if the path now leads to
+// another file (a parent directory swapped for a symlink), it refuses.
+func TestCopyFileRefusesASwappedFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	seen, other := filepath.Join(dir, "seen"), filepath.Join(dir, "other")
+	write(t, seen, "workload data")
+	write(t, other, "not the workload's")
+	info, err := os.Lstat(seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := copyFile(t.Context(), other, filepath.Join(dir, "copy"), info); err == nil || !strings.Contains(err.Error(), "changed while being copied") {
+		t.Fatalf("copy of a swapped file: %v, want a refusal", err)
+	}
+	if exists(filepath.Join(dir, "copy")) {
+		t.Fatal("something was copied")
+	}
+	if _, err := copyFile(t.Context(), seen, filepath.Join(dir, "copy"), info); err != nil || read(t, filepath.Join(dir, "copy")) != "workload data" {
+		t.Fatalf("copy of the file the walk saw: %v", err)
+	}
+}

@@ -164,6 +164,18 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 		return 0, err
 	}
 	defer in.Close()
+	// O_NOFOLLOW guards only the last component: a workload that swapped a
+	// parent directory for a symlink since the walk could make the agent
+	// copy (and give away) a file outside its paths. Copy only the file
+	// the walk saw, and take mode and owner from what was opened.
+	opened, err := in.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if !sameFile(opened, info) {
+		return 0, fmt.Errorf("%s changed while being copied (a path component was replaced); nothing copied", src)
+	}
+	info = opened
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".cg-*")
 	if err != nil {
 		return 0, err
@@ -186,6 +198,13 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 		return n, err
 	}
 	return n, os.Rename(tmp.Name(), dst)
+}
+
+// sameFile reports whether a and b are the same inode on the same device.
+func sameFile(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // asRoot: only root can give files away; other agents keep their own user.
