@@ -14,6 +14,14 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 )
 
+// copyExclusions are the files of wl its driver keeps out of copies.
+func (s *Server) copyExclusions(wl *workload) []string {
+	if x, ok := wl.driver.(CopyExcluder); ok {
+		return x.ExcludeFromCopy()
+	}
+	return nil
+}
+
 // Error codes of the coordinator and backup endpoints.
 const (
 	CodeNotActive    = "not_active"
@@ -172,7 +180,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 			return MirrorStats{}, err
 		}
 		copyStart := s.now()
-		st, err := syncMirror(ctx, s.cfg.SharedVolume, wl.cfg.Paths, mirror)
+		st, err := syncMirror(ctx, s.cfg.SharedVolume, wl.cfg.Paths, mirror, s.copyExclusions(wl)...)
 		res.CopyMS = s.now().Sub(copyStart).Milliseconds()
 		return st, err
 	}()

@@ -36,6 +36,14 @@ type Pauser interface {
 	Resume(ctx context.Context) error
 }
 
+// CopyExcluder is a driver whose workload keeps files on the shared volume
+// that must not be in a point-in-time copy: they describe the running
+// process, not its data (e.g. PostgreSQL's postmaster.pid), and restored
+// they would mislead the next start.
+type CopyExcluder interface {
+	ExcludeFromCopy() []string // absolute paths
+}
+
 // WorkloadStateDir is the node-local directory a workload's driver may keep state in.
 func WorkloadStateDir(stateDir, workload string) string {
 	return filepath.Join(stateDir, "workloads", workload)
@@ -66,6 +74,7 @@ func NewDriver(cfg *Config, w WorkloadConfig, logger *slog.Logger) (Driver, erro
 		}
 		return postgresql.New(postgresql.Config{
 			Workload:        w.Name,
+			Node:            cfg.Node,
 			DataDir:         w.AbsPaths[0],
 			BinDir:          w.Postgres.BinDir,
 			Port:            w.Postgres.Port,

@@ -209,3 +209,23 @@ func TestCopyFileRefusesASwappedFile(t *testing.T) {
 		t.Fatalf("copy of the file the walk saw: %v", err)
 	}
 }
+
+// Files a driver excludes are not copied, and an earlier copy is removed.
+func TestSyncMirrorExcludes(t *testing.T) {
+	t.Parallel()
+	volume, mirror := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(volume, "db/data/base"), "rows")
+	write(t, filepath.Join(volume, "db/data/postmaster.pid"), "4242")
+	if _, err := syncMirror(t.Context(), volume, []string{"db"}, mirror); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(filepath.Join(mirror, "db/data/postmaster.pid")) {
+		t.Fatal("test setup: without exclusions the lock file is copied")
+	}
+	if _, err := syncMirror(t.Context(), volume, []string{"db"}, mirror, filepath.Join(volume, "db/data/postmaster.pid")); err != nil {
+		t.Fatal(err)
+	}
+	if exists(filepath.Join(mirror, "db/data/postmaster.pid")) || read(t, filepath.Join(mirror, "db/data/base")) != "rows" {
+		t.Fatal("the excluded file is in the mirror, or the data is not")
+	}
+}

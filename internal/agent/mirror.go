@@ -29,8 +29,15 @@ type MirrorStats struct {
 // An agent running as root keeps every entry's owner, so a workload running
 // as its own user (a database) finds its files as it left them after a
 // restore.
-func syncMirror(ctx context.Context, volume string, relPaths []string, mirror string) (MirrorStats, error) {
+//
+// exclude lists absolute paths on the volume left out of the copy (see
+// CopyExcluder).
+func syncMirror(ctx context.Context, volume string, relPaths []string, mirror string, exclude ...string) (MirrorStats, error) {
 	var st MirrorStats
+	skip := map[string]bool{}
+	for _, p := range exclude {
+		skip[filepath.Clean(p)] = true
+	}
 	seen := map[string]bool{}
 	for _, rel := range relPaths {
 		rel = filepath.Clean(rel)
@@ -55,6 +62,12 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if skip[p] { // not marked seen: an earlier copy of it is removed below
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
 			}
 			r, _ := filepath.Rel(volume, p)
 			markSeen(seen, r)

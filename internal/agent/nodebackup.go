@@ -150,7 +150,11 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 		return res, err
 	}
 	mirror := filepath.Join(s.cfg.StateDir, "mirror", nodeViewMirror)
-	_, copyErr := syncMirror(ctx, s.cfg.SharedVolume, paths, mirror)
+	var exclude []string
+	for _, wl := range s.workloads {
+		exclude = append(exclude, s.copyExclusions(wl)...)
+	}
+	_, copyErr := syncMirror(ctx, s.cfg.SharedVolume, paths, mirror, exclude...)
 	timer.Stop()
 	releaseAll(false)
 	mu.Lock()

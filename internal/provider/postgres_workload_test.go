@@ -18,6 +18,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/agenttest"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/postgresql"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 )
 
 // TestAccPostgresWorkload protects a real PostgreSQL server whose data
@@ -71,6 +72,22 @@ workload "db" {
 					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("workloads").AtMapKey("db").AtMapKey("node"), knownvalue.StringExact("node-1")),
 				},
 				Check: func(*terraform.State) error {
+					// The copy holds the data, not the running server's lock file.
+					repo, done := e.openRepo(t)
+					defer done()
+					snaps, err := repo.Snapshots(context.Background(), repository.SnapshotFilter{Workload: "db"})
+					if err != nil || len(snaps) != 1 {
+						return fmt.Errorf("recovery points of db: %d, %v", len(snaps), err)
+					}
+					for file, want := range map[string]bool{"db/data/PG_VERSION": true, "db/data/postmaster.pid": false} {
+						rc, _, err := repo.OpenFile(context.Background(), snaps[0].ID, file)
+						if err == nil {
+							rc.Close()
+						}
+						if (err == nil) != want {
+							return fmt.Errorf("%s in the recovery point: %v, want present=%v", file, err, want)
+						}
+					}
 					// Written after the recovery point: must not come back.
 					pgExec(t, db, "INSERT INTO orders SELECT n, 'late ' || n FROM generate_series(1001, 1500) n")
 					pgExec(t, db, "UPDATE orders SET item = 'changed' WHERE id <= 10")

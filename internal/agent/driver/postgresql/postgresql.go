@@ -7,6 +7,10 @@
 // postmaster's pid (written by Start), never from postmaster.pid on the
 // shared volume, which names a process on whichever node ran the server
 // last. A recorded postmaster that died without Stop is reported failed.
+// Beside postmaster.pid, an owner record in the data directory names the
+// node (and boot) that started the server, so a start never removes a lock
+// that may belong to a server running on another machine. Neither file is
+// copied into a recovery point (CopyExcluder).
 //
 // Consistency: Quiesce runs CHECKPOINT (so recovery after a restore has
 // little WAL to replay), then stops every process of the server with
@@ -25,6 +29,7 @@ package postgresql
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -52,6 +57,8 @@ const pidRecord = "postmaster.pid"
 // Config is one PostgreSQL workload on one node.
 type Config struct {
 	Workload string
+	// Node is this agent's node name, recorded beside a server it starts.
+	Node string
 	// DataDir is the server's data directory (absolute, on the shared volume).
 	DataDir string
 	// BinDir holds pg_ctl and psql; default: the newest
@@ -261,6 +268,9 @@ func (d *Driver) Start(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(d.cfg.StateDir, pidRecord), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("start %s: record pid: %w", d.cfg.Workload, err)
 	}
+	if err := d.writeOwner(pid); err != nil {
+		return fmt.Errorf("start %s: owner record: %w", d.cfg.Workload, err)
+	}
 	d.log.Info("postgresql started", "pid", pid, "port", d.cfg.Port)
 	return nil
 }
@@ -282,6 +292,14 @@ func (d *Driver) Stop(ctx context.Context) error {
 		d.log.Info("postgresql stopped", "pid", pid)
 	}
 	_ = os.Remove(d.frozenMarker()) // a stopped server is not frozen
+	if pid != 0 {
+		// The server this node ran is gone (stopped, or it died): its lock
+		// and owner record would only keep another node from starting it.
+		if o, ok := d.readOwner(); ok && o.Node == d.cfg.Node {
+			_ = os.Remove(filepath.Join(d.cfg.DataDir, "postmaster.pid"))
+			_ = os.Remove(d.ownerPath())
+		}
+	}
 	if err := os.Remove(filepath.Join(d.cfg.StateDir, pidRecord)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("stop %s: %w", d.cfg.Workload, err)
 	}
@@ -436,12 +454,62 @@ func (d *Driver) isOurPostmaster(pid int) bool {
 	return proc.Alive(pid) && len(args) > 0 && filepath.Base(args[0]) == "postgres" && slices.Contains(args, d.cfg.DataDir)
 }
 
-// clearStaleLock handles a postmaster.pid left in the data directory: by a
-// server that died, or copied into a recovery point while the server ran.
-// PostgreSQL would refuse to start if any process now has that pid. A live
-// server of this data directory on this node is adopted (its pid recorded);
-// anything else is stale, because the engine starts a workload on one node
-// only after stopping it everywhere else (E12).
+// ownerRecord names the node (and boot) whose agent started the server now
+// using the data directory. It lives in the data directory, is removed by a
+// clean Stop, and is never copied into a recovery point.
+const ownerRecord = "clusterguard.owner"
+
+type owner struct {
+	Node   string `json:"node"`
+	BootID string `json:"boot_id"`
+	PID    int    `json:"pid"`
+}
+
+func (d *Driver) ownerPath() string { return filepath.Join(d.cfg.DataDir, ownerRecord) }
+
+// ExcludeFromCopy keeps the files describing the running server out of
+// recovery points, as pg_basebackup does: restored, postmaster.pid would
+// name a process of the node that took the copy.
+func (d *Driver) ExcludeFromCopy() []string {
+	return []string{filepath.Join(d.cfg.DataDir, "postmaster.pid"), filepath.Join(d.cfg.DataDir, "postmaster.opts"), d.ownerPath()}
+}
+
+func (d *Driver) readOwner() (owner, bool) {
+	var o owner
+	data, err := os.ReadFile(d.ownerPath())
+	if err != nil || json.Unmarshal(data, &o) != nil {
+		return owner{}, false
+	}
+	return o, true
+}
+
+func (d *Driver) writeOwner(pid int) error {
+	data, _ := json.Marshal(owner{Node: d.cfg.Node, BootID: bootID(), PID: pid})
+	tmp := d.ownerPath() + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, d.ownerPath())
+}
+
+// bootID changes when the machine restarts: a pid recorded before is
+// meaningless after.
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+// clearStaleLock decides about a postmaster.pid left in the data directory
+// before a start. PostgreSQL's own check (is that pid alive?) only means
+// something on the machine that wrote it, so the owner record says which
+// node that was:
+//   - a live server of this data directory that this node started is
+//     adopted;
+//   - a lock this node left (its server died, or the machine restarted) is
+//     stale and removed;
+//   - a lock another node wrote, or no record at all, may belong to a server
+//     still running elsewhere: refused, never removed, because two servers
+//     on one data directory corrupt it.
 func (d *Driver) clearStaleLock() error {
 	lock := filepath.Join(d.cfg.DataDir, "postmaster.pid")
 	data, err := os.ReadFile(lock)
@@ -452,15 +520,24 @@ func (d *Driver) clearStaleLock() error {
 		return fmt.Errorf("start %s: read %s: %w", d.cfg.Workload, lock, err)
 	}
 	first, _, _ := strings.Cut(string(data), "\n")
-	if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && d.isOurPostmaster(pid) {
+	pid, _ := strconv.Atoi(strings.TrimSpace(first))
+	o, known := d.readOwner()
+	ours := known && o.Node == d.cfg.Node
+	switch {
+	case ours && o.BootID == bootID() && pid > 0 && d.isOurPostmaster(pid):
 		d.log.Info("postgresql already running on this node; adopting it", "pid", pid)
 		return os.WriteFile(filepath.Join(d.cfg.StateDir, pidRecord), []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	case ours:
+		d.log.Info("removing the postmaster.pid of a server this node ran, which is gone", "pid", first)
+		if err := os.Remove(lock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("start %s: remove stale %s: %w", d.cfg.Workload, lock, err)
+		}
+		return nil
+	case known:
+		return fmt.Errorf("start %s: %s names a server (pid %s) that node %s started, which may still run there: stop the workload on %s first (the engine does before starting it elsewhere); if that server is gone, remove %s", d.cfg.Workload, lock, first, o.Node, o.Node, lock)
+	default:
+		return fmt.Errorf("start %s: %s names a server (pid %s) that no agent started here, which may still run: stop it; if it is gone, remove %s", d.cfg.Workload, lock, first, lock)
 	}
-	d.log.Info("removing a stale postmaster.pid", "content", first)
-	if err := os.Remove(lock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("start %s: remove stale %s: %w", d.cfg.Workload, lock, err)
-	}
-	return nil
 }
 
 // postmasterFromDataDir reads the pid pg_ctl's server wrote: the first line

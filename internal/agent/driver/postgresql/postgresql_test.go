@@ -190,3 +190,47 @@ func TestAgentRestartContinuesAFrozenServer(t *testing.T) {
 		t.Fatalf("the frozen marker survived: %v", err)
 	}
 }
+
+// A server another node started is never second-guessed: its lock may name
+// a process on another machine. The node that started it adopts it (after
+// losing its pid record), and a clean stop leaves no lock behind.
+func TestLockOfAnotherNodeIsRefused(t *testing.T) {
+	data := initDataDir(t)
+	a := newTestDriver(t, data)
+	a.cfg.Node = "node-a"
+	mustDo(t, "start on node-a", a.Start)
+	pid, _ := a.recordedPID()
+
+	b := newTestDriver(t, data)
+	b.cfg.Node = "node-b"
+	err := b.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "node node-a started") {
+		t.Fatalf("start on node-b while node-a runs the server: %v, want a refusal naming node-a", err)
+	}
+	if !a.isOurPostmaster(pid) {
+		t.Fatal("node-a's server is gone after node-b's refused start")
+	}
+
+	// node-a's agent lost its state directory: it adopts its own server.
+	a2 := newTestDriver(t, data)
+	a2.cfg.Node, a2.cfg.Port = "node-a", a.cfg.Port
+	mustDo(t, "start on node-a again", a2.Start)
+	if got, _ := a2.recordedPID(); got != pid {
+		t.Fatalf("node-a adopted pid %d, want its running server %d", got, pid)
+	}
+
+	mustDo(t, "stop on node-a", a2.Stop)
+	for _, f := range []string{"postmaster.pid", ownerRecord} {
+		if _, err := os.Stat(filepath.Join(data, f)); !os.IsNotExist(err) {
+			t.Errorf("%s left after a clean stop: %v", f, err)
+		}
+	}
+	mustDo(t, "start on node-b after node-a stopped", b.Start)
+	if got := query(t, b, "SELECT 1"); got != "1" {
+		t.Fatalf("node-b's server answers %q", got)
+	}
+	ex := b.ExcludeFromCopy()
+	if len(ex) == 0 || ex[0] != filepath.Join(data, "postmaster.pid") {
+		t.Fatalf("ExcludeFromCopy = %v, want postmaster.pid first", ex)
+	}
+}
