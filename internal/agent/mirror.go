@@ -229,7 +229,14 @@ func keepOwner(dst string, src fs.FileInfo) error {
 	if !asRoot || !ok {
 		return nil
 	}
-	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+	err := os.Lchown(dst, int(st.Uid), int(st.Gid))
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EPERM) {
+		// Root that cannot give files away (ids unmapped in a user
+		// namespace, a root-squashed state directory): the copy keeps the
+		// agent's owner rather than every backup failing.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("keep the owner of %s: %w", dst, err)
 	}
 	return nil

@@ -265,7 +265,7 @@ func (d *Driver) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
 	}
-	if err := os.WriteFile(filepath.Join(d.cfg.StateDir, pidRecord), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := d.writePIDRecord(pid); err != nil {
 		return fmt.Errorf("start %s: record pid: %w", d.cfg.Workload, err)
 	}
 	if err := d.writeOwner(pid); err != nil {
@@ -432,6 +432,17 @@ func (d *Driver) signalAll(postmaster int, sig syscall.Signal) {
 	}
 }
 
+// writePIDRecord replaces the record atomically: a Status running beside
+// Start never reads it half-written, nor does an agent after a crash.
+func (d *Driver) writePIDRecord(pid int) error {
+	path := filepath.Join(d.cfg.StateDir, pidRecord)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 func (d *Driver) recordedPID() (int, error) {
 	data, err := os.ReadFile(filepath.Join(d.cfg.StateDir, pidRecord))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -526,7 +537,7 @@ func (d *Driver) clearStaleLock() error {
 	switch {
 	case ours && o.BootID == bootID() && pid > 0 && d.isOurPostmaster(pid):
 		d.log.Info("postgresql already running on this node; adopting it", "pid", pid)
-		return os.WriteFile(filepath.Join(d.cfg.StateDir, pidRecord), []byte(strconv.Itoa(pid)+"\n"), 0o644)
+		return d.writePIDRecord(pid)
 	case ours:
 		d.log.Info("removing the postmaster.pid of a server this node ran, which is gone", "pid", first)
 		if err := os.Remove(lock); err != nil && !errors.Is(err, fs.ErrNotExist) {
