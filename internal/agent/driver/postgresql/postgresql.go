@@ -286,7 +286,9 @@ func (d *Driver) Stop(ctx context.Context) error {
 		if err := syscall.Kill(pid, syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("stop %s: signal postmaster %d: %w", d.cfg.Workload, pid, err)
 		}
-		if !d.waitGone(ctx, pid, d.cfg.Timeout) {
+		// The shutdown, once asked for, runs its course even if the caller
+		// goes away: the records must follow what the server did.
+		if !d.waitGone(context.WithoutCancel(ctx), pid, d.cfg.Timeout) {
 			return fmt.Errorf("stop %s: the server (pid %d) did not shut down within %v; see %s", d.cfg.Workload, pid, d.cfg.Timeout, d.logPath())
 		}
 		d.log.Info("postgresql stopped", "pid", pid)
