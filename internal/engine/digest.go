@@ -195,6 +195,22 @@ func (e *Engine) history(ctx context.Context, cluster string) (workloadHistory, 
 	return h, nil
 }
 
+// ActiveNodes asks every agent of the cluster where its workloads are
+// active: workload name -> node, "" when inactive, unknown or in conflict.
+// It is the digest without the catalog's history, for callers that only
+// need locations.
+func (e *Engine) ActiveNodes(ctx context.Context, cluster string) (map[string]string, error) {
+	status, err := e.ClusterStatus(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	where := map[string]string{}
+	for _, w := range mergeDigest(status).Workloads {
+		where[w.Name] = w.Node
+	}
+	return where, nil
+}
+
 func (f DigestFilter) matches(w DigestEntry, re *regexp.Regexp) bool {
 	if f.State != "" && w.State != f.State {
 		return false

@@ -290,11 +290,7 @@ func (r *restoreJobResource) Read(ctx context.Context, req resource.ReadRequest,
 		m.Cluster, m.Repository = types.StringValue(op.Cluster), types.StringValue(op.Repository)
 	}
 	// Drift of the result: a workload this job activated no longer runs there.
-	if digest, err := r.engine.Digest(ctx, op.Cluster, engine.DigestFilter{}); err == nil {
-		where := map[string]string{}
-		for _, w := range digest.Workloads {
-			where[w.Name] = w.Node
-		}
+	if where, err := r.engine.ActiveNodes(ctx, op.Cluster); err == nil {
 		for _, s := range steps {
 			if s.Activated && where[s.Workload] != s.Node {
 				resp.Diagnostics.AddWarning("Restored Workload Moved",
