@@ -205,3 +205,21 @@ func TestDigestRestoreAndFailureHistory(t *testing.T) {
 		t.Errorf("not restored within 30m: %q, want a (55m ago) and b", got)
 	}
 }
+
+func TestActiveNodes(t *testing.T) {
+	t.Parallel()
+	fx := newRunFixture(t, map[string]string{"a": "n2", "idle": ""}, catalog.ProtectionGroup{Workloads: []string{"a"}})
+	where, err := fx.eng.ActiveNodes(context.Background(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := where["a"]; !ok || got != "n2" {
+		t.Errorf("a is active on %q (%v), want n2", got, ok)
+	}
+	if got, ok := where["idle"]; !ok || got != "" {
+		t.Errorf("idle: %q (%v), want listed with no node", got, ok)
+	}
+	if _, err := fx.eng.ActiveNodes(context.Background(), "nope"); err == nil {
+		t.Error("an unknown cluster gave no error")
+	}
+}
