@@ -47,19 +47,21 @@ func (e *Engine) FileVersions(ctx context.Context, repositoryName string, q File
 		return nil, err
 	}
 	defer closeRepo()
-	// Not filtered by workload in the repository: node views (extract_at =
-	// "restore") carry no workload of their own but list the workloads they
-	// were taken for.
-	versions, err := repo.FileVersions(ctx, q.Path, repository.SnapshotFilter{Cluster: q.Cluster, Group: q.Group})
+	// The workload's own snapshots and the node views (extract_at =
+	// "restore") taken for it: a node view has no workload of its own but
+	// lists the workloads it was taken for. Only their trees are read.
+	snaps, err := repo.Snapshots(ctx, repository.SnapshotFilter{Cluster: q.Cluster, Group: q.Group})
+	if err != nil {
+		return nil, fmt.Errorf("versions of %s: %w", q.Path, err)
+	}
+	snaps = slices.DeleteFunc(snaps, func(s repository.Snapshot) bool { _, ok := recoveryPointOf(s, q.Workload); return !ok })
+	versions, err := repo.FileVersionsIn(ctx, q.Path, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("versions of %s: %w", q.Path, err)
 	}
 	out := make([]FileVersion, 0, len(versions))
 	for _, v := range versions {
-		point, ok := recoveryPointOf(v.Snapshot, q.Workload)
-		if !ok {
-			continue
-		}
+		point, _ := recoveryPointOf(v.Snapshot, q.Workload)
 		id, err := repo.FileContentID(ctx, v.Snapshot.ID, q.Path)
 		if err != nil {
 			return nil, err

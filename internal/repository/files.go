@@ -99,6 +99,12 @@ func (r *Repository) FileVersions(ctx context.Context, p string, f SnapshotFilte
 	if err != nil {
 		return nil, err
 	}
+	return r.FileVersionsIn(ctx, p, snaps)
+}
+
+// FileVersionsIn is FileVersions over snaps, for callers that select
+// snapshots by more than a SnapshotFilter says (only their trees are read).
+func (r *Repository) FileVersionsIn(ctx context.Context, p string, snaps []Snapshot) ([]FileVersion, error) {
 	p = cleanSnapPath(p)
 	var out []FileVersion
 	for _, s := range snaps {
