@@ -169,6 +169,9 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 		return res, fmt.Errorf("node backup: the copy took longer than the stun timeout (%s) and the workloads were released before it finished; raise the stun timeout", stunLimit)
 	}
 	labels := map[string]string{api.LabelWorkloads: strings.Join(req.Workloads, ",")}
+	for _, wl := range wls {
+		labels[api.LabelPathsPrefix+wl.cfg.Name] = strings.Join(wl.cfg.Paths, ":")
+	}
 	for k, v := range req.Labels {
 		labels[k] = v
 	}

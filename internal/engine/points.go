@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -54,7 +55,10 @@ func (e *Engine) FileVersions(ctx context.Context, repositoryName string, q File
 	if err != nil {
 		return nil, fmt.Errorf("versions of %s: %w", q.Path, err)
 	}
-	snaps = slices.DeleteFunc(snaps, func(s repository.Snapshot) bool { _, ok := recoveryPointOf(s, q.Workload); return !ok })
+	snaps = slices.DeleteFunc(snaps, func(s repository.Snapshot) bool {
+		_, ok := recoveryPointOf(s, q.Workload)
+		return !ok || !inWorkloadPaths(s, q.Workload, q.Path)
+	})
 	versions, err := repo.FileVersionsIn(ctx, q.Path, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("versions of %s: %w", q.Path, err)
@@ -73,6 +77,23 @@ func (e *Engine) FileVersions(ctx context.Context, repositoryName string, q File
 		out[i].Unchanged = out[i].ContentID == out[i+1].ContentID
 	}
 	return out, nil
+}
+
+// inWorkloadPaths reports whether p is among the workload's files in s: a
+// node view holds the whole shared volume, and its label says which paths
+// are the workload's (views without that label are trusted whole).
+func inWorkloadPaths(s repository.Snapshot, workload, p string) bool {
+	paths, ok := s.Labels[api.LabelPathsPrefix+workload]
+	if s.Workload != "" || !ok {
+		return true
+	}
+	clean := filepath.Clean(p)
+	for _, dir := range strings.Split(paths, ":") {
+		if clean == dir || strings.HasPrefix(clean, dir+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
 
 // recoveryPointOf returns workload's recovery point id in snapshot s: the

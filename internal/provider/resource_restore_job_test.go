@@ -506,6 +506,14 @@ data "clusterguard_file_versions" "app" {
   path       = "apps/app/marker"
   depends_on = [clusterguard_backup_run.test]
 }
+
+# web's node view holds app's file too, but it is not web's.
+data "clusterguard_file_versions" "not_web" {
+  repository = clusterguard_repository.test.name
+  workload   = "web"
+  path       = "apps/app/marker"
+  depends_on = [clusterguard_backup_run.test]
+}
 `
 	nodeView := regexp.MustCompile(`^[0-9a-f]{64}@(web|app|db)$`)
 	resource.Test(t, resource.TestCase{
@@ -523,6 +531,7 @@ data "clusterguard_file_versions" "app" {
 							"size":           knownvalue.Int64Exact(int64(len("app-v1"))),
 						}),
 					})),
+					statecheck.ExpectKnownValue("data.clusterguard_file_versions.not_web", tfjsonpath.New("versions"), knownvalue.ListSizeExact(0)),
 				},
 				Check: func(s *terraform.State) error {
 					a := s.RootModule().Resources[runAddr].Primary.Attributes

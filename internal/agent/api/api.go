@@ -199,6 +199,11 @@ var Drivers = []string{"exec", "postgresql", "qemu"}
 // workloads it was taken for.
 const LabelWorkloads = "workloads"
 
+// LabelPathsPrefix + a workload's name is the snapshot label of a node view
+// holding that workload's data paths (relative to the shared volume, ':'
+// separated), so its files can be told from the other workloads' files.
+const LabelPathsPrefix = "paths."
+
 // NodeBackupRequest is the body of POST /v1/node-backup: one point-in-time
 // copy of the node's whole view of the shared volume, taken with every
 // listed workload frozen, stored once (a protection group with
