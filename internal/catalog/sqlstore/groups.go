@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -68,17 +67,9 @@ ON CONFLICT (name) DO UPDATE SET
 // GetGroup returns the named protection group or an error wrapping
 // catalog.ErrNotFound.
 func (s *Store) GetGroup(ctx context.Context, name string) (catalog.ProtectionGroup, error) {
-	var g catalog.ProtectionGroup
-	err := s.read(ctx, func(tx *Tx) error {
-		var err error
-		g, err = scanGroup(tx.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM protection_groups WHERE name = ?`, name))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return catalog.ProtectionGroup{}, fmt.Errorf("%s: protection group %q: %w", s.name, name, catalog.ErrNotFound)
-	}
+	g, err := first(ctx, s, scanGroup, `SELECT `+groupColumns+` FROM protection_groups WHERE name = ?`, name)
 	if err != nil {
-		return catalog.ProtectionGroup{}, fmt.Errorf("%s: get protection group %q: %w", s.name, name, err)
+		return catalog.ProtectionGroup{}, s.getError("protection group", name, err)
 	}
 	return g, nil
 }

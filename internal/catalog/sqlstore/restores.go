@@ -69,35 +69,19 @@ func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) 
 
 // GetRestore returns the operation or ErrNotFound.
 func (s *Store) GetRestore(ctx context.Context, id string) (catalog.RestoreOperation, error) {
-	var op catalog.RestoreOperation
-	err := s.read(ctx, func(tx *Tx) error {
-		var err error
-		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = ?`, id))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		err = catalog.ErrNotFound
-	}
+	op, err := first(ctx, s, scanRestore, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = ?`, id)
 	if err != nil {
-		return op, fmt.Errorf("%s: restore %q: %w", s.name, id, err)
+		return op, s.getError("restore", id, err)
 	}
 	return op, nil
 }
 
 // FindRestoreByKey returns the newest operation with key.
 func (s *Store) FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error) {
-	var op catalog.RestoreOperation
-	err := s.read(ctx, func(tx *Tx) error {
-		var err error
-		op, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE key = ?
-ORDER BY started_at DESC, id DESC LIMIT 1`, key))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		err = catalog.ErrNotFound
-	}
+	op, err := first(ctx, s, scanRestore, `SELECT `+restoreColumns+` FROM restore_operations WHERE key = ?
+ORDER BY started_at DESC, id DESC LIMIT 1`, key)
 	if err != nil {
-		return op, fmt.Errorf("%s: restore with key %q: %w", s.name, key, err)
+		return op, s.getError("restore with key", key, err)
 	}
 	return op, nil
 }

@@ -79,17 +79,9 @@ WHERE id = ? AND status = 'running'`,
 
 // GetRun returns the run with id or an error wrapping catalog.ErrNotFound.
 func (s *Store) GetRun(ctx context.Context, id string) (catalog.Run, error) {
-	var r catalog.Run
-	err := s.read(ctx, func(tx *Tx) error {
-		var err error
-		r, err = scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return catalog.Run{}, fmt.Errorf("%s: run %q: %w", s.name, id, catalog.ErrNotFound)
-	}
+	r, err := first(ctx, s, scanRun, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
 	if err != nil {
-		return catalog.Run{}, fmt.Errorf("%s: get run %q: %w", s.name, id, err)
+		return catalog.Run{}, s.getError("run", id, err)
 	}
 	return r, nil
 }

@@ -19,10 +19,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 )
 
 // Dialect is what differs between the databases the catalog runs on.
@@ -178,6 +181,30 @@ func collect[T any](ctx context.Context, tx *Tx, scan func(scanner) (T, error), 
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// first runs a query for one row in a read transaction and scans it; no
+// row is an error wrapping catalog.ErrNotFound.
+func first[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), q string, args ...any) (T, error) {
+	var v T
+	err := s.read(ctx, func(tx *Tx) error {
+		var err error
+		v, err = scan(tx.QueryRowContext(ctx, q, args...))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = catalog.ErrNotFound
+	}
+	return v, err
+}
+
+// getError names what a single-row read was after: "<what> %q: not found",
+// or "get <what> %q: <cause>".
+func (s *Store) getError(what, key string, err error) error {
+	if errors.Is(err, catalog.ErrNotFound) {
+		return fmt.Errorf("%s: %s %q: %w", s.name, what, key, err)
+	}
+	return fmt.Errorf("%s: get %s %q: %w", s.name, what, key, err)
 }
 
 // Times are stored as unix nanoseconds; NULL is the zero time. The range is
