@@ -79,7 +79,7 @@ func (s *Store) GetRestore(ctx context.Context, id string) (catalog.RestoreOpera
 // FindRestoreByKey returns the newest operation with key.
 func (s *Store) FindRestoreByKey(ctx context.Context, key string) (catalog.RestoreOperation, error) {
 	op, err := first(ctx, s, scanRestore, `SELECT `+restoreColumns+` FROM restore_operations WHERE key = ?
-ORDER BY started_at DESC, id DESC LIMIT 1`, key)
+ORDER BY started_at DESC, id COLLATE {bytes} DESC LIMIT 1`, key)
 	if err != nil {
 		return op, s.getError("restore with key", key, err)
 	}
