@@ -95,6 +95,7 @@ type QEMUSettings struct {
 	ExtraArgs       []string
 	ShutdownTimeout time.Duration
 	Timeout         time.Duration
+	User            string // operating-system user QEMU runs as
 }
 
 // PostgresSettings are the settings of the postgresql driver; the
@@ -114,6 +115,7 @@ type ExecSettings struct {
 	Timeout  time.Duration            // default for every command
 	Timeouts map[string]time.Duration // per-command overrides
 	Env      map[string]string
+	User     string // operating-system user the commands run as; "" = the agent's
 }
 
 // Secret is a string that does not print itself, so a token cannot leak into logs
@@ -200,6 +202,7 @@ var (
 			{Name: "extra_args"},
 			{Name: "shutdown_timeout"},
 			{Name: "timeout"},
+			{Name: "user"},
 		},
 	}
 	postgresSchema = &hcl.BodySchema{
@@ -224,6 +227,7 @@ var (
 			{Name: "timeout"},
 			{Name: "timeouts"},
 			{Name: "env"},
+			{Name: "user"},
 		},
 	}
 
@@ -542,6 +546,7 @@ func (p *configParser) parseQEMU(block *hcl.Block) *QEMUSettings {
 			s.Timeout = d
 		}
 	}
+	s.User = p.driverUser(attrs["user"], "QEMU runs as an unprivileged user that can read and write the disk images")
 	return s
 }
 
@@ -667,6 +672,7 @@ func (p *configParser) parseExec(workload string, block *hcl.Block) *ExecSetting
 			}
 		}
 	}
+	s.User = p.driverUser(attrs["user"], "the commands run as the service's own user")
 	if a := attrs["env"]; a != nil {
 		pairs, diags := hcl.ExprMap(a.Expr)
 		if diags.HasErrors() {

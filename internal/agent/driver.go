@@ -66,6 +66,7 @@ func NewDriver(cfg *Config, w WorkloadConfig, logger *slog.Logger) (Driver, erro
 			Timeout:      w.Exec.Timeout,
 			Timeouts:     w.Exec.Timeouts,
 			Env:          w.Exec.Env,
+			User:         w.Exec.User,
 			Logger:       logger,
 		})
 	case "postgresql":
@@ -101,6 +102,7 @@ func NewDriver(cfg *Config, w WorkloadConfig, logger *slog.Logger) (Driver, erro
 			StateDir:        WorkloadStateDir(cfg.StateDir, w.Name),
 			ShutdownTimeout: w.QEMU.ShutdownTimeout,
 			Timeout:         w.QEMU.Timeout,
+			User:            w.QEMU.User,
 			Logger:          logger,
 		})
 	default:

@@ -15,10 +15,61 @@ import (
 // Timeout bounds each driver call made by the suite.
 var Timeout = 30 * time.Second
 
-// Run checks a driver against the agent.Driver contract. newDriver returns a
-// driver for a fresh, stopped workload (and registers its own cleanup); the
+// Workload is a fresh, stopped workload under test.
+type Workload struct {
+	Driver agent.Driver
+	// Reopen builds a new driver for the same workload on the same node,
+	// from the same config, as a restarted agent does.
+	Reopen func() (agent.Driver, error)
+	// Frozen reports whether the workload is held by a quiesce or pause
+	// (its writes held, its processes stopped), judged from the workload
+	// itself rather than from the driver's records.
+	Frozen func(ctx context.Context) (bool, error)
+}
+
+// Run checks a driver against the agent.Driver contract. newWorkload
+// returns a fresh, stopped workload (and registers its own cleanup); the
 // suite calls it once per subtest.
-func Run(t *testing.T, newDriver func(t *testing.T) agent.Driver) {
+func Run(t *testing.T, newWorkload func(t *testing.T) Workload) {
+	newDriver := func(t *testing.T) agent.Driver { return newWorkload(t).Driver }
+
+	// An agent killed while a workload is frozen for a backup cannot keep
+	// its promise to release it; the driver the next agent builds does.
+	t.Run("NewInstanceThawsWhatAKilledPredecessorFroze", func(t *testing.T) {
+		w := newWorkload(t)
+		call(t, "Start", w.Driver.Start)
+		freezes := []struct {
+			name   string
+			freeze func(context.Context) error
+		}{{"Quiesce", w.Driver.Quiesce}}
+		if p, ok := w.Driver.(agent.Pauser); ok && p.CanPause() {
+			freezes = append(freezes, struct {
+				name   string
+				freeze func(context.Context) error
+			}{"Pause", p.Pause})
+		}
+		for _, f := range freezes {
+			call(t, f.name, f.freeze)
+			expectFrozen(t, w, "after "+f.name, true)
+			// The first driver is abandoned without a thaw: its agent was killed.
+			again, err := w.Reopen()
+			if err != nil {
+				t.Fatalf("a new driver after %s: %v", f.name, err)
+			}
+			expectFrozen(t, w, "once a new driver was built after "+f.name, false)
+			expectState(t, again, "after the new driver thawed it", api.StateActive)
+			// Thawing an unfrozen workload is harmless, and the new driver works.
+			call(t, "Thaw by the new driver", again.Thaw)
+			if third, err := w.Reopen(); err != nil {
+				t.Fatalf("a third driver: %v", err)
+			} else {
+				expectState(t, third, "after a third driver was built", api.StateActive)
+			}
+			expectFrozen(t, w, "after a further restart", false)
+		}
+		call(t, "Stop", w.Driver.Stop)
+	})
+
 	t.Run("Lifecycle", func(t *testing.T) {
 		d := newDriver(t)
 		expectState(t, d, "a fresh workload", api.StateInactive)
@@ -75,6 +126,19 @@ func call(t *testing.T, what string, f func(context.Context) error) {
 	defer cancel()
 	if err := f(ctx); err != nil {
 		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func expectFrozen(t *testing.T, w Workload, when string, want bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	got, err := w.Frozen(ctx)
+	if err != nil {
+		t.Fatalf("is the workload frozen %s: %v", when, err)
+	}
+	if got != want {
+		t.Fatalf("workload frozen %s = %v, want %v", when, got, want)
 	}
 }
 

@@ -6,10 +6,22 @@
 //
 // Status follows the LSB init-script convention: exit 0 means active, exit 3
 // inactive, any other exit failed; a command that cannot run or times out
-// leaves the state unknown. Every command gets the agent's environment, the
-// configured env, and CLUSTERGUARD_WORKLOAD, CLUSTERGUARD_NODE,
-// CLUSTERGUARD_SHARED_VOLUME, CLUSTERGUARD_PATHS (absolute paths joined by
-// ':'), CLUSTERGUARD_STATE_DIR (node-local, created) and CLUSTERGUARD_ACTION.
+// leaves the state unknown.
+//
+// Commands run as the configured user (its uid, primary group and
+// supplementary groups), else as the agent's user, and never see the agent's
+// environment (which may hold credentials): every command gets PATH, LANG,
+// HOME, USER and LOGNAME of its user, then the configured env, then
+// CLUSTERGUARD_WORKLOAD, CLUSTERGUARD_NODE, CLUSTERGUARD_SHARED_VOLUME,
+// CLUSTERGUARD_PATHS (absolute paths joined by ':'), CLUSTERGUARD_STATE_DIR
+// (node-local, created, owned by the user) and CLUSTERGUARD_ACTION. The
+// working directory is the state directory.
+//
+// A node-local marker records a quiesce (or pause) from just before its
+// command runs until the thaw (or resume) succeeds; a driver built while the
+// marker is set (an agent restarted after dying mid-backup) runs the thaw
+// (or resume) command at once, so no workload stays quiesced because its
+// agent died.
 package exec
 
 import (
@@ -28,6 +40,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/marker"
 )
 
 // Command names.
@@ -66,13 +79,16 @@ type Config struct {
 	Timeout      time.Duration       // default per command; DefaultTimeout when zero
 	Timeouts     map[string]time.Duration
 	Env          map[string]string
-	Logger       *slog.Logger // nil: discard
+	// User runs the commands (a name or uid); "" runs them as the agent's user.
+	User   string
+	Logger *slog.Logger // nil: discard
 }
 
 // Driver runs one workload's commands.
 type Driver struct {
 	cfg    Config
 	env    []string // without CLUSTERGUARD_ACTION
+	cred   *syscall.Credential
 	logger *slog.Logger
 }
 
@@ -102,7 +118,11 @@ func New(cfg Config) (*Driver, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	env := os.Environ()
+	u, cred, err := commandUser(cfg)
+	if err != nil {
+		return nil, err
+	}
+	env := baseEnv(u)
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
 		env = append(env, k+"="+cfg.Env[k])
 	}
@@ -114,7 +134,14 @@ func New(cfg Config) (*Driver, error) {
 		"CLUSTERGUARD_PATHS="+strings.Join(cfg.Paths, ":"),
 		"CLUSTERGUARD_STATE_DIR="+cfg.StateDir,
 	)
-	return &Driver{cfg: cfg, env: env, logger: logger.With("workload", cfg.Workload, "driver", "exec")}, nil
+	d := &Driver{cfg: cfg, env: env, cred: cred, logger: logger.With("workload", cfg.Workload, "driver", "exec")}
+	if u.UID == 0 {
+		d.logger.Warn("exec commands run as root; set user in the workload's exec block to run them as the service's own user")
+	}
+	// An agent that died mid-backup left the workload quiesced or paused.
+	_ = d.quiescedMarker().Recover(d.logger, d.timeout(Thaw)+pipeGrace, "quiesced", d.Thaw)
+	_ = d.pausedMarker().Recover(d.logger, d.timeout(Resume)+pipeGrace, "paused", d.Resume)
+	return d, nil
 }
 
 // Status probes the workload: active (exit 0), inactive (exit 3), failed (other
@@ -137,20 +164,56 @@ func (d *Driver) Status(ctx context.Context) (string, error) {
 // Start runs the start command; without one it does nothing.
 func (d *Driver) Start(ctx context.Context) error { return d.action(ctx, Start) }
 
-// Stop runs the stop command; without one it does nothing.
-func (d *Driver) Stop(ctx context.Context) error { return d.action(ctx, Stop) }
+// Stop runs the stop command; without one it does nothing. A stopped
+// workload is no longer quiesced or paused.
+func (d *Driver) Stop(ctx context.Context) error {
+	if err := d.action(ctx, Stop); err != nil {
+		return err
+	}
+	return errors.Join(d.quiescedMarker().Clear(), d.pausedMarker().Clear())
+}
 
 // Quiesce runs the quiesce command; without one it does nothing.
-func (d *Driver) Quiesce(ctx context.Context) error { return d.action(ctx, Quiesce) }
+func (d *Driver) Quiesce(ctx context.Context) error {
+	return d.freeze(ctx, Quiesce, d.quiescedMarker())
+}
 
 // Thaw runs the thaw command; without one it does nothing.
-func (d *Driver) Thaw(ctx context.Context) error { return d.action(ctx, Thaw) }
+func (d *Driver) Thaw(ctx context.Context) error { return d.release(ctx, Thaw, d.quiescedMarker()) }
 
 // Pause stops the workload's execution for a crash-consistent copy (M6).
-func (d *Driver) Pause(ctx context.Context) error { return d.action(ctx, Pause) }
+func (d *Driver) Pause(ctx context.Context) error { return d.freeze(ctx, Pause, d.pausedMarker()) }
 
 // Resume continues a paused workload.
-func (d *Driver) Resume(ctx context.Context) error { return d.action(ctx, Resume) }
+func (d *Driver) Resume(ctx context.Context) error { return d.release(ctx, Resume, d.pausedMarker()) }
+
+// The markers record a quiesce or pause the driver began, until its thaw or
+// resume succeeded (see package marker).
+func (d *Driver) quiescedMarker() marker.Marker {
+	return marker.New(d.cfg.StateDir, "quiesced-by-agent")
+}
+func (d *Driver) pausedMarker() marker.Marker { return marker.New(d.cfg.StateDir, "paused-by-agent") }
+
+// freeze records the freeze before its command runs: a command that was
+// killed with the agent half-way may have frozen the workload already.
+func (d *Driver) freeze(ctx context.Context, name string, m marker.Marker) error {
+	if len(d.cfg.Commands[name]) > 0 {
+		if err := m.Set(name); err != nil {
+			return fmt.Errorf("workload %q: %s: %w", d.cfg.Workload, name, err)
+		}
+	}
+	return d.action(ctx, name)
+}
+
+func (d *Driver) release(ctx context.Context, name string, m marker.Marker) error {
+	if err := d.action(ctx, name); err != nil {
+		return err
+	}
+	if err := m.Clear(); err != nil {
+		return fmt.Errorf("workload %q: %s: %w", d.cfg.Workload, name, err)
+	}
+	return nil
+}
 
 // CanPause reports whether pause and resume commands are configured.
 func (d *Driver) CanPause() bool {
@@ -223,12 +286,17 @@ func (d *Driver) run(ctx context.Context, name string) (int, error) {
 	if err := os.MkdirAll(d.cfg.StateDir, 0o755); err != nil { // it may have been cleaned up
 		return -1, &CommandError{Workload: d.cfg.Workload, Action: name, Argv: argv, ExitCode: -1, Timeout: limit, Err: err}
 	}
+	if d.cred != nil {
+		if err := os.Chown(d.cfg.StateDir, int(d.cred.Uid), int(d.cred.Gid)); err != nil {
+			return -1, &CommandError{Workload: d.cfg.Workload, Action: name, Argv: argv, ExitCode: -1, Timeout: limit, Err: err}
+		}
+	}
 	cmd := osexec.CommandContext(runCtx, argv[0], argv[1:]...)
 	cmd.Env = append(slices.Clip(d.env), "CLUSTERGUARD_ACTION="+name)
 	cmd.Dir = d.cfg.StateDir
 	stdout, stderr := &tailBuffer{max: outputTail}, &tailBuffer{max: outputTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: d.cred}
 	cmd.Cancel = func() error {
 		// The negative pid addresses the whole process group.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

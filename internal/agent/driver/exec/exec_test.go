@@ -15,7 +15,9 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/exec"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/drivertest"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload/testworkloadtest"
 )
 
@@ -108,6 +110,7 @@ func TestMissingProgramIsUnknown(t *testing.T) {
 
 func TestEnvironmentAndWorkingDirectory(t *testing.T) {
 	t.Setenv("CG_TEST_INHERITED", "from-agent")
+	t.Setenv("PATH", "/agent/only/bin:"+os.Getenv("PATH"))
 	dump := sh(`env > "$CLUSTERGUARD_STATE_DIR/env.$CLUSTERGUARD_ACTION"; pwd > "$CLUSTERGUARD_STATE_DIR/pwd"`)
 	d, cfg := newDriver(t, "exit 0", map[string][]string{exec.Start: dump, exec.Quiesce: dump}, func(c *exec.Config) {
 		c.Env = map[string]string{"GREETING": "hello world", "CLUSTERGUARD_NODE": "impostor"}
@@ -120,7 +123,8 @@ func TestEnvironmentAndWorkingDirectory(t *testing.T) {
 	}
 	env := readEnv(t, filepath.Join(cfg.StateDir, "env.start"))
 	want := map[string]string{
-		"CG_TEST_INHERITED":          "from-agent",
+		"CG_TEST_INHERITED":          "", // the agent's environment stays with the agent
+		"PATH":                       "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"GREETING":                   "hello world",
 		"CLUSTERGUARD_WORKLOAD":      "web",
 		"CLUSTERGUARD_NODE":          "node-1", // the agent's value wins over configured env
@@ -303,27 +307,39 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 }
 
 // TestConformance runs the shared driver suite against the exec driver
-// operating the real test workload program.
+// operating the real test workload program, whose quiesce flushes and holds
+// its writes and whose pause stops it.
 func TestConformance(t *testing.T) {
 	bin := testworkloadtest.Build(t)
-	drivertest.Run(t, func(t *testing.T) agent.Driver {
+	drivertest.Run(t, func(t *testing.T) drivertest.Workload {
 		dir := t.TempDir()
 		shared := filepath.Join(dir, "shared")
 		cmds := map[string][]string{}
-		for _, c := range []string{exec.Status, exec.Start, exec.Stop, exec.Quiesce, exec.Thaw} {
+		for _, c := range []string{exec.Status, exec.Start, exec.Stop, exec.Quiesce, exec.Thaw, exec.Pause, exec.Resume} {
 			cmds[c] = []string{bin, c}
 		}
-		d, err := exec.New(exec.Config{
+		cfg := exec.Config{
 			Workload: "web", Node: "node-1", SharedVolume: shared,
 			Paths:    []string{filepath.Join(shared, "apps", "web")},
 			StateDir: filepath.Join(dir, "state", "workloads", "web"),
 			Commands: cmds, Timeout: 20 * time.Second,
 			Env: map[string]string{"CLUSTERGUARD_TESTWORKLOAD_INTERVAL": "5ms"},
-		})
+		}
+		d, err := exec.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = d.Stop(context.Background()) })
-		return d
+		return drivertest.Workload{
+			Driver: d,
+			Reopen: func() (agent.Driver, error) { return exec.New(cfg) },
+			Frozen: func(context.Context) (bool, error) {
+				st, err := testworkload.ReadStatus(cfg.StateDir)
+				if err != nil {
+					return false, err
+				}
+				return st.Quiesced || proc.Stopped(st.PID), nil
+			},
+		}
 	})
 }

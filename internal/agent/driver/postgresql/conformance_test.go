@@ -2,6 +2,7 @@ package postgresql_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,13 +11,14 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/postgresql"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/drivertest"
 )
 
 // TestConformance runs the shared driver suite against real PostgreSQL
 // servers, one fresh data directory per subtest.
 func TestConformance(t *testing.T) {
-	drivertest.Run(t, func(t *testing.T) agent.Driver {
+	drivertest.Run(t, func(t *testing.T) drivertest.Workload {
 		if postgresql.FindBinDir() == "" {
 			t.Fatal("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin or on PATH: install the postgresql package (.ci/run does)")
 		}
@@ -44,6 +46,21 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = d.Stop(context.Background()) })
-		return d
+		return drivertest.Workload{
+			Driver: d,
+			Reopen: func() (agent.Driver, error) { return postgresql.New(d.Config()) },
+			Frozen: func(context.Context) (bool, error) {
+				pid, err := d.PID()
+				if err != nil || pid == 0 {
+					return false, fmt.Errorf("no server recorded: %v", err)
+				}
+				for _, p := range append(proc.Descendants(pid), pid) {
+					if proc.Stopped(p) {
+						return true, nil
+					}
+				}
+				return false, nil
+			},
+		}
 	})
 }

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/marker"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 )
 
@@ -293,7 +294,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 		}
 		d.log.Info("postgresql stopped", "pid", pid)
 	}
-	_ = os.Remove(d.frozenMarker()) // a stopped server is not frozen
+	_ = d.frozenMarker().Clear() // a stopped server is not frozen
 	if pid != 0 {
 		// The server this node ran is gone (stopped, or it died): its lock
 		// and owner record would only keep another node from starting it.
@@ -344,14 +345,14 @@ func (d *Driver) Resume(ctx context.Context) error {
 		return err
 	}
 	if pid == 0 || !d.isOurPostmaster(pid) {
-		_ = os.Remove(d.frozenMarker()) // nothing of ours to continue
+		_ = d.frozenMarker().Clear() // nothing of ours to continue
 		return nil
 	}
 	d.signalAll(pid, syscall.SIGCONT)
 	if n := d.waitStopped(ctx, pid, false); n > 0 {
 		return fmt.Errorf("resume %s: %d server processes still stopped %v after SIGCONT", d.cfg.Workload, n, d.cfg.Timeout)
 	}
-	if err := os.Remove(d.frozenMarker()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.frozenMarker().Clear(); err != nil {
 		return fmt.Errorf("resume %s: %w", d.cfg.Workload, err)
 	}
 	return nil
@@ -360,18 +361,10 @@ func (d *Driver) Resume(ctx context.Context) error {
 // frozenMarker exists from a freeze to the next resume, so an agent that
 // died in between continues the server when it starts again: the agent's
 // own thaw deadline died with it.
-func (d *Driver) frozenMarker() string { return filepath.Join(d.cfg.StateDir, "frozen") }
+func (d *Driver) frozenMarker() marker.Marker { return marker.New(d.cfg.StateDir, "frozen") }
 
 func (d *Driver) thawLeftFrozen() {
-	if _, err := os.Stat(d.frozenMarker()); err != nil {
-		return
-	}
-	d.log.Warn("the server was left frozen by an agent that stopped mid-backup; continuing it")
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeout)
-	defer cancel()
-	if err := d.Resume(ctx); err != nil {
-		d.log.Error("continuing the server left frozen", "error", err.Error())
-	}
+	_ = d.frozenMarker().Recover(d.log, d.cfg.Timeout, "frozen", d.Resume) // logged; the next thaw tries again
 }
 
 func (d *Driver) runningPID() (int, error) {
@@ -389,7 +382,7 @@ func (d *Driver) runningPID() (int, error) {
 // are stopped: a signal is delivered asynchronously, and the copy must not
 // begin while one of them can still write.
 func (d *Driver) freeze(ctx context.Context, postmaster int) error {
-	if err := os.WriteFile(d.frozenMarker(), []byte(strconv.Itoa(postmaster)+"\n"), 0o644); err != nil {
+	if err := d.frozenMarker().Set("postmaster " + strconv.Itoa(postmaster)); err != nil {
 		return fmt.Errorf("freeze %s: %w", d.cfg.Workload, err)
 	}
 	d.signalAll(postmaster, syscall.SIGSTOP)

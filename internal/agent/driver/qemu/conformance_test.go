@@ -17,8 +17,16 @@ import (
 // machines (software emulation, no guest OS: the firmware waits for a boot
 // disk, which is all the driver needs).
 func TestConformance(t *testing.T) {
-	drivertest.Run(t, func(t *testing.T) agent.Driver {
-		return NewTestVM(t)
+	drivertest.Run(t, func(t *testing.T) drivertest.Workload {
+		d := NewTestVM(t)
+		return drivertest.Workload{
+			Driver: d,
+			Reopen: func() (agent.Driver, error) { return qemu.New(d.Config()) },
+			Frozen: func(ctx context.Context) (bool, error) {
+				st, err := d.RunState(ctx)
+				return st == "paused", err
+			},
+		}
 	})
 }
 

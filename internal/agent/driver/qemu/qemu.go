@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/marker"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 )
 
@@ -65,7 +66,9 @@ type Config struct {
 	StateDir        string
 	ShutdownTimeout time.Duration
 	Timeout         time.Duration // for start and QMP commands
-	Logger          *slog.Logger
+	// User runs QEMU (a name or uid); required when the agent runs as root.
+	User   string
+	Logger *slog.Logger
 }
 
 // Driver operates one VM.
@@ -128,16 +131,10 @@ func New(cfg Config) (*Driver, error) {
 // pausedMarker exists from a QMP stop the driver sent to the next cont, so
 // an agent that died in between continues the VM when it starts again (a
 // VM paused by someone else is left alone).
-func (d *Driver) pausedMarker() string { return filepath.Join(d.cfg.StateDir, "paused-by-agent") }
+func (d *Driver) pausedMarker() marker.Marker { return marker.New(d.cfg.StateDir, "paused-by-agent") }
 
 func (d *Driver) thawLeftPaused() {
-	if _, err := os.Stat(d.pausedMarker()); err != nil {
-		return
-	}
-	d.log.Warn("the VM was left paused by an agent that stopped mid-backup; continuing it")
-	if err := d.setRunning(context.Background(), true); err != nil {
-		d.log.Error("continuing the VM left paused", "error", err.Error())
-	}
+	_ = d.pausedMarker().Recover(d.log, d.cfg.Timeout, "paused", d.Resume) // logged; the next thaw tries again
 }
 
 func (d *Driver) pidPath() string { return filepath.Join(d.cfg.StateDir, "qemu.pid") }
@@ -229,7 +226,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 		}
 		d.log.Info("vm stopped", "pid", pid)
 	}
-	_ = os.Remove(d.pausedMarker()) // a stopped VM is not paused
+	_ = d.pausedMarker().Clear() // a stopped VM is not paused
 	if err := os.Remove(d.pidPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("stop %s: %w", d.cfg.Workload, err)
 	}
@@ -277,7 +274,7 @@ func (d *Driver) setRunning(ctx context.Context, running bool) error {
 	}
 	if pid == 0 || !d.isOurVM(pid) {
 		if running {
-			_ = os.Remove(d.pausedMarker()) // nothing of ours to continue
+			_ = d.pausedMarker().Clear() // nothing of ours to continue
 			return nil
 		}
 		return fmt.Errorf("%s: the VM is not running on this node", d.cfg.Workload)
@@ -285,7 +282,7 @@ func (d *Driver) setRunning(ctx context.Context, running bool) error {
 	cmd, want := "stop", "paused"
 	if running {
 		cmd, want = "cont", "running"
-	} else if err := os.WriteFile(d.pausedMarker(), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	} else if err := d.pausedMarker().Set("qemu " + strconv.Itoa(pid)); err != nil {
 		return fmt.Errorf("%s: %w", d.cfg.Workload, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
@@ -306,7 +303,7 @@ func (d *Driver) setRunning(ctx context.Context, running bool) error {
 		return fmt.Errorf("%s: after QMP %s the VM is %q, want %q", d.cfg.Workload, cmd, st, want)
 	}
 	if running {
-		if err := os.Remove(d.pausedMarker()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := d.pausedMarker().Clear(); err != nil {
 			return fmt.Errorf("%s: %w", d.cfg.Workload, err)
 		}
 	}
