@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -26,7 +28,9 @@ func TestAccQEMUWorkload(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Fatal("qemu-system-x86_64 not found: install QEMU (Debian packages qemu-system-x86 and qemu-utils; .ci/run does)")
 	}
-	c := agenttest.Start(t, agenttest.Options{Nodes: 2, ExtraWorkloads: []string{"vm"}, ExtraConfig: `
+	// QEMU runs as an unprivileged user (nobody here), which must reach
+	// and write the image on the shared volume.
+	c := agenttest.Start(t, agenttest.Options{Nodes: 2, ExtraWorkloads: []string{"vm"}, Traversable: true, ExtraConfig: `
 workload "vm" {
   driver = "qemu"
   paths  = ["vms/vm"]
@@ -35,6 +39,7 @@ workload "vm" {
     memory           = "64M"
     accel            = "tcg"
     shutdown_timeout = "1s"
+    user             = "nobody"
   }
 }
 `})
@@ -47,6 +52,7 @@ workload "vm" {
 		t.Fatalf("qemu-img create: %v\n%s", err, out)
 	}
 	writeAt(t, image, 4<<20, bytes.Repeat([]byte("backed-up block "), 4096))
+	giveToNobody(t, filepath.Dir(image), image)
 	c.StartWorkload(t, "node-1", "vm")
 
 	repoDir := filepath.Join(t.TempDir(), "repo")
@@ -113,4 +119,20 @@ func readAt(t *testing.T, path string, off int64, n int) []byte {
 		t.Fatal(err)
 	}
 	return buf
+}
+
+// giveToNobody hands paths to the user nobody, whom the test's QEMU runs as.
+func giveToNobody(t *testing.T, paths ...string) {
+	t.Helper()
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -253,6 +253,24 @@ func (s settings) signal(name string, sig syscall.Signal) int {
 		fmt.Fprintf(s.stderr, "%s: signal pid %d: %v\n", name, pid, err)
 		return exitFailed
 	}
+	// A signal is delivered asynchronously: pause is done only once the
+	// process is stopped (a copy must not begin while it can still write).
+	want := sig == syscall.SIGSTOP
+	if !waitFor(s.wait, func() bool { return stopped(pid) == want || !IsRunProcess(pid) }) {
+		fmt.Fprintf(s.stderr, "%s: pid %d did not take the signal within %v\n", name, pid, s.wait)
+		return exitFailed
+	}
 	fmt.Fprintf(s.stdout, "%sd (pid %d)\n", name, pid)
 	return exitOK
+}
+
+// stopped reports whether pid is stopped by a signal (state T in
+// /proc/PID/stat, after the command name, which may hold spaces).
+func stopped(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't')
 }

@@ -117,3 +117,13 @@ func stat(pid int) (comm string, rest []string, ok bool) {
 	}
 	return string(data[open+1 : closing]), strings.Fields(string(data[closing+1:])), true
 }
+
+// Env returns pid's environment ("KEY=value" entries), or nil when it
+// cannot be read (no such process, or another user's without privilege).
+func Env(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil || len(data) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -50,11 +52,41 @@ func NewTestVM(t testing.TB) *qemu.Driver {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", filepath.Join(vmDir, "disk.qcow2"), "64M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img create: %v\n%s", err, out)
 	}
-	d, err := qemu.New(qemu.Config{Workload: "vm", Dir: vmDir, Disks: []string{"disk.qcow2"}, Memory: "64M", Accel: "tcg",
+	// QEMU runs unprivileged: as nobody when the test runs as root (as the
+	// agent does), which must reach and write the image.
+	user := ""
+	if os.Geteuid() == 0 {
+		user = TestUser
+		giveTo(t, TestUser, dir, vmDir, filepath.Join(vmDir, "disk.qcow2"))
+	}
+	d, err := qemu.New(qemu.Config{Workload: "vm", Dir: vmDir, Disks: []string{"disk.qcow2"}, Memory: "64M", Accel: "tcg", User: user,
 		StateDir: filepath.Join(dir, "state"), ShutdownTimeout: 500 * time.Millisecond, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Stop(context.Background()) })
 	return d
+}
+
+// TestUser is the unprivileged user tests run QEMU as.
+const TestUser = "nobody"
+
+// giveTo makes dir (the test's own temporary directory) searchable by all
+// and hands the other paths to user.
+func giveTo(t testing.TB, name, dir string, paths ...string) {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatalf("user %s: %v", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

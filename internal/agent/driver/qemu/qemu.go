@@ -18,6 +18,21 @@
 //
 // Stop asks the guest to power down (ACPI), waits ShutdownTimeout, then
 // quits QEMU (which flushes the images) and at last kills it.
+//
+// Confinement: QEMU runs as the configured unprivileged user (never root;
+// a root agent must name one), started as that user with its groups, a
+// minimal environment, and QEMU's seccomp sandbox
+// (-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny),
+// in the foreground of its own session (-daemonize would fork, which the
+// sandbox forbids). The agent creates the QMP socket in its private state
+// directory and hands QEMU the listening descriptor, so QEMU's user needs
+// no access there; its output goes to the log the agent opened. Before
+// each start the driver checks every disk image: the image and its whole
+// backing chain (and any external data file) must resolve inside the
+// workload's directory, name their formats (QEMU is told every format and
+// never probes one) and be usable by QEMU's user; anything else is refused
+// with the reason. The operator gives that user read and write access to
+// the images on every node (same uid everywhere).
 package qemu
 
 import (
@@ -26,6 +41,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -38,6 +54,7 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/marker"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/runas"
 )
 
 // Defaults for an unset Config field.
@@ -73,8 +90,11 @@ type Config struct {
 
 // Driver operates one VM.
 type Driver struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	user    runas.User          // QEMU's user
+	cred    *syscall.Credential // nil: the agent's own user
+	qemuImg string
 }
 
 // New checks cfg and creates the state directory.
@@ -124,6 +144,15 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("qemu workload %q: state directory %s is too long for a QMP socket path (107 bytes); use a shorter state_dir", cfg.Workload, cfg.StateDir)
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger.With("workload", cfg.Workload, "driver", "qemu")}
+	if d.user, err = qemuUser(cfg); err != nil {
+		return nil, err
+	}
+	if d.cred, err = d.user.Credential(); err != nil {
+		return nil, fmt.Errorf("qemu workload %q: %w", cfg.Workload, err)
+	}
+	if d.qemuImg, err = osexec.LookPath("qemu-img"); err != nil {
+		return nil, fmt.Errorf("qemu workload %q: qemu-img: %w; install it (Debian: qemu-utils): the driver checks disk images with it before starting", cfg.Workload, err)
+	}
 	d.thawLeftPaused()
 	return d, nil
 }
@@ -161,7 +190,10 @@ func (d *Driver) Status(ctx context.Context) (string, error) {
 	}
 }
 
-// Start boots the VM unless this node runs it already.
+// Start boots the VM unless this node runs it already. It first checks
+// every disk image (checkDisk), then starts QEMU as its user, sandboxed,
+// with the QMP socket the agent listens on handed over as a descriptor, and
+// returns once QEMU answers on it.
 func (d *Driver) Start(ctx context.Context) error {
 	if pid, err := d.recordedPID(); err != nil {
 		return err
@@ -170,44 +202,111 @@ func (d *Driver) Start(ctx context.Context) error {
 	}
 	_ = os.Remove(d.pidPath())
 	_ = os.Remove(d.qmpPath())
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
 	args := []string{
 		"-name", "guest=" + d.cfg.Workload,
 		"-machine", "accel=" + d.cfg.Accel,
 		"-m", d.cfg.Memory, "-smp", strconv.Itoa(d.cfg.CPUs),
 		"-display", "none", "-monitor", "none", "-serial", "null", "-parallel", "none",
-		"-qmp", "unix:" + d.qmpPath() + ",server=on,wait=off",
-		"-pidfile", d.pidPath(), "-daemonize",
-		"-D", d.logPath(),
+		"-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
+		"-sandbox", sandbox,
 	}
 	for i, disk := range d.cfg.Disks {
-		abs := filepath.Join(d.cfg.Dir, disk)
-		if _, err := os.Stat(abs); err != nil {
-			return fmt.Errorf("start %s: disk image %s: %w; create it (qemu-img create) or restore it", d.cfg.Workload, abs, err)
+		if err := d.checkDisk(ctx, disk); err != nil {
+			return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
 		}
+		abs := filepath.Join(d.cfg.Dir, disk)
 		// Writeback: guest writes reach the host's page cache, which the
 		// agent's copy reads; QMP stop flushes what QEMU itself holds.
 		// A comma in a value is written twice in QEMU's option syntax.
 		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,cache=writeback,node-name=disk%d", strings.ReplaceAll(abs, ",", ",,"), formatOf(disk), i))
 	}
 	args = append(args, d.cfg.ExtraArgs...)
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-	defer cancel()
-	cmd := osexec.CommandContext(ctx, d.cfg.Binary, args...)
-	cmd.Dir = d.cfg.StateDir
-	// Its own session: the daemonised VM outlives the agent.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("start %s: %s: %w\n%s", d.cfg.Workload, filepath.Base(d.cfg.Binary), err, out)
-	}
-	pid, err := d.recordedPID()
+
+	// The agent makes the QMP socket in its own (private) state directory
+	// and hands QEMU the listening descriptor: QEMU's user needs no access
+	// to the state directory, and only root (the agent) can connect.
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: d.qmpPath(), Net: "unix"})
 	if err != nil {
-		return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
+		return fmt.Errorf("start %s: QMP socket: %w", d.cfg.Workload, err)
 	}
-	if pid == 0 || !d.isOurVM(pid) {
-		return fmt.Errorf("start %s: QEMU daemonised but its pid file %s names no running VM; see %s", d.cfg.Workload, d.pidPath(), d.logPath())
+	l.SetUnlinkOnClose(false) // QEMU keeps listening on it
+	sock, err := l.File()
+	_ = l.Close()
+	if err != nil {
+		return fmt.Errorf("start %s: QMP socket: %w", d.cfg.Workload, err)
 	}
-	d.log.Info("vm started", "pid", pid)
+	defer sock.Close()
+	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("start %s: QEMU log: %w", d.cfg.Workload, err)
+	}
+	defer logFile.Close()
+
+	// Not bound to ctx: the VM outlives the request (and the agent).
+	cmd := osexec.Command(d.cfg.Binary, args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=" + d.user.Home, vmIDVar + "=" + d.pidPath()}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.ExtraFiles = []*os.File{sock} // descriptor 3
+	// Its own session, so signals to the agent's group do not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: d.cred}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %s: %w", d.cfg.Workload, d.cfg.Binary, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reaps it whenever it ends
+	fail := func(err error) error {
+		_ = cmd.Process.Kill()
+		_ = os.Remove(d.pidPath())
+		return fmt.Errorf("start %s: %w; QEMU log %s:\n%s", d.cfg.Workload, err, d.logPath(), tail(d.logPath()))
+	}
+	if err := writeFileAtomic(d.pidPath(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
+		return fail(fmt.Errorf("record pid: %w", err))
+	}
+	for {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		q, err := dialQMP(actx, d.qmpPath())
+		if err == nil {
+			_, err = q.status()
+			_ = q.Close()
+		}
+		acancel()
+		if err == nil {
+			break
+		}
+		select {
+		case werr := <-exited:
+			return fail(fmt.Errorf("QEMU exited before it answered on QMP (%v)", werr))
+		case <-ctx.Done():
+			return fail(fmt.Errorf("QEMU did not answer on QMP within %v: %w", d.cfg.Timeout, err))
+		case <-time.After(20 * time.Millisecond): // QEMU sends no notice when ready
+		}
+	}
+	d.log.Info("vm started", "pid", cmd.Process.Pid, "user", d.user.Name)
 	return nil
+}
+
+// vmIDVar, in QEMU's environment, names the pid record of the driver that
+// started it, so a recycled pid or another workload's VM is never taken for
+// this one.
+const vmIDVar = "CLUSTERGUARD_QEMU_PIDFILE"
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func tail(path string) string {
+	data, _ := os.ReadFile(path)
+	if len(data) > 2048 {
+		data = data[len(data)-2048:]
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // Stop powers the VM down: ACPI first, then QMP quit, then SIGKILL.
@@ -227,6 +326,7 @@ func (d *Driver) Stop(ctx context.Context) error {
 		d.log.Info("vm stopped", "pid", pid)
 	}
 	_ = d.pausedMarker().Clear() // a stopped VM is not paused
+	_ = os.Remove(d.qmpPath())
 	if err := os.Remove(d.pidPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("stop %s: %w", d.cfg.Workload, err)
 	}
@@ -352,9 +452,11 @@ func (d *Driver) recordedPID() (int, error) {
 }
 
 // isOurVM: pid is alive (not a zombie) and is the QEMU this driver started
-// (its command line names this node's pid file).
+// (its environment names this node's pid record; a QEMU of an earlier
+// version of the driver, which daemonised itself, named it on its command
+// line).
 func (d *Driver) isOurVM(pid int) bool {
-	return proc.Alive(pid) && slices.Contains(proc.Args(pid), d.pidPath())
+	return proc.Alive(pid) && (slices.Contains(proc.Env(pid), vmIDVar+"="+d.pidPath()) || slices.Contains(proc.Args(pid), d.pidPath()))
 }
 
 func (d *Driver) waitGone(ctx context.Context, pid int, timeout time.Duration) bool {

@@ -1,0 +1,131 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/runas"
+)
+
+// maxBackingDepth bounds a disk's backing chain; real chains are short.
+const maxBackingDepth = 16
+
+// imageInfo is what the driver reads of `qemu-img info --output=json`.
+type imageInfo struct {
+	Format              string `json:"format"`
+	BackingFilename     string `json:"backing-filename"`
+	FullBackingFilename string `json:"full-backing-filename"`
+	BackingFormat       string `json:"backing-filename-format"`
+	FormatSpecific      struct {
+		Data struct {
+			DataFile string `json:"data-file"`
+		} `json:"data"`
+	} `json:"format-specific"`
+}
+
+// checkDisk refuses a disk image that would make QEMU open a file outside
+// the workload's directory: the image itself through a symbolic link, a
+// backing file (qcow2 images name theirs, and a crafted one can name any
+// host file) or an external data file. It walks the chain one image at a
+// time with `qemu-img info` (which opens an image without its backing
+// file), run as QEMU's user, so no file outside is ever opened, not even
+// to look at it. Each backing file must name its format, so QEMU never
+// probes one. It also checks that QEMU's user can use every file of the
+// chain (read and write the disk, read its backing files).
+func (d *Driver) checkDisk(ctx context.Context, disk string) error {
+	root, err := filepath.EvalSymlinks(d.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("resolve the workload directory %s: %w", d.cfg.Dir, err)
+	}
+	path, format, access := filepath.Join(d.cfg.Dir, disk), formatOf(disk), uint32(runas.Read|runas.Write)
+	for depth := 0; ; depth++ {
+		if depth > maxBackingDepth {
+			return fmt.Errorf("disk %s: its backing chain is longer than %d images; commit it (qemu-img commit) into fewer", disk, maxBackingDepth)
+		}
+		real, err := inside(root, path)
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", disk, err)
+		}
+		if err := d.user.Can(real, access); err != nil {
+			return fmt.Errorf("disk %s: QEMU runs as %s (uid %d), who cannot use %s: %w; give %s access (chown or a group) on every node", disk, d.user.Name, d.user.UID, real, err, d.user.Name)
+		}
+		if format == "raw" {
+			return nil // a raw image names no other file
+		}
+		info, err := d.imageInfo(ctx, real, format)
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", disk, err)
+		}
+		if df := info.FormatSpecific.Data.DataFile; df != "" {
+			if !filepath.IsAbs(df) {
+				df = filepath.Join(filepath.Dir(real), df)
+			}
+			if _, err := inside(root, df); err != nil {
+				return fmt.Errorf("disk %s: image %s has an external data file: %w", disk, real, err)
+			}
+		}
+		if info.BackingFilename == "" {
+			return nil
+		}
+		backing := info.FullBackingFilename
+		if backing == "" {
+			backing = info.BackingFilename
+		}
+		if strings.HasPrefix(backing, "json:") || !filepath.IsAbs(backing) && strings.Contains(backing, ":") {
+			return fmt.Errorf("disk %s: image %s names the backing file %q, which is not a plain file path (a protocol or json: description); QEMU may only open files inside the workload directory %s", disk, real, backing, d.cfg.Dir)
+		}
+		if !filepath.IsAbs(backing) {
+			backing = filepath.Join(filepath.Dir(real), backing)
+		}
+		if info.BackingFormat == "" {
+			return fmt.Errorf("disk %s: image %s does not name the format of its backing file %s, so QEMU would guess it; record it with qemu-img rebase -u -b %s -F <qcow2|raw> %s", disk, real, backing, info.BackingFilename, real)
+		}
+		if info.BackingFormat != "qcow2" && info.BackingFormat != "raw" {
+			return fmt.Errorf("disk %s: image %s names a backing file of format %q; only qcow2 and raw are allowed", disk, real, info.BackingFormat)
+		}
+		path, format, access = backing, info.BackingFormat, runas.Read
+	}
+}
+
+// inside resolves path's symbolic links and returns the result if it is
+// root or below it.
+func inside(root, path string) (string, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w; create it (qemu-img create) or restore it", path, err)
+	}
+	rel, err := filepath.Rel(root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", fmt.Errorf("%s resolves to %s, outside the workload directory %s; QEMU opens only files of the workload: refused (copy the file into the workload directory, or qemu-img convert the chain into one image)", path, real, root)
+	}
+	return real, nil
+}
+
+// imageInfo runs qemu-img info on one image, without its backing file, as
+// QEMU's user and with the format given (no probing).
+func (d *Driver) imageInfo(ctx context.Context, path, format string) (imageInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	cmd := osexec.CommandContext(ctx, d.qemuImg, "info", "--output=json", "-f", format, path)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred, Setpgid: true}
+	out, err := cmd.Output()
+	if err != nil {
+		detail := ""
+		if ee, ok := err.(*osexec.ExitError); ok {
+			detail = strings.TrimSpace(string(ee.Stderr))
+		}
+		return imageInfo{}, fmt.Errorf("qemu-img info %s: %w %s", path, err, detail)
+	}
+	var info imageInfo
+	if err := json.Unmarshal(out, &info); err != nil {
+		return imageInfo{}, fmt.Errorf("qemu-img info %s: unreadable output: %w", path, err)
+	}
+	return info, nil
+}
