@@ -21,3 +21,32 @@ func TestParseConfigDriverUser(t *testing.T) {
 		t.Fatalf("config with an unknown exec user: %v, want an Unknown user error with its position", err)
 	}
 }
+
+func TestParseConfigQEMUUser(t *testing.T) {
+	e := newConfigEnv(t)
+	src := e.render(`node = "n2"
+listen = ":7420"
+shared_volume = "{{volume}}"
+token_file = "{{token}}"
+
+workload "vm" {
+  driver = "qemu"
+  paths  = ["vms/vm"]
+  qemu {
+    disks = ["root.qcow2"]
+    user  = "nobody"
+  }
+}
+`)
+	cfg, err := ParseConfig("agent.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Workloads[0].QEMU.User; got != "nobody" {
+		t.Fatalf("qemu user = %q, want nobody", got)
+	}
+	_, err = ParseConfig("agent.hcl", []byte(strings.Replace(src, `"nobody"`, `""`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "Empty user") {
+		t.Fatalf("config with an empty qemu user: %v, want an Empty user error", err)
+	}
+}
