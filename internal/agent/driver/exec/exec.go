@@ -167,8 +167,8 @@ func (d *Driver) Start(ctx context.Context) error { return d.action(ctx, Start) 
 // Stop runs the stop command; without one it does nothing. A stopped
 // workload is no longer quiesced or paused.
 func (d *Driver) Stop(ctx context.Context) error {
-	if err := d.action(ctx, Stop); err != nil {
-		return err
+	if err := d.action(ctx, Stop); err != nil || len(d.cfg.Commands[Stop]) == 0 {
+		return err // without a stop command nothing changed
 	}
 	return errors.Join(d.quiescedMarker().Clear(), d.pausedMarker().Clear())
 }
