@@ -26,7 +26,8 @@ func TestAccQEMUWorkload(t *testing.T) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Fatal("qemu-system-x86_64 not found: install QEMU (Debian packages qemu-system-x86 and qemu-utils; .ci/run does)")
 	}
-	c := agenttest.Start(t, agenttest.Options{Nodes: 2, ExtraWorkloads: []string{"vm"}, ExtraConfig: `
+	repo := testRepository(t)
+	c := agenttest.Start(t, agenttest.Options{Nodes: 2, Repositories: []agenttest.Repository{repo}, ExtraWorkloads: []string{"vm"}, ExtraConfig: `
 workload "vm" {
   driver = "qemu"
   paths  = ["vms/vm"]
@@ -38,7 +39,7 @@ workload "vm" {
   }
 }
 `})
-	e := &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db")}
+	e := &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db"), repoDir: repo.URL}
 	image := filepath.Join(c.SharedVolume, "vms", "vm", "disk.img")
 	if err := os.MkdirAll(filepath.Dir(image), 0o755); err != nil {
 		t.Fatal(err)
@@ -49,7 +50,7 @@ workload "vm" {
 	writeAt(t, image, 4<<20, bytes.Repeat([]byte("backed-up block "), 4096))
 	c.StartWorkload(t, "node-1", "vm")
 
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	backup := testAccBackupConfig(e, repoDir, `  workloads   = ["vm"]
   consistency = "application"`, `  triggers = { n = "1" }`)
 	restore := testAccRepoConfig(e, repoDir) + restoreJob(`  workloads = [{ name = "vm", target = "node", node = "node-2", on_conflict = "migrate" }]`)
