@@ -23,10 +23,10 @@ type RepositoryConfig struct {
 	PathStyle bool
 	Insecure  bool // plain http to the S3 endpoint
 	// AccessKeyID is not a secret on its own; the files below hold the secrets.
-	AccessKeyID     string
-	Password        Secret // contents of PasswordFile
-	SecretAccessKey Secret // contents of SecretAccessKeyFile
-	SessionToken    Secret // contents of SessionTokenFile
+	AccessKeyID                                         string
+	Password                                            Secret // contents of PasswordFile
+	SecretAccessKey                                     Secret // contents of SecretAccessKeyFile
+	SessionToken                                        Secret // contents of SessionTokenFile
 	PasswordFile, SecretAccessKeyFile, SessionTokenFile string
 	// Range is where the block is, for messages.
 	Range hcl.Range
