@@ -23,11 +23,14 @@ type RepositoryConfig struct {
 	PathStyle bool
 	Insecure  bool // plain http to the S3 endpoint
 	// AccessKeyID is not a secret on its own; the files below hold the secrets.
-	AccessKeyID                                         string
-	Password                                            Secret // contents of PasswordFile
-	SecretAccessKey                                     Secret // contents of SecretAccessKeyFile
-	SessionToken                                        Secret // contents of SessionTokenFile
-	PasswordFile, SecretAccessKeyFile, SessionTokenFile string
+	AccessKeyID     string
+	Password        Secret // contents of PasswordFile
+	SecretAccessKey Secret // contents of SecretAccessKeyFile
+	SessionToken    Secret // contents of SessionTokenFile
+
+	PasswordFile        string
+	SecretAccessKeyFile string
+	SessionTokenFile    string
 	// Range is where the block is, for messages.
 	Range hcl.Range
 }
