@@ -9,6 +9,10 @@
 //	c.MoveWorkload(t, "web", "node-1", "node-2")
 //	c.WaitWorkloadState(t, "node-1", "web", api.StateInactive, 10*time.Second)
 //
+// Agents open only the repositories their config defines, so a test that
+// backs up or restores lists its repositories up front (Options.Repositories,
+// name, URL and password); the repository itself may be created later.
+//
 // Everything it starts — agents and workload processes — is stopped by
 // t.Cleanup, and everything it writes lives under t.TempDir().
 package agenttest
