@@ -42,7 +42,7 @@ func (e *RepositoryNotOnNodesError) Error() string {
 }
 
 // repositoryIDTimeout bounds opening a repository only to learn its id.
-const repositoryIDTimeout = 30 * time.Second
+const repositoryIDTimeout = 15 * time.Second
 
 type knownRepositoryID struct {
 	url, endpoint, id string
@@ -56,25 +56,30 @@ func (e *Engine) rememberRepositoryID(r catalog.Repository, id string) {
 // repositoryID returns the id of a registered repository, opening it once
 // per engine to learn it. When the engine cannot open it, it returns ""
 // and agents check the name only; it is not an error here, since the
-// agents, not the engine, read and write the data of a run.
+// agents, not the engine, read and write the data of a run. The failure is
+// remembered too, so an unreachable bucket costs one timeout per engine,
+// not one per request.
 func (e *Engine) repositoryID(ctx context.Context, r catalog.Repository) string {
 	if v, ok := e.repoIDs.Load(r.Name); ok {
 		if k := v.(knownRepositoryID); k.url == r.URL && k.endpoint == r.Endpoint {
 			return k.id
 		}
 	}
+	unknown := func(err error) string {
+		e.log.WarnContext(ctx, "cannot open the repository to learn its id; agents check its name only", "repository", r.Name, "error", err.Error())
+		e.rememberRepositoryID(r, "")
+		return ""
+	}
 	ctx, cancel := context.WithTimeout(ctx, repositoryIDTimeout)
 	defer cancel()
 	be, err := location.Open(ctx, locationConfig(r))
 	if err != nil {
-		e.log.WarnContext(ctx, "cannot open the repository to learn its id; agents check its name only", "repository", r.Name, "error", err.Error())
-		return ""
+		return unknown(err)
 	}
 	defer be.Close()
 	repo, err := repository.Open(ctx, be, r.Password, repository.OpenOptions{Now: e.now})
 	if err != nil {
-		e.log.WarnContext(ctx, "cannot open the repository to learn its id; agents check its name only", "repository", r.Name, "error", err.Error())
-		return ""
+		return unknown(err)
 	}
 	defer repo.Close()
 	e.rememberRepositoryID(r, repo.ID())
