@@ -48,6 +48,8 @@ variable "repository_password" {
   ephemeral   = true
 }
 
+# Agents open only the repositories their config defines: make demo writes
+# a repository "demo" block with this directory and password into each one.
 resource "clusterguard_repository" "demo" {
   name     = "demo"
   url      = var.repository

@@ -74,8 +74,11 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.BackupRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+	if err := decodeStrict(w, r, &req); err != nil {
 		s.writeError(w, http.StatusBadRequest, CodeBadRequest, "the body must be a JSON backup request: "+err.Error())
+		return
+	}
+	if !s.checkRepository(w, req.Repository) {
 		return
 	}
 	if req.Consistency != api.ConsistencyApplication && req.Consistency != api.ConsistencyCrash {
@@ -102,6 +105,9 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, http.StatusConflict, CodeStaleEpoch, err.Error())
 			return
 		}
+		if s.writeRepositoryError(w, err) {
+			return
+		}
 		if r.Context().Err() == nil {
 			s.otherFailures.Add(1)
 		}
@@ -119,7 +125,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 
 	// Open the repository first: a wrong password or an unreachable bucket
 	// must fail before the workload is frozen.
-	repo, where, closeRepo, err := openRepository(ctx, req.Repository, s.now)
+	repo, where, closeRepo, err := s.openRepository(ctx, req.Repository, req.RepositoryID)
 	if err != nil {
 		return res, fmt.Errorf("backup of %s: %w", name, err)
 	}

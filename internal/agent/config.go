@@ -62,6 +62,7 @@ type Config struct {
 	TLS          *TLSConfig
 	LogLevel     slog.Level
 	Workloads    []WorkloadConfig
+	Repositories []RepositoryConfig // the only repositories the agent opens (config_repository.go)
 	// Warnings are problems that do not stop the agent (e.g. a token file others
 	// can read), each prefixed with its file position.
 	Warnings []string
@@ -177,6 +178,7 @@ var (
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"},
 			{Type: "workload", LabelNames: []string{"name"}},
+			{Type: "repository", LabelNames: []string{"name"}},
 		},
 	}
 	tlsSchema = &hcl.BodySchema{
@@ -389,6 +391,8 @@ func (p *configParser) parse(body hcl.Body) {
 					fmt.Sprintf("%q is not a usable workload name; use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name))
 			}
 			p.parseWorkload(block)
+		case "repository":
+			p.parseRepository(block)
 		}
 	}
 }

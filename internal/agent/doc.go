@@ -13,6 +13,14 @@
 //   - agent: this daemon. It is configured by an HCL file (see LoadConfig), keeps
 //     node-local state in its state directory and answers the engine; it enforces
 //     no cluster-wide rule (e.g. "active on one node at a time"), the engine does.
+//   - repository: where backups are stored (a directory or an S3 bucket),
+//     defined by a `repository "NAME"` block of the agent config with its URL,
+//     S3 settings and the files holding its password and keys (mode 0600). The
+//     agent opens no other repository: requests name a block and carry no
+//     URL or secret, so the token does not let a caller move data to or from
+//     a repository of their own. A request may carry the repository's id as
+//     the engine knows it; a block of that name that opens a repository with
+//     another id is refused (409 repository_mismatch).
 //   - workload: a service, database or virtual machine defined identically in the
 //     config of every node that may run it: a name, a driver, driver settings and
 //     data paths relative to the shared volume.
@@ -46,7 +54,7 @@
 // Run serves, over TLS when the config has a tls block (wire types in package api):
 //
 //	GET  /v1/health                          no token; liveness and agent version
-//	GET  /v1/node                            node facts, shared volume id, failure counters
+//	GET  /v1/node                            node facts, shared volume id, failure counters, repository names (ids once opened)
 //	GET  /v1/workloads                       every workload, probed in parallel
 //	GET  /v1/workloads/{name}                one workload
 //	POST /v1/workloads/{name}/{action}       start, stop, quiesce, thaw; state probed afterwards
@@ -70,7 +78,11 @@
 // repository does not re-read them either (E9).
 //
 // Every endpoint but health needs "Authorization: Bearer <token>" (401
-// "unauthorized" otherwise). Unknown workloads, actions and endpoints get 404
+// "unauthorized" otherwise). Backup, node-backup and restore bodies must
+// hold only their documented fields (400 "bad_request" for any other, such
+// as a "url" or "password") and name a configured repository (422
+// "unknown_repository", listing the configured ones, before any workload is
+// frozen). Unknown workloads, actions and endpoints get 404
 // "not_found"; a failing driver command 502 "driver_failed" with the command,
 // its exit code and the tail of its output. Actions on one workload run one at
 // a time. The actual listen address is logged and written to

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,8 +23,11 @@ const nodeViewMirror = "@node-view"
 // every listed workload frozen for the copy (E6, extract_at = "restore").
 func (s *Server) nodeBackup(w http.ResponseWriter, r *http.Request) {
 	var req api.NodeBackupRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+	if err := decodeStrict(w, r, &req); err != nil {
 		s.writeError(w, http.StatusBadRequest, CodeBadRequest, "the body must be a JSON node backup request: "+err.Error())
+		return
+	}
+	if !s.checkRepository(w, req.Repository) {
 		return
 	}
 	if req.Consistency != api.ConsistencyApplication && req.Consistency != api.ConsistencyCrash {
@@ -75,6 +77,7 @@ func (s *Server) nodeBackup(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &stale):
 		s.writeError(w, http.StatusConflict, CodeStaleEpoch, err.Error())
+	case s.writeRepositoryError(w, err):
 	default:
 		s.otherFailures.Add(1)
 		s.logger.Warn("node backup failed", "run", req.RunID, "error", err)
@@ -84,7 +87,7 @@ func (s *Server) nodeBackup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.NodeBackupRequest) (api.NodeBackupResult, error) {
 	res := api.NodeBackupResult{Node: s.cfg.Node, Epoch: req.Epoch, StunMS: map[string]int64{}, StartedAt: s.now().UTC()}
-	repo, where, closeRepo, err := openRepository(ctx, req.Repository, s.now)
+	repo, where, closeRepo, err := s.openRepository(ctx, req.Repository, req.RepositoryID)
 	if err != nil {
 		return res, fmt.Errorf("node backup: %w", err)
 	}

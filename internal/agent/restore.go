@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,8 +38,11 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.RestoreRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+	if err := decodeStrict(w, r, &req); err != nil {
 		s.writeError(w, http.StatusBadRequest, CodeBadRequest, "the body must be a JSON restore request: "+err.Error())
+		return
+	}
+	if !s.checkRepository(w, req.Repository) {
 		return
 	}
 	if err := s.validateRestore(wl, &req); err != nil {
@@ -79,6 +81,7 @@ func (s *Server) writeRestoreResult(w http.ResponseWriter, r *http.Request, wl *
 		s.writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &stale):
 		s.writeError(w, http.StatusConflict, CodeStaleEpoch, err.Error())
+	case s.writeRepositoryError(w, err):
 	case errors.Is(err, repository.ErrDamaged) || errors.Is(err, repository.ErrSnapshotNotFound) || errors.Is(err, repository.ErrFileNotFound):
 		s.writeError(w, http.StatusUnprocessableEntity, CodeDamaged, err.Error())
 	default:
@@ -138,7 +141,7 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	name := wl.cfg.Name
 	res := api.RestoreResult{Workload: name, Node: s.cfg.Node, Epoch: req.Epoch, StartedAt: s.now().UTC()}
 	log := s.logger.With("workload", name, "operation", req.OperationID, "epoch", req.Epoch)
-	repo, _, closeRepo, err := openRepository(ctx, req.Repository, s.now)
+	repo, _, closeRepo, err := s.openRepository(ctx, req.Repository, req.RepositoryID)
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: %w", name, err)
 	}

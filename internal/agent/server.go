@@ -46,6 +46,7 @@ type Server struct {
 	names     []string // config order
 	workloads map[string]*workload
 	fence     *Fence
+	repoIDs   sync.Map // repository name -> id, once opened (repoaccess.go)
 
 	authFailures  atomic.Int64
 	driverErrors  atomic.Int64
@@ -144,6 +145,7 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("cannot read the shared volume's id; is the volume still mounted?", "shared_volume", s.cfg.SharedVolume, "error", err)
 	}
 	facts.Failures = s.Failures()
+	facts.Repositories = s.repositoryFacts()
 	s.writeJSON(w, http.StatusOK, facts)
 }
 

@@ -76,6 +76,9 @@ func (e *Engine) RunBackup(ctx context.Context, o RunOptions) (RunReport, error)
 	if err != nil {
 		return RunReport{}, fmt.Errorf("protection group %q: cluster %q: %w", g.Name, g.Cluster, err)
 	}
+	if err := checkRepositoryOnNodes(status, repo, e.repositoryID(ctx, repo)); err != nil {
+		return RunReport{}, fmt.Errorf("protection group %q: %w", g.Name, err)
+	}
 	if o.RunID == "" {
 		o.RunID = newRunID(e.now())
 	}
@@ -338,7 +341,7 @@ func (r *runner) backupNodeView(ctx context.Context, cl AgentClient, node, phase
 	e := r.e
 	started := e.now().UTC()
 	res, err := cl.NodeBackup(ctx, api.NodeBackupRequest{
-		Epoch: epoch, Repository: repositoryAccess(r.repo), Consistency: r.g.Consistency,
+		Epoch: epoch, Repository: r.repo.Name, RepositoryID: e.repositoryID(ctx, r.repo), Consistency: r.g.Consistency,
 		StunTimeoutMS: r.o.StunTimeout.Milliseconds(), Workloads: todo, Cluster: r.g.Cluster, Group: r.g.Name,
 		RunID: r.run_.ID, Tags: r.o.Tags,
 	})
@@ -380,7 +383,8 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 	}
 	res, err := cl.Backup(ctx, w, api.BackupRequest{
 		Epoch:         epoch,
-		Repository:    repositoryAccess(r.repo),
+		Repository:    r.repo.Name,
+		RepositoryID:  e.repositoryID(ctx, r.repo),
 		Consistency:   r.g.Consistency,
 		StunTimeoutMS: r.o.StunTimeout.Milliseconds(),
 		Cluster:       r.g.Cluster,
@@ -461,14 +465,6 @@ func (r *runner) finish(ctx context.Context, fatal error) (RunReport, error) {
 	rep.Run = r.run_
 	e.log.InfoContext(ctx, "backup run finished", "run", r.run_.ID, "status", r.run_.Status, "captured", len(r.captured), "missing", len(rep.Missing))
 	return rep, nil
-}
-
-func repositoryAccess(r catalog.Repository) api.RepositoryAccess {
-	return api.RepositoryAccess{
-		URL: r.URL, Endpoint: r.Endpoint, Region: r.Region, AccessKeyID: r.AccessKeyID,
-		SecretAccessKey: r.SecretAccessKey, SessionToken: r.SessionToken, PathStyle: r.PathStyle,
-		Insecure: r.Insecure, Password: r.Password,
-	}
 }
 
 // GetRun returns a run and its steps.

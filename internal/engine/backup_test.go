@@ -77,7 +77,8 @@ func (a *fakeAgent) Node(context.Context) (api.NodeFacts, error) {
 	if err := a.unreachable(); err != nil {
 		return api.NodeFacts{}, err
 	}
-	return api.NodeFacts{Name: a.node, AgentVersion: "test", CPUCount: 2, MemFreeBytes: 1 << 30, SharedVolume: "/vol", SharedVolumeID: "v1"}, nil
+	return api.NodeFacts{Name: a.node, AgentVersion: "test", CPUCount: 2, MemFreeBytes: 1 << 30, SharedVolume: "/vol", SharedVolumeID: "v1",
+		Repositories: []api.RepositoryFact{{Name: "r"}}}, nil
 }
 
 func (a *fakeAgent) Workloads(context.Context) (api.WorkloadList, error) {

@@ -40,6 +40,8 @@ type Engine struct {
 
 	randMu sync.Mutex
 	rand   *rand.Rand
+
+	repoIDs sync.Map // repository name -> knownRepositoryID (repotrust.go)
 }
 
 // New returns an engine over the given store and agent dialer.

@@ -27,7 +27,11 @@ func BenchmarkFederatedBackup(b *testing.B) {
 	for i := range nodes * perNode {
 		names = append(names, fmt.Sprintf("w%02d", i))
 	}
-	c := agenttest.Start(b, agenttest.Options{Nodes: nodes, Workloads: names})
+	// Agents open only the repository their config names; each iteration
+	// starts a fresh one at the same place.
+	repoDir := filepath.Join(b.TempDir(), "repo")
+	c := agenttest.Start(b, agenttest.Options{Nodes: nodes, Workloads: names,
+		Repositories: []agenttest.Repository{{Name: "r", URL: repoDir, Password: "bench"}}})
 	for i, w := range names {
 		dir := filepath.Join(c.SharedVolume, "apps", w)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -53,7 +57,9 @@ func BenchmarkFederatedBackup(b *testing.B) {
 				if _, err := eng.RegisterCluster(ctx, ClusterSpec{Name: "bench", SharedVolume: c.SharedVolume, Nodes: c.Endpoints(), MasterPolicy: MasterRandom, JoinOrder: JoinParallel}); err != nil {
 					b.Fatal(err)
 				}
-				repoDir := filepath.Join(b.TempDir(), "repo")
+				if err := os.RemoveAll(repoDir); err != nil {
+					b.Fatal(err)
+				}
 				if _, err := eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "bench"}); err != nil {
 					b.Fatal(err)
 				}

@@ -185,8 +185,12 @@ func (e *Engine) PutGroup(ctx context.Context, g catalog.ProtectionGroup) error 
 	if _, err := e.store.GetCluster(ctx, g.Cluster); err != nil {
 		return fmt.Errorf("protection group %q: cluster %q: %w", g.Name, g.Cluster, err)
 	}
-	if _, err := e.store.GetRepository(ctx, g.Repository); err != nil {
+	repo, err := e.store.GetRepository(ctx, g.Repository)
+	if err != nil {
 		return fmt.Errorf("protection group %q: repository %q: %w", g.Name, g.Repository, err)
+	}
+	if err := e.checkGroupRepository(ctx, g, repo); err != nil {
+		return err
 	}
 	now := e.now().UTC()
 	g.CreatedAt, g.UpdatedAt = now, now

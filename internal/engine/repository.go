@@ -71,6 +71,7 @@ func (e *Engine) RegisterRepository(ctx context.Context, r catalog.Repository) (
 		e.log.InfoContext(ctx, "attached to existing repository", "repository", r.Name, "location", be.Location())
 	}
 	defer repo.Close()
+	e.rememberRepositoryID(r, repo.ID())
 	snaps, err := repo.Snapshots(ctx, repository.SnapshotFilter{})
 	if err != nil {
 		return RepositoryInfo{}, fmt.Errorf("listing snapshots of repository %q: %w", r.Name, err)
@@ -110,6 +111,7 @@ func (e *Engine) OpenRepository(ctx context.Context, name string) (*repository.R
 		be.Close()
 		return nil, nil, fmt.Errorf("opening repository %q at %s: %w", r.Name, be.Location(), err)
 	}
+	e.rememberRepositoryID(r, repo.ID())
 	return repo, func() { repo.Close(); be.Close() }, nil
 }
 
@@ -120,6 +122,7 @@ func (e *Engine) UnregisterRepository(ctx context.Context, name string, destroyD
 	if err != nil {
 		return err
 	}
+	e.repoIDs.Delete(name)
 	if destroyData {
 		be, err := location.Open(ctx, locationConfig(r))
 		if err != nil {

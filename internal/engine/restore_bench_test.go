@@ -27,7 +27,9 @@ func BenchmarkRestoreWorkload(b *testing.B) {
 	if err != nil {
 		b.Fatal("restic is not installed: run `make bench` (it installs restic and borgbackup) or apt-get install restic")
 	}
-	c := agenttest.Start(b, agenttest.Options{Nodes: 1, Workloads: []string{"vm"}})
+	work := b.TempDir()
+	c := agenttest.Start(b, agenttest.Options{Nodes: 1, Workloads: []string{"vm"},
+		Repositories: []agenttest.Repository{{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench"}}})
 	dataDir := filepath.Join(c.SharedVolume, "apps", "vm")
 	const size = 1 << 30
 	writeImage(b, filepath.Join(dataDir, "disk.img"), size)
@@ -46,7 +48,6 @@ func BenchmarkRestoreWorkload(b *testing.B) {
 	}
 	_, err = eng.RegisterCluster(ctx, ClusterSpec{Name: "bench", SharedVolume: c.SharedVolume, Nodes: c.Endpoints(), MasterPolicy: MasterRandom, JoinOrder: JoinParallel})
 	must(err)
-	work := b.TempDir()
 	_, err = eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench"})
 	must(err)
 	must(eng.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "bench", Repository: "r", Workloads: []string{"vm"},

@@ -224,7 +224,7 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	if err != nil {
 		return fail(err)
 	}
-	req := api.RestoreRequest{OperationID: opID, Repository: repositoryAccess(repo), SnapshotID: SnapshotOf(p.RecoveryPoint),
+	req := api.RestoreRequest{OperationID: opID, Repository: repo.Name, RepositoryID: e.repositoryID(ctx, repo), SnapshotID: SnapshotOf(p.RecoveryPoint),
 		Verify: s.Verify, Files: w.Files, Destination: w.DestinationPath}
 	// Inspect before anything is stopped or written (M8): a damaged
 	// recovery point must cost neither data nor downtime.

@@ -20,7 +20,7 @@ func TestAccRecoveryPointsAndFileVersions(t *testing.T) {
 	e := newTestEnvWith(t, 2, map[string]string{"CLUSTERGUARD_TESTWORKLOAD_FLUSH_EVERY": "1"}, "web")
 	e.writeData(t, "web", "config.yml", "listen: 8080\n")
 	e.cluster.StartWorkload(t, "node-1", "web")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	group := `  workloads = ["web"]`
 	sources := `
 data "clusterguard_recovery_points" "web" {

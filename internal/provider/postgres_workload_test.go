@@ -33,7 +33,8 @@ func TestAccPostgresWorkload(t *testing.T) {
 		t.Fatal("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin or on PATH: install the postgresql package (.ci/run does)")
 	}
 	port := freeTCPPort(t)
-	c := agenttest.Start(t, agenttest.Options{Nodes: 2, Traversable: true, ExtraWorkloads: []string{"db"}, ExtraConfig: fmt.Sprintf(`
+	repo := testRepository(t)
+	c := agenttest.Start(t, agenttest.Options{Nodes: 2, Repositories: []agenttest.Repository{repo}, Traversable: true, ExtraWorkloads: []string{"db"}, ExtraConfig: fmt.Sprintf(`
 workload "db" {
   driver = "postgresql"
   paths  = ["db/data"]
@@ -43,7 +44,7 @@ workload "db" {
   }
 }
 `, port)})
-	e := &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db")}
+	e := &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db"), repoDir: repo.URL}
 	setup, err := postgresql.New(postgresql.Config{Workload: "db", DataDir: filepath.Join(c.SharedVolume, "db", "data"), Port: port,
 		StateDir: t.TempDir()})
 	if err != nil {
@@ -57,7 +58,7 @@ workload "db" {
 	pgExec(t, db, "CREATE TABLE orders (id int PRIMARY KEY, item text)")
 	pgExec(t, db, "INSERT INTO orders SELECT n, 'item ' || n FROM generate_series(1, 1000) n")
 
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	backup := testAccBackupConfig(e, repoDir, `  workloads   = ["db"]
   consistency = "application"`, `  triggers = { n = "1" }`)
 	restore := testAccRepoConfig(e, repoDir) + restoreJob(`  workloads = [{ name = "db", target = "node", node = "node-2", on_conflict = "migrate" }]`)

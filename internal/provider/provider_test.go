@@ -47,6 +47,15 @@ func testAccPreCheck(t *testing.T) {
 type testEnv struct {
 	cluster *agenttest.Cluster
 	catalog string
+	// repoDir is the repository "repo" the agents are configured for (they
+	// open no other); testAccBackupConfig registers it.
+	repoDir string
+}
+
+// testRepository is the repository block every test cluster's agents get:
+// name and password as testAccBackupConfig registers them.
+func testRepository(t *testing.T) agenttest.Repository {
+	return agenttest.Repository{Name: "repo", URL: filepath.Join(t.TempDir(), "repo"), Password: testRepoPassword}
 }
 
 func newTestEnv(t *testing.T, nodes int, workloads ...string) *testEnv {
@@ -58,8 +67,9 @@ func newTestEnv(t *testing.T, nodes int, workloads ...string) *testEnv {
 func newTestEnvWith(t *testing.T, nodes int, env map[string]string, workloads ...string) *testEnv {
 	t.Helper()
 	testAccPreCheck(t)
-	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env})
-	return &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db")}
+	repo := testRepository(t)
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env, Repositories: []agenttest.Repository{repo}})
+	return &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db"), repoDir: repo.URL}
 }
 
 // providerBlock configures the provider for this environment.

@@ -30,7 +30,8 @@ func TestAccQEMUWorkload(t *testing.T) {
 	}
 	// QEMU runs as an unprivileged user (nobody here), which must reach
 	// and write the image on the shared volume.
-	c := agenttest.Start(t, agenttest.Options{Nodes: 2, ExtraWorkloads: []string{"vm"}, Traversable: true, ExtraConfig: `
+	repo := testRepository(t)
+	c := agenttest.Start(t, agenttest.Options{Nodes: 2, Repositories: []agenttest.Repository{repo}, ExtraWorkloads: []string{"vm"}, Traversable: true, ExtraConfig: `
 workload "vm" {
   driver = "qemu"
   paths  = ["vms/vm"]
@@ -43,7 +44,7 @@ workload "vm" {
   }
 }
 `})
-	e := &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db")}
+	e := &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db"), repoDir: repo.URL}
 	image := filepath.Join(c.SharedVolume, "vms", "vm", "disk.img")
 	if err := os.MkdirAll(filepath.Dir(image), 0o755); err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ workload "vm" {
 	giveToNobody(t, filepath.Dir(image), image)
 	c.StartWorkload(t, "node-1", "vm")
 
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	backup := testAccBackupConfig(e, repoDir, `  workloads   = ["vm"]
   consistency = "application"`, `  triggers = { n = "1" }`)
 	restore := testAccRepoConfig(e, repoDir) + restoreJob(`  workloads = [{ name = "vm", target = "node", node = "node-2", on_conflict = "migrate" }]`)

@@ -292,6 +292,9 @@ func diagRun(group string, err error) diag.Diagnostics {
 	if _, ok := engine.AsValidation(err); ok {
 		return diagValidation(err)
 	}
+	if diags, ok := diagRepositoryNotOnNodes("group", err); ok {
+		return diags
+	}
 	var diags diag.Diagnostics
 	if isNotFound(err) {
 		diags.AddAttributeError(path.Root("group"), "Protection Group Not Found",

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -131,7 +130,7 @@ func TestAccBackupRun_federated(t *testing.T) {
 	e.cluster.StartWorkload(t, "node-1", "web")
 	e.cluster.StartWorkload(t, "node-2", "db")
 	e.cluster.StartWorkload(t, "node-3", "app")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	clock := newTestClock()
 	group := `  selector = { name_regex = ".*" }
   rpo      = "1h"
@@ -248,7 +247,7 @@ func TestAccBackupRun_migrationAndNodeLoss(t *testing.T) {
 	e.cluster.StartWorkload(t, "node-1", "web")
 	e.cluster.StartWorkload(t, "node-2", "db")
 	e.cluster.StartWorkload(t, "node-3", "app")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	// Fixed master node-1, master_last: order node-2, node-3, node-1.
 	clusterExtra := `  master_policy = "fixed"
   master_node   = "node-1"`

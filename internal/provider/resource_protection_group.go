@@ -570,6 +570,9 @@ func diagGroup(name string, err error) diag.Diagnostics {
 	if _, ok := engine.AsValidation(err); ok {
 		return diagValidation(err)
 	}
+	if diags, ok := diagRepositoryNotOnNodes("repository", err); ok {
+		return diags
+	}
 	var diags diag.Diagnostics
 	if isNotFound(err) {
 		diags.AddError("Protection Group Reference Not Found",

@@ -47,7 +47,7 @@ func (r *repositoryResource) Schema(ctx context.Context, _ resource.SchemaReques
 			"to it directly. Destroy keeps the data unless `force_destroy = true`.",
 		Attributes: map[string]schema.Attribute{
 			"id":   idAttribute("The repository name."),
-			"name": catalogNameReplacing("Repository name, unique in the catalog. Changing it replaces the registration (not the data)."),
+			"name": catalogNameReplacing("Repository name, unique in the catalog. Agents open only the repositories their own config defines: every node's agent config needs a `repository \"<name>\"` block with this name, the same location and the password in a file. Changing it replaces the registration (not the data)."),
 			"url": schema.StringAttribute{
 				MarkdownDescription: "Where the repository lives: an absolute directory path reachable from every node (e.g. on the shared volume or an NFS mount), or `s3://bucket/prefix`.",
 				Required:            true,

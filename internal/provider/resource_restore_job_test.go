@@ -180,7 +180,7 @@ func TestAccRestoreJob(t *testing.T) {
 	e.cluster.StartWorkload(t, "node-1", "web")
 	e.cluster.StartWorkload(t, "node-2", "app")
 	e.cluster.StartWorkload(t, "node-3", "db")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	group := `  workloads = ["web", "app", "db"]`
 	base1 := testAccBackupConfig(e, repoDir, group, `  triggers = { n = "1" }`)
 	base2 := testAccBackupConfig(e, repoDir, group, `  triggers = { n = "2" }`)
@@ -331,7 +331,7 @@ func TestAccRestoreJob_damaged(t *testing.T) {
 	e.writeData(t, "web", "marker", "v1")
 	e.writeData(t, "web", "big.bin", randomText(3<<20))
 	e.cluster.StartWorkload(t, "node-1", "web")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	backup := testAccBackupConfig(e, repoDir, `  workloads = ["web"]`, `  triggers = { n = "1" }`)
 	base := testAccRepoConfig(e, repoDir)
 	resource.Test(t, resource.TestCase{
@@ -398,7 +398,7 @@ func TestAccRestoreJob_resume(t *testing.T) {
 	e := newTestEnv(t, 2, "web", "app")
 	e.cluster.StartWorkload(t, "node-1", "web")
 	e.cluster.StartWorkload(t, "node-2", "app")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	backup := testAccBackupConfig(e, repoDir, `  workloads = ["web", "app"]`, `  triggers = { n = "1" }`)
 	base := testAccRepoConfig(e, repoDir)
 	crash := true
@@ -497,7 +497,7 @@ func TestAccExtractAtRestore(t *testing.T) {
 	e.cluster.StartWorkload(t, "node-1", "web")
 	e.cluster.StartWorkload(t, "node-1", "app")
 	e.cluster.StartWorkload(t, "node-2", "db")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	backup := testAccBackupConfig(e, repoDir, `  workloads  = ["web", "app", "db"]
   extract_at = "restore"`, `  triggers = { n = "1" }`) + `
 data "clusterguard_file_versions" "app" {

@@ -40,7 +40,7 @@ terraform {
     clusterguard = { source = "clusterguard/clusterguard" }
   }
 }
-` + testAccBackupConfig(e, filepath.Join(t.TempDir(), "repo"), `  workloads = ["web", "app"]`, `  triggers = { n = "1" }`)
+` + testAccBackupConfig(e, e.repoDir, `  workloads = ["web", "app"]`, `  triggers = { n = "1" }`)
 	tf.apply(t, backup)
 	e.writeData(t, "web", "marker", "web-v2")
 	e.writeData(t, "app", "marker", "app-v2")

@@ -17,6 +17,10 @@ mkdir -p "$DEMO/shared"
 umask 077
 TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$TOKEN" > "$DEMO/agent.token"
+# Agents open only the repositories their config defines, so the demo
+# repository's password is known before they start (the file is 0600: umask).
+REPO_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$REPO_PASSWORD" > "$DEMO/repository.password"
 
 for i in 1 2 3; do
   node="node-$i"
@@ -28,6 +32,11 @@ listen        = "127.0.0.1:0"
 shared_volume = "$DEMO/shared"
 state_dir     = "$DEMO/$node"
 token_file    = "$DEMO/agent.token"
+
+repository "demo" {
+  url           = "$DEMO/repository"
+  password_file = "$DEMO/repository.password"
+}
 HCL
     for w in "${WORKLOADS[@]}"; do
       cat <<HCL
@@ -95,8 +104,7 @@ provider_installation {
 RC
 
 export TF_CLI_CONFIG_FILE=$DEMO/terraformrc CLUSTERGUARD_AGENT_TOKEN=$TOKEN
-export TF_VAR_repository_password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-printf '%s\n' "$TF_VAR_repository_password" > "$DEMO/repository.password"
+export TF_VAR_repository_password=$REPO_PASSWORD
 cd "$QS"
 terraform apply -auto-approve -input=false
 echo

@@ -1,4 +1,10 @@
-# A repository in a directory every node can reach (here: NFS).
+# A repository in a directory every node can reach (here: NFS). Every
+# node's agent config needs a block of the same name, e.g.
+#   repository "nfs" {
+#     url           = "/mnt/backup/clusterguard"
+#     password_file = "/etc/clusterguard/nfs.password"
+#   }
+# agents open no repository their config does not define.
 resource "clusterguard_repository" "nfs" {
   name     = "nfs"
   url      = "/mnt/backup/clusterguard"

@@ -9,6 +9,10 @@
 //	c.MoveWorkload(t, "web", "node-1", "node-2")
 //	c.WaitWorkloadState(t, "node-1", "web", api.StateInactive, 10*time.Second)
 //
+// Agents open only the repositories their config defines, so a test that
+// backs up or restores lists its repositories up front (Options.Repositories,
+// name, URL and password); the repository itself may be created later.
+//
 // Everything it starts — agents and workload processes — is stopped by
 // t.Cleanup, and everything it writes lives under t.TempDir().
 package agenttest
@@ -121,6 +125,19 @@ type Options struct {
 	// Traversable makes the directories above the shared volume reachable
 	// by every user (0755), for workloads that run as their own user.
 	Traversable bool
+	// Repositories are written as repository blocks into every agent's
+	// config: agents open no other repository, so a test that backs up or
+	// restores names its repository here, before the agents start. The
+	// repository need not exist yet (the engine initialises it).
+	Repositories []Repository
+}
+
+// Repository is a repository block of the agents' config; its password is
+// written to a 0600 file the block names.
+type Repository struct {
+	Name     string
+	URL      string
+	Password string
 }
 
 // Cluster is a running test cluster.
@@ -181,6 +198,10 @@ func Start(t testing.TB, o Options) *Cluster {
 		must(t, os.MkdirAll(c.WorkloadDataDir(w), 0o755))
 	}
 	must(t, os.WriteFile(c.TokenFile, []byte(c.Token+"\n"), 0o600))
+	for _, r := range o.Repositories {
+		must(t, os.MkdirAll(filepath.Dir(c.passwordFile(r)), 0o700))
+		must(t, os.WriteFile(c.passwordFile(r), []byte(r.Password+"\n"), 0o600))
+	}
 	if o.TLS {
 		cert, key := writeSelfSigned(t, filepath.Join(dir, "tls"))
 		c.CAFile, c.tlsFiles = cert, &[2]string{cert, key}
@@ -435,6 +456,9 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 	if c.tlsFiles != nil {
 		fmt.Fprintf(&b, "tls {\n  cert_file = %q\n  key_file  = %q\n}\n", c.tlsFiles[0], c.tlsFiles[1])
 	}
+	for _, r := range c.opts.Repositories {
+		fmt.Fprintf(&b, "\nrepository %q {\n  url           = %q\n  password_file = %q\n}\n", r.Name, r.URL, c.passwordFile(r))
+	}
 	for _, w := range c.opts.Workloads {
 		fmt.Fprintf(&b, "\nworkload %q {\n  driver = \"exec\"\n  paths  = [%q]\n  exec {\n", w, "apps/"+w)
 		for _, cmd := range []string{agent.ActionStatus, agent.ActionStart, agent.ActionStop, agent.ActionQuiesce, agent.ActionThaw, agent.ActionPause, agent.ActionResume} {
@@ -457,6 +481,11 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 	}
 	b.WriteString(c.opts.ExtraConfig)
 	return b.String()
+}
+
+// passwordFile is where the password of repository r is written.
+func (c *Cluster) passwordFile(r Repository) string {
+	return filepath.Join(c.Dir, "repositories", r.Name+".password")
 }
 
 // shutdown stops every workload process and every agent the cluster started.

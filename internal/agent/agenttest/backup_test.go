@@ -15,7 +15,8 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload"
 )
 
-func newRepo(t *testing.T) api.RepositoryAccess {
+// newRepo initialises a repository for a cluster's Options.Repositories.
+func newRepo(t *testing.T) Repository {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "repo")
 	be, err := local.Create(dir)
@@ -27,13 +28,14 @@ func newRepo(t *testing.T) api.RepositoryAccess {
 		t.Fatal(err)
 	}
 	repo.Close()
-	return api.RepositoryAccess{URL: dir, Password: "pw"}
+	return Repository{Name: "main", URL: dir, Password: "pw"}
 }
 
 // An agent holding an old epoch is refused when it tries to write, once
 // another node was made coordinator (E3 fencing, over real processes).
 func TestOldEpochRefusedAfterAnotherNodeClaims(t *testing.T) {
-	c := Start(t, Options{Nodes: 2, Workloads: []string{"web"}})
+	repo := newRepo(t)
+	c := Start(t, Options{Nodes: 2, Workloads: []string{"web"}, Repositories: []Repository{repo}})
 	c.StartWorkload(t, "node-1", "web")
 	ctx := context.Background()
 	n1, n2 := c.Client(t, "node-1"), c.Client(t, "node-2")
@@ -43,7 +45,7 @@ func TestOldEpochRefusedAfterAnotherNodeClaims(t *testing.T) {
 	if _, err := n2.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: "c", Epoch: 2}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := n1.Backup(ctx, "web", api.BackupRequest{Epoch: 1, Repository: newRepo(t), Consistency: api.ConsistencyApplication, Cluster: "c", Group: "g", RunID: "r"})
+	_, err := n1.Backup(ctx, "web", api.BackupRequest{Epoch: 1, Repository: repo.Name, Consistency: api.ConsistencyApplication, Cluster: "c", Group: "g", RunID: "r"})
 	if !client.IsStaleEpoch(err) || !strings.Contains(err.Error(), "node-2 has since claimed epoch 2") {
 		t.Fatalf("backup with the old epoch: %v, want stale_epoch naming node-2", err)
 	}
@@ -55,7 +57,8 @@ func TestOldEpochRefusedAfterAnotherNodeClaims(t *testing.T) {
 // The agent releases a workload itself when the stun deadline passes, and
 // refuses to store the copy made past it as consistent.
 func TestStunDeadlineReleasesTheWorkload(t *testing.T) {
-	c := Start(t, Options{Nodes: 1, Workloads: []string{"web"}})
+	repo := newRepo(t)
+	c := Start(t, Options{Nodes: 1, Workloads: []string{"web"}, Repositories: []Repository{repo}})
 	dir := c.WorkloadDataDir("web")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -71,7 +74,7 @@ func TestStunDeadlineReleasesTheWorkload(t *testing.T) {
 	if _, err := cl.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: "c", Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := cl.Backup(ctx, "web", api.BackupRequest{Epoch: 1, Repository: newRepo(t), Consistency: api.ConsistencyApplication,
+	_, err := cl.Backup(ctx, "web", api.BackupRequest{Epoch: 1, Repository: repo.Name, Consistency: api.ConsistencyApplication,
 		StunTimeoutMS: 1, Cluster: "c", Group: "g", RunID: "r"})
 	if err == nil || !strings.Contains(err.Error(), "stun timeout") {
 		t.Fatalf("backup past the stun deadline: %v, want an error about the stun timeout", err)

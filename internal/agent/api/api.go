@@ -42,6 +42,8 @@ type NodeFacts struct {
 	SharedVolumeID string          `json:"shared_volume_id"` // identity stored on the volume itself (.clusterguard/volume-id)
 	Failures       FailureCounters `json:"failures"`
 	ObservedAt     time.Time       `json:"observed_at"`
+	// Repositories the agent's config defines, sorted by name.
+	Repositories []RepositoryFact `json:"repositories"`
 }
 
 // Workload is one workload definition with its probed state.
@@ -97,18 +99,18 @@ type CoordinatorState struct {
 	ClaimedAt   time.Time `json:"claimed_at"`
 }
 
-// RepositoryAccess tells an agent where and how to open the repository.
-// It carries secrets: never log it.
-type RepositoryAccess struct {
-	URL             string `json:"url"` // directory path or s3://bucket/prefix
-	Endpoint        string `json:"endpoint,omitempty"`
-	Region          string `json:"region,omitempty"`
-	AccessKeyID     string `json:"access_key_id,omitempty"`
-	SecretAccessKey string `json:"secret_access_key,omitempty"`
-	SessionToken    string `json:"session_token,omitempty"`
-	PathStyle       bool   `json:"path_style,omitempty"`
-	Insecure        bool   `json:"insecure,omitempty"` // plain http to the S3 endpoint
-	Password        string `json:"password"`
+// Repositories (H1). An agent opens only the repositories its own config
+// defines (`repository "NAME" { url, password_file, ... }`); requests name
+// one and carry no URL, credential or password, so whoever holds the token
+// cannot make the agent read from or write to a repository of their own.
+// RepositoryID, when set, is the repository's id as the engine knows it: the
+// agent refuses a repository of that name whose id differs (a block pointing
+// at another repository than the engine's).
+
+// RepositoryFact is one repository an agent is configured for, in NodeFacts.
+type RepositoryFact struct {
+	Name string `json:"name"`
+	ID   string `json:"id,omitempty"` // known once the agent has opened it
 }
 
 // Consistency modes of a backup.
@@ -119,9 +121,10 @@ const (
 
 // BackupRequest is the body of POST /v1/workloads/{name}/backup.
 type BackupRequest struct {
-	Epoch       int64            `json:"epoch"` // must be this node's current coordinator epoch
-	Repository  RepositoryAccess `json:"repository"`
-	Consistency string           `json:"consistency"`
+	Epoch        int64  `json:"epoch"`      // must be this node's current coordinator epoch
+	Repository   string `json:"repository"` // a repository block of the agent's config
+	RepositoryID string `json:"repository_id,omitempty"`
+	Consistency  string `json:"consistency"`
 	// StunTimeoutMS bounds quiesce/pause → release; the agent releases the
 	// workload itself when it passes, whatever happens to the request.
 	StunTimeoutMS int64             `json:"stun_timeout_ms"`
@@ -160,11 +163,12 @@ const (
 
 // RestoreRequest is the body of POST /v1/workloads/{name}/restore.
 type RestoreRequest struct {
-	Epoch       int64            `json:"epoch"` // must be this node's current coordinator epoch
-	OperationID string           `json:"operation_id"`
-	Repository  RepositoryAccess `json:"repository"`
-	SnapshotID  string           `json:"snapshot_id"`
-	Verify      string           `json:"verify"`
+	Epoch        int64  `json:"epoch"` // must be this node's current coordinator epoch
+	OperationID  string `json:"operation_id"`
+	Repository   string `json:"repository"` // a repository block of the agent's config
+	RepositoryID string `json:"repository_id,omitempty"`
+	SnapshotID   string `json:"snapshot_id"`
+	Verify       string `json:"verify"`
 	// Files, when set, restores only these paths (as stored in the recovery
 	// point, relative to the shared volume); empty restores the workload's
 	// paths in place, replacing them atomically.
@@ -211,7 +215,8 @@ const LabelPathsPrefix = "paths."
 // restore time.
 type NodeBackupRequest struct {
 	Epoch         int64             `json:"epoch"`
-	Repository    RepositoryAccess  `json:"repository"`
+	Repository    string            `json:"repository"` // a repository block of the agent's config
+	RepositoryID  string            `json:"repository_id,omitempty"`
 	Consistency   string            `json:"consistency"`
 	StunTimeoutMS int64             `json:"stun_timeout_ms"`
 	Workloads     []string          `json:"workloads"` // active on this node; frozen for the copy
