@@ -46,8 +46,12 @@ type Options struct {
 	Node     string // node name, for error messages
 	Endpoint string // "http(s)://host:port"
 	Token    string // bearer token; sent on every request but health
-	// TLSConfig verifies https endpoints (see LoadCA); nil uses the system roots.
+	// TLSConfig verifies https endpoints (see LoadCA) and may carry the
+	// client certificate for mutual TLS (see LoadTLS); nil uses the system roots.
 	TLSConfig *tls.Config
+	// InsecurePlaintext allows http:// endpoints that are not loopback; the
+	// token and every request then cross the network in clear text.
+	InsecurePlaintext bool
 	// RequestTimeout bounds each attempt of a query (health, node, workloads).
 	RequestTimeout time.Duration
 	// ActionTimeout bounds each attempt of an action (start, stop, quiesce,
@@ -75,6 +79,13 @@ type Client struct {
 func New(o Options) (*Client, error) {
 	endpoint, err := ValidateEndpoint(o.Endpoint)
 	if err != nil {
+		name := o.Node
+		if name == "" {
+			name = "(unnamed)"
+		}
+		return nil, fmt.Errorf("agent endpoint for node %s: %w", name, err)
+	}
+	if err := CheckPlaintext(endpoint, o.InsecurePlaintext); err != nil {
 		name := o.Node
 		if name == "" {
 			name = "(unnamed)"
