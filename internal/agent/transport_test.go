@@ -177,6 +177,8 @@ func TestMutualTLS(t *testing.T) {
 	}
 	if err := node("", ""); err == nil {
 		t.Error("a client without a certificate was served")
+	} else if client.IsUnreachable(err) || !strings.Contains(err.Error(), "client_cert_file") {
+		t.Errorf("no client certificate: %v; want a TLS error (not unreachable) naming client_cert_file", err)
 	}
 	if err := node(rogueCert, rogueKey); err == nil {
 		t.Error("a client with a certificate of another CA was served")

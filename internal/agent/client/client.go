@@ -401,7 +401,8 @@ func (e *Error) Error() string {
 	case e.callerGaveUp:
 		return fmt.Sprintf("%s: gave up: %v", prefix, e.Err)
 	case isTLSError(e.Err):
-		return fmt.Sprintf("%s: TLS handshake failed: %v; set ca_file in the provider to the CA that signed the agent's certificate, and check that the certificate names the host in the endpoint", prefix, e.Err)
+		return fmt.Sprintf("%s: TLS handshake failed: %v; set ca_file in the provider to the CA that signed the agent's certificate, check that the certificate names the host in the endpoint, "+
+			"and, if the agent's tls block sets client_ca_file, set client_cert_file and client_key_file to a certificate signed by that CA", prefix, e.Err)
 	case isTimeout(e.Err):
 		return fmt.Sprintf("%s: no answer in time%s: %v; check that the agent on node %s is healthy and not overloaded, or raise request_timeout", prefix, attempts, e.Err, e.Node)
 	default:
@@ -473,7 +474,10 @@ func isTLSError(err error) bool {
 		invalid          x509.CertificateInvalidError
 		verify           *tls.CertificateVerificationError
 		record           tls.RecordHeaderError
+		// A TLS alert from the agent, e.g. "certificate required" when it
+		// wants a client certificate: crypto/tls reports it as a "remote error".
+		remote *net.OpError
 	)
 	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &record)
+		errors.As(err, &verify) || errors.As(err, &record) || (errors.As(err, &remote) && remote.Op == "remote error")
 }
