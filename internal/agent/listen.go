@@ -17,9 +17,10 @@ import (
 // arrive within the read timeout.
 const CodeRequestTimeout = "request_timeout"
 
-// maxRequestBody bounds what readBodyFirst buffers; every handler sets its
-// own, smaller, limit too.
-const maxRequestBody = 4 << 20
+// maxRequestBody bounds what readBodyFirst buffers before the token is
+// checked: the largest body a handler accepts (1 MiB), so max_connections
+// unauthenticated clients can make the agent hold at most that many MiB.
+const maxRequestBody = 1 << 20
 
 // listen opens the agent's listener: at most cfg.Limits.MaxConnections
 // connections at once, TLS when configured, and client certificates
