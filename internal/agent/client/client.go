@@ -389,7 +389,7 @@ func (e *Error) Error() string {
 		if msg == "" {
 			msg = "the agent refused the token"
 		}
-		return fmt.Sprintf("%s: unauthorized (401): %s; set agent_token in the provider (or CLUSTERGUARD_AGENT_TOKEN) to the token in the token_file of node %s's agent", prefix, msg, e.Node)
+		return fmt.Sprintf("%s: unauthorized (401): %s; set agent_token in the provider (or CLUSTERGUARD_AGENT_TOKEN), or this node's entry in agent_tokens, to the token in the token_file of node %s's agent", prefix, msg, e.Node)
 	case e.StatusCode != 0 && e.Err != nil:
 		return fmt.Sprintf("%s: %d: %v", prefix, e.StatusCode, e.Err)
 	case e.StatusCode != 0:
