@@ -80,8 +80,8 @@ func (p *configParser) parseTransport(attrs hcl.Attributes, blocks hcl.Blocks) {
 	l.ReadTimeout = orDefault(l.ReadTimeout, DefaultReadTimeout)
 	l.IdleTimeout = orDefault(l.IdleTimeout, DefaultIdleTimeout)
 
-	if a := attrs["insecure_plaintext"]; a != nil {
-		p.decode(a.Expr, &cfg.InsecurePlaintext)
+	if a := attrs["insecure_plaintext"]; a != nil && p.decode(a.Expr, &cfg.InsecurePlaintext) && cfg.InsecurePlaintext && hasBlock(blocks, "tls") {
+		p.warnAt(a.Expr.Range(), "insecure_plaintext has no effect", "the agent serves TLS (it has a tls block); remove insecure_plaintext")
 	}
 	if a := attrs["read_only_token_file"]; a != nil && p.decode(a.Expr, &cfg.ReadOnlyTokenFile) {
 		if token, ok := p.readTokenFile(a.Expr.Range(), cfg.ReadOnlyTokenFile, "read_only_token_file"); ok {

@@ -125,6 +125,10 @@ func TestConfigRefusesPlaintextOnNonLoopback(t *testing.T) {
 			t.Errorf("listen %q %q refused: %v", tc.listen, tc.extra, err)
 		}
 	}
+	cfg, err := ParseConfig("agent.hcl", []byte(e.render(validConfig+tlsBlock+"insecure_plaintext = true\n")))
+	if err != nil || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "insecure_plaintext has no effect") {
+		t.Errorf("insecure_plaintext with tls: %v, warnings %v; want one warning that it has no effect", err, cfg.Warnings)
+	}
 }
 
 // With insecure_plaintext the agent starts, and says loudly at every start
