@@ -268,6 +268,22 @@ func TestConnectionLimit(t *testing.T) {
 	}
 }
 
+// The engine makes a client per use and drops it: those clients must not
+// keep idle connections that fill the agent's connection slots.
+func TestDroppedClientsDoNotHoldConnections(t *testing.T) {
+	e := newAgentEnv(t)
+	addr, _ := runAgent(t, e.config(t, "limits {\n  max_connections = 4\n}\n"), Options{})
+	for i := range 12 {
+		c, err := client.New(client.Options{Node: "node-1", Endpoint: "http://" + addr, Token: testToken, RetryMax: -1, RequestTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Node(context.Background()); err != nil {
+			t.Fatalf("client %d: %v (earlier clients still hold the agent's connections?)", i+1, err)
+		}
+	}
+}
+
 // A token file others can read is refused at load, saying what to run.
 func TestConfigRefusesReadableTokenFile(t *testing.T) {
 	e := newConfigEnv(t)

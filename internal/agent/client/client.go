@@ -100,6 +100,11 @@ func New(o Options) (*Client, error) {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
 	transport := cleanhttp.DefaultPooledTransport()
+	// One connection per request: the engine makes a client per use and
+	// drops it, so pooled idle connections would pile up on the agent, which
+	// serves a bounded number of connections (limits.max_connections).
+	// Control-plane requests are few; a handshake each costs little.
+	transport.DisableKeepAlives = true
 	if o.TLSConfig != nil {
 		transport.TLSClientConfig = o.TLSConfig.Clone()
 	}
