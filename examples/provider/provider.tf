@@ -8,5 +8,9 @@ provider "clusterguard" {
   # CA that signed the agents' TLS certificates, for https:// endpoints.
   ca_file = "/etc/clusterguard/ca.pem"
 
+  # Client certificate for agents whose tls block sets client_ca_file (mutual TLS).
+  client_cert_file = "/etc/clusterguard/engine.pem"
+  client_key_file  = "/etc/clusterguard/engine-key.pem"
+
   request_timeout = "30s"
 }

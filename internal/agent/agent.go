@@ -2,14 +2,11 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -66,19 +63,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, scheme, err := listen(cfg, logger)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w; choose a free address in listen (\"127.0.0.1:0\" picks any free port)", cfg.Listen, err)
-	}
-	scheme := "http"
-	if cfg.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("load TLS certificate %s and key %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-		scheme = "https"
+		return err
 	}
 	addr := ln.Addr().String()
 	addrFile := filepath.Join(cfg.StateDir, AddrFile)
@@ -88,12 +75,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer os.Remove(addrFile) // a stale address would send harnesses to a dead port
 
-	httpSrv := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(cfg, srv, logger)
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 	logger.Info("agent listening", "addr", addr, "url", scheme+"://"+addr, "version", opts.Version,
@@ -114,6 +96,7 @@ func Run(ctx context.Context, opts Options) error {
 	logger.Info("agent shutting down", "reason", context.Cause(ctx), "grace", timeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	defer srv.ReleaseHolds() // after in-flight requests: never leave a workload quiesced
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		// Closing the connections cancels the requests' contexts, which kills
 		// their driver commands.

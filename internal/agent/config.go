@@ -63,15 +63,24 @@ type Config struct {
 	LogLevel     slog.Level
 	Workloads    []WorkloadConfig
 	Repositories []RepositoryConfig // the only repositories the agent opens (config_repository.go)
-	// Warnings are problems that do not stop the agent (e.g. a token file others
-	// can read), each prefixed with its file position.
+	// Warnings are problems that do not stop the agent, each prefixed with
+	// its file position.
 	Warnings []string
+
+	// Transport and access settings: see config_transport.go.
+	InsecurePlaintext bool   // plain HTTP on a non-loopback address, explicitly allowed
+	ReadOnlyTokenFile string // optional; its token may only GET
+	ReadOnlyToken     Secret
+	Limits            Limits
 }
 
 // TLSConfig names the agent's certificate and key; the agent serves HTTPS when set.
 type TLSConfig struct {
 	CertFile string
 	KeyFile  string
+	// ClientCAFile, when set, makes the agent require a client certificate
+	// signed by this CA on every connection (mutual TLS).
+	ClientCAFile string
 }
 
 // WorkloadConfig is one workload block.
@@ -174,9 +183,12 @@ var (
 			{Name: "state_dir"},
 			{Name: "token_file", Required: true},
 			{Name: "log_level"},
+			{Name: "insecure_plaintext"},
+			{Name: "read_only_token_file"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"},
+			{Type: "limits"},
 			{Type: "workload", LabelNames: []string{"name"}},
 			{Type: "repository", LabelNames: []string{"name"}},
 		},
@@ -185,6 +197,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "cert_file", Required: true},
 			{Name: "key_file", Required: true},
+			{Name: "client_ca_file"},
 		},
 	}
 	workloadSchema = &hcl.BodySchema{
@@ -378,6 +391,8 @@ func (p *configParser) parse(body hcl.Body) {
 				continue
 			}
 			p.parseTLS(block)
+		case "limits":
+			p.parseLimits(block)
 		case "workload":
 			name := block.Labels[0]
 			if first, dup := seen[name]; dup {
@@ -395,42 +410,13 @@ func (p *configParser) parse(body hcl.Body) {
 			p.parseRepository(block)
 		}
 	}
+	p.parseTransport(attrs, content.Blocks)
+	p.checkOverlappingPaths(seen)
 }
 
 func (p *configParser) loadToken(a *hcl.Attribute) {
-	cfg := p.cfg
-	rng := a.Expr.Range()
-	if !filepath.IsAbs(cfg.TokenFile) {
-		p.errorAt(rng, "Invalid token file", fmt.Sprintf("%q is relative; give the absolute path of the file holding the agent's bearer token", cfg.TokenFile))
-		return
-	}
-	info, err := os.Stat(cfg.TokenFile)
-	if err != nil {
-		p.errorAt(rng, "Cannot read token file", fmt.Sprintf("%v; create it with a random token of at least %d characters (e.g. `openssl rand -hex 32 > %s && chmod 600 %s`)", err, MinTokenLength, cfg.TokenFile, cfg.TokenFile))
-		return
-	}
-	if info.IsDir() {
-		p.errorAt(rng, "Invalid token file", fmt.Sprintf("%s is a directory; point token_file at the file holding the token", cfg.TokenFile))
-		return
-	}
-	raw, err := os.ReadFile(cfg.TokenFile)
-	if err != nil {
-		p.errorAt(rng, "Cannot read token file", fmt.Sprintf("%v; make it readable by the user running the agent", err))
-		return
-	}
-	token := strings.TrimSpace(string(raw))
-	if len(token) < MinTokenLength {
-		p.errorAt(rng, "Token too short", fmt.Sprintf("%s holds %d characters after trimming whitespace; write a random token of at least %d characters into it", cfg.TokenFile, len(token), MinTokenLength))
-		return
-	}
-	if strings.ContainsAny(token, " \t\r\n") {
-		p.errorAt(rng, "Invalid token", fmt.Sprintf("the token in %s contains whitespace; a bearer token is a single word", cfg.TokenFile))
-		return
-	}
-	cfg.Token = Secret(token)
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		p.warnAt(rng, "Token file readable by others",
-			fmt.Sprintf("%s has mode %04o; anyone who can read it can drive this node's workloads, so run `chmod 600 %s`", cfg.TokenFile, perm, cfg.TokenFile))
+	if token, ok := p.readTokenFile(a.Expr.Range(), p.cfg.TokenFile, "token_file"); ok {
+		p.cfg.Token = token
 	}
 }
 
@@ -446,6 +432,7 @@ func (p *configParser) parseTLS(block *hcl.Block) {
 		return
 	}
 	p.cfg.TLS = t
+	p.parseClientCA(content.Attributes["client_ca_file"], t)
 	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 		p.errorAt(certAttr.Expr.Range(), "Invalid TLS certificate or key",
 			fmt.Sprintf("loading %s and %s: %v; give a PEM certificate and its matching PEM private key", t.CertFile, t.KeyFile, err))

@@ -25,7 +25,7 @@ func TestParseConfigDriverUser(t *testing.T) {
 func TestParseConfigQEMUUser(t *testing.T) {
 	e := newConfigEnv(t)
 	src := e.render(`node = "n2"
-listen = ":7420"
+listen = "127.0.0.1:7420"
 shared_volume = "{{volume}}"
 token_file = "{{token}}"
 

@@ -106,7 +106,7 @@ func TestParseConfigValid(t *testing.T) {
 func TestParseConfigDefaults(t *testing.T) {
 	e := newConfigEnv(t)
 	src := e.render(`node = "n2"
-listen = ":7420"
+listen = "127.0.0.1:7420"
 shared_volume = "{{volume}}"
 token_file = "{{token}}"
 `)
@@ -129,7 +129,7 @@ token_file = "{{token}}"
 func TestParseConfigPostgres(t *testing.T) {
 	e := newConfigEnv(t)
 	src := e.render(`node = "n2"
-listen = ":7420"
+listen = "127.0.0.1:7420"
 shared_volume = "{{volume}}"
 token_file = "{{token}}"
 
@@ -163,7 +163,7 @@ func TestParseConfigQEMU(t *testing.T) {
 	}
 	e := newConfigEnv(t)
 	src := e.render(`node = "n2"
-listen = ":7420"
+listen = "127.0.0.1:7420"
 shared_volume = "{{volume}}"
 token_file = "{{token}}"
 
@@ -187,20 +187,6 @@ workload "vm" {
 	if q == nil || strings.Join(q.Disks, ",") != "root.qcow2,data.img" || q.Memory != "1G" || q.CPUs != 2 ||
 		strings.Join(q.ExtraArgs, " ") != "-nic none" || q.ShutdownTimeout != 2*time.Minute || q.Binary != "qemu-system-x86_64" {
 		t.Fatalf("qemu settings = %+v", q)
-	}
-}
-
-func TestParseConfigTokenFileWarning(t *testing.T) {
-	e := newConfigEnv(t)
-	if err := os.Chmod(e.tokenFile, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig("agent.hcl", []byte(e.render(validConfig)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "agent.hcl:5:") || !strings.Contains(cfg.Warnings[0], "chmod 600") {
-		t.Errorf("warnings = %v, want one about the token file mode at line 5", cfg.Warnings)
 	}
 }
 

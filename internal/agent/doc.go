@@ -51,15 +51,20 @@
 //
 // # HTTP API
 //
-// Run serves, over TLS when the config has a tls block (wire types in package api):
+// Run serves, over TLS when the config has a tls block (wire types in package api).
+// Without one it listens only on loopback, unless insecure_plaintext = true
+// (then it warns at every start); with client_ca_file in the tls block it
+// requires a client certificate signed by that CA on every connection.
 //
-//	GET  /v1/health                          no token; liveness and agent version
+//	GET  /v1/health                          no token; liveness only ({"status":"ok"})
 //	GET  /v1/node                            node facts, shared volume id, failure counters, repository names (ids once opened)
 //	GET  /v1/workloads                       every workload, probed in parallel
 //	GET  /v1/workloads/{name}                one workload
 //	POST /v1/workloads/{name}/{action}       start, stop, quiesce, thaw; state probed afterwards
+//	                                         (quiesce: optional {"max_hold_ms": N}, see below)
 //	GET  /v1/coordinator                     the coordinator role: epoch held, highest seen, marker
-//	POST /v1/coordinator                     claim the role with a fencing epoch (409 stale_epoch if lower)
+//	POST /v1/coordinator                     claim the role with a fencing epoch (409 stale_epoch if lower,
+//	                                         or more than MaxEpochStep above the highest seen)
 //	POST /v1/workloads/{name}/backup         freeze, point-in-time copy, release, upload (epoch checked)
 //	POST /v1/node-backup                     the node's whole shared-volume view, its workloads frozen together
 //	POST /v1/workloads/{name}/restore        inspect, stage on the volume, swap in atomically (or inspect only)
@@ -69,6 +74,17 @@
 // state_dir across restarts) or than the marker .clusterguard/coordinator.json
 // on the shared volume, and re-reads the marker before every read or write of
 // the volume for a backup or restore, so a node that lost the role is refused.
+// It also refuses an epoch more than MaxEpochStep (1,000,000) above the
+// highest it has seen or the marker's: the engine steps by one, and one claim
+// of 2^63-1 would otherwise be saved and block every later claim.
+//
+// Recovering a poisoned fence (an epoch far above the engine's, e.g. claimed
+// by someone holding the token before the bound existed): stop every agent of
+// the cluster and every engine, remove .clusterguard/coordinator.json on the
+// shared volume and highest-epoch.json in every agent's state_dir, start the
+// agents again, and let the engine claim its next epoch. Do this only when no
+// backup or restore is running: the files are what keeps two nodes from both
+// acting as coordinator.
 //
 // Stun: quiesce (or pause) until release. The agent releases the workload
 // itself when the request's stun timeout passes, whatever happens to the
@@ -77,15 +93,27 @@
 // unchanged files are not copied again and keep their inode, so the
 // repository does not re-read them either (E9).
 //
+// Quiesce through the API has a timer like a backup's stun timeout: the agent
+// thaws the workload by itself when max_hold_ms (default DefaultQuiesceHold,
+// at most MaxQuiesceHold) passes without a thaw or stop, and when the agent
+// stops; the answer's thaw_by says when.
+//
 // Every endpoint but health needs "Authorization: Bearer <token>" (401
-// "unauthorized" otherwise). Backup, node-backup and restore bodies must
-// hold only their documented fields (400 "bad_request" for any other, such
-// as a "url" or "password") and name a configured repository (422
+// "unauthorized" otherwise). The token in read_only_token_file may only GET;
+// anything else with it gets 403 "forbidden". Backup, node-backup and restore
+// bodies must hold only their documented fields (400 "bad_request" for any
+// other, such as a "url" or "password") and name a configured repository (422
 // "unknown_repository", listing the configured ones, before any workload is
-// frozen). Unknown workloads, actions and endpoints get 404
-// "not_found"; a failing driver command 502 "driver_failed" with the command,
-// its exit code and the tail of its output. Actions on one workload run one at
-// a time. The actual listen address is logged and written to
+// frozen). Unknown endpoints get 404 "not_found" without a list of routes (the
+// caller may hold no token); unknown workloads and actions 404 "not_found"
+// naming what exists; a failing driver command 502 "driver_failed" with the
+// command, its exit code and the tail of its output. Actions on one workload
+// run one at a time.
+//
+// Slow clients: headers must arrive within read_header_timeout and the whole
+// request within read_timeout (408 "request_timeout" otherwise), at most
+// max_connections connections are served at once, and responses have no write
+// deadline (a backup answers after minutes); see the limits block. The actual listen address is logged and written to
 // <state_dir>/agent.addr, so "127.0.0.1:0" works for tests.
 //
 // # Failure counters

@@ -24,6 +24,12 @@ const highestEpochFile = "highest-epoch.json"
 // CodeStaleEpoch is the api.Error code of a refused epoch.
 const CodeStaleEpoch = "stale_epoch"
 
+// MaxEpochStep is how far above the highest epoch seen (by this agent or on
+// the volume's marker) a claim may jump. The engine steps by one; without a
+// bound, one request claiming 2^63-1 would be saved in state and on the
+// volume and refuse every later claim for good.
+const MaxEpochStep = 1_000_000
+
 type coordinatorMarker struct {
 	Cluster   string    `json:"cluster"`
 	Node      string    `json:"node"`
@@ -120,6 +126,8 @@ func (f *Fence) Claim(c api.CoordinatorClaim) (api.CoordinatorState, error) {
 		return stale(fmt.Sprintf("node %s holds epoch %d according to the shared volume's marker", m.Node, m.Epoch))
 	case c.Epoch == m.Epoch && m.Node != f.node:
 		return stale(fmt.Sprintf("node %s already holds epoch %d", m.Node, m.Epoch))
+	case c.Epoch-max(f.highest, m.Epoch) > MaxEpochStep:
+		return stale(fmt.Sprintf("it is more than %d above the highest epoch seen (%d); an engine steps epochs by one, so this claim is refused as a likely attempt to poison the fence", MaxEpochStep, max(f.highest, m.Epoch)))
 	}
 	// Persist what we have seen before acting on it, so a restart can never
 	// accept this epoch (or a lower one) again.

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +62,9 @@ type workload struct {
 	actionMu sync.Mutex
 	// One backup at a time per workload; a second gets 409 busy.
 	backupMu sync.Mutex
+	// hold thaws the workload when a quiesce through the API is not
+	// followed by a thaw in time (guarded by actionMu; see hold.go).
+	hold *thawTimer
 }
 
 // NewServer builds drivers for every configured workload and the /v1 routes.
@@ -105,9 +107,10 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	mux.Handle("GET /v1/coordinator", s.authenticated(s.coordinator))
 	mux.Handle("POST /v1/coordinator", s.authenticated(s.claimCoordinator))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s; the agent serves GET /v1/health, /v1/node, /v1/workloads, /v1/workloads/{name}, /v1/coordinator and POST /v1/workloads/{name}/{start|stop|quiesce|thaw|backup|restore}, /v1/coordinator", r.Method, r.URL.Path))
+		// Unauthenticated: say nothing about the routes that exist.
+		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s on this agent; check the agent and provider versions", r.Method, r.URL.Path))
 	})
-	s.handler = s.logRequests(mux)
+	s.handler = s.logRequests(s.readBodyFirst(mux))
 	return s, nil
 }
 
@@ -120,7 +123,8 @@ func (s *Server) Failures() api.FailureCounters {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, api.Health{Status: "ok", AgentVersion: s.version})
+	// Unauthenticated: liveness only; the version is in /v1/node.
+	s.writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 }
 
 func (s *Server) node(w http.ResponseWriter, r *http.Request) {
@@ -201,13 +205,19 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("unknown action %q for workload %q; use one of %s", action, wl.cfg.Name, strings.Join(Actions, ", ")))
 		return
 	}
+	hold, ok := s.quiesceHold(w, r, wl, action)
+	if !ok {
+		return
+	}
 
 	wl.actionMu.Lock()
 	defer wl.actionMu.Unlock()
 	started := s.now()
 	log := s.logger.With("workload", wl.cfg.Name, "action", action)
 	log.Info("workload action started")
-	if err := run(r.Context()); err != nil {
+	err := run(r.Context())
+	thawBy := s.afterAction(wl, action, hold, err)
+	if err != nil {
 		if r.Context().Err() == nil {
 			s.driverErrors.Add(1)
 		}
@@ -220,7 +230,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	log.Info("workload action done", "state", result.State, "duration", finished.Sub(started))
 	s.writeJSON(w, http.StatusOK, api.ActionResult{
 		Workload: wl.cfg.Name, Action: action, State: result.State,
-		DurationMS: finished.Sub(started).Milliseconds(), FinishedAt: finished.UTC(),
+		DurationMS: finished.Sub(started).Milliseconds(), FinishedAt: finished.UTC(), ThawBy: thawBy,
 	})
 }
 
@@ -252,8 +262,12 @@ func (s *Server) authenticated(next http.HandlerFunc) http.Handler {
 			return
 		}
 		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+		scope := s.scopeOf(got)
+		if scope == scopeNone {
 			s.refuse(w, r, "wrong bearer token: check that agent_token in the provider (or CLUSTERGUARD_AGENT_TOKEN) matches the token in this agent's token_file")
+			return
+		}
+		if !s.allowed(w, r, scope) {
 			return
 		}
 		next(w, r)

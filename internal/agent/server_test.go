@@ -163,7 +163,7 @@ func TestHealthNeedsNoToken(t *testing.T) {
 	e := newAgentEnv(t)
 	s := startServer(t, e.config(t, ""), nil)
 	var h api.Health
-	if code := call(t, nil, "GET", s.url+"/v1/health", "", &h); code != 200 || h.Status != "ok" || h.AgentVersion != "1.2.3" {
+	if code := call(t, nil, "GET", s.url+"/v1/health", "", &h); code != 200 || h.Status != "ok" {
 		t.Fatalf("health = %d %+v", code, h)
 	}
 }
@@ -420,7 +420,7 @@ func TestRunWritesAddressAndShutsDownGracefully(t *testing.T) {
 		t.Fatalf("Run did not create the volume id: %v", err)
 	}
 	var h api.Health
-	if code := call(t, nil, "GET", "http://"+addr+"/v1/health", "", &h); code != 200 || h.AgentVersion != "test" {
+	if code := call(t, nil, "GET", "http://"+addr+"/v1/health", "", &h); code != 200 || h.Status != "ok" {
 		t.Fatalf("health = %d %+v", code, h)
 	}
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -28,27 +29,52 @@ type Dialer func(node, endpoint string) (AgentClient, error)
 
 // HTTPDialerOptions configure the real HTTP(S) agent client.
 type HTTPDialerOptions struct {
-	Token          string
-	TLSConfig      *tls.Config
-	RequestTimeout time.Duration
-	RetryMax       int
-	Logger         *slog.Logger
+	Token string
+	// NodeTokens are per-node tokens; a node without one gets Token.
+	NodeTokens map[string]string
+	TLSConfig  *tls.Config
+	// InsecurePlaintext allows http:// endpoints that are not loopback.
+	InsecurePlaintext bool
+	RequestTimeout    time.Duration
+	RetryMax          int
+	Logger            *slog.Logger
 }
 
-// HTTPDialer dials agents over HTTP(S) with the bearer token.
+// HTTPDialer dials agents over HTTP(S) with the node's bearer token.
 func HTTPDialer(o HTTPDialerOptions) Dialer {
 	return func(node, endpoint string) (AgentClient, error) {
+		token := o.Token
+		if t, ok := o.NodeTokens[node]; ok {
+			token = t
+		}
+		if token == "" {
+			return nil, fmt.Errorf("no agent token for node %s: add it to the provider's agent_tokens, or set agent_token for every node", node)
+		}
 		return client.New(client.Options{
-			Node:           node,
-			Endpoint:       endpoint,
-			Token:          o.Token,
-			TLSConfig:      o.TLSConfig,
-			RequestTimeout: o.RequestTimeout,
-			RetryMax:       o.RetryMax,
-			Logger:         o.Logger,
+			Node:              node,
+			Endpoint:          endpoint,
+			Token:             token,
+			InsecurePlaintext: o.InsecurePlaintext,
+			TLSConfig:         o.TLSConfig,
+			RequestTimeout:    o.RequestTimeout,
+			RetryMax:          o.RetryMax,
+			Logger:            o.Logger,
 		})
 	}
 }
 
 // LoadCA reads a PEM CA bundle for verifying agents' TLS certificates.
 func LoadCA(file string) (*tls.Config, error) { return client.LoadCA(file) }
+
+// LoadAgentTLS builds the TLS config for agents: the CA that signed their
+// certificates (empty: system roots) and the engine's client certificate
+// for agents that require mutual TLS (empty: none).
+func LoadAgentTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	return client.LoadTLS(caFile, certFile, keyFile)
+}
+
+// CheckAgentTransport refuses a plain-HTTP endpoint to another host unless
+// insecurePlaintext; the dialer applies the same rule.
+func CheckAgentTransport(endpoint string, insecurePlaintext bool) error {
+	return client.CheckPlaintext(endpoint, insecurePlaintext)
+}

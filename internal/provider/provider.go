@@ -4,7 +4,6 @@ package provider
 
 import (
 	"context"
-	"crypto/tls"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -76,6 +75,8 @@ type providerData struct {
 	engine       *engine.Engine
 	runHooks     engine.RunHooks
 	restoreHooks engine.RestoreHooks
+	// insecurePlaintext: http:// endpoints to other hosts are allowed.
+	insecurePlaintext bool
 }
 
 func (p *clusterguardProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -103,6 +104,30 @@ func (p *clusterguardProvider) Schema(_ context.Context, _ provider.SchemaReques
 				Optional:  true,
 				Sensitive: true,
 			},
+			"agent_tokens": schema.MapAttribute{
+				MarkdownDescription: "Per-node bearer tokens: node name → the content of that node's agent `token_file`, so one " +
+					"leaked token opens one node only. A node without an entry uses `agent_token`.",
+				Optional:    true,
+				Sensitive:   true,
+				ElementType: types.StringType,
+			},
+			"client_cert_file": schema.StringAttribute{
+				MarkdownDescription: "PEM client certificate the engine presents to agents whose `tls` block sets `client_ca_file` " +
+					"(mutual TLS); set together with `client_key_file`. Environment variable: `CLUSTERGUARD_CLIENT_CERT_FILE`.",
+				Optional:   true,
+				Validators: []validator.String{validate.NonEmpty()},
+			},
+			"client_key_file": schema.StringAttribute{
+				MarkdownDescription: "PEM private key of `client_cert_file`. Environment variable: `CLUSTERGUARD_CLIENT_KEY_FILE`.",
+				Optional:            true,
+				Validators:          []validator.String{validate.NonEmpty()},
+			},
+			"insecure_plaintext": schema.BoolAttribute{
+				MarkdownDescription: "Allow `http://` agent endpoints on hosts other than loopback (`127.0.0.0/8`, `::1`, `localhost`). " +
+					"Off by default: the agent token and every request would cross the network in clear text. Only for trusted, " +
+					"isolated networks; the agents must set `insecure_plaintext = true` too.",
+				Optional: true,
+			},
 			"ca_file": schema.StringAttribute{
 				MarkdownDescription: "PEM file with the certificate authority that signed the agents' TLS certificates, " +
 					"for `https://` endpoints. Defaults to the system roots. Environment variable: `CLUSTERGUARD_CA_FILE`.",
@@ -120,10 +145,14 @@ func (p *clusterguardProvider) Schema(_ context.Context, _ provider.SchemaReques
 }
 
 type providerModelV0 struct {
-	Catalog        types.String `tfsdk:"catalog"`
-	AgentToken     types.String `tfsdk:"agent_token"`
-	CAFile         types.String `tfsdk:"ca_file"`
-	RequestTimeout types.String `tfsdk:"request_timeout"`
+	Catalog           types.String `tfsdk:"catalog"`
+	AgentToken        types.String `tfsdk:"agent_token"`
+	AgentTokens       types.Map    `tfsdk:"agent_tokens"`
+	CAFile            types.String `tfsdk:"ca_file"`
+	ClientCertFile    types.String `tfsdk:"client_cert_file"`
+	ClientKeyFile     types.String `tfsdk:"client_key_file"`
+	InsecurePlaintext types.Bool   `tfsdk:"insecure_plaintext"`
+	RequestTimeout    types.String `tfsdk:"request_timeout"`
 }
 
 func (p *clusterguardProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
@@ -132,7 +161,8 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if cfg.Catalog.IsUnknown() || cfg.AgentToken.IsUnknown() || cfg.CAFile.IsUnknown() || cfg.RequestTimeout.IsUnknown() {
+	if cfg.Catalog.IsUnknown() || cfg.AgentToken.IsUnknown() || cfg.CAFile.IsUnknown() || cfg.RequestTimeout.IsUnknown() ||
+		cfg.AgentTokens.IsUnknown() || cfg.ClientCertFile.IsUnknown() || cfg.ClientKeyFile.IsUnknown() || cfg.InsecurePlaintext.IsUnknown() {
 		// Values known only after apply: configure on the next pass.
 		return
 	}
@@ -143,26 +173,30 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 	if s := cfg.RequestTimeout.ValueString(); s != "" {
 		timeout, _ = time.ParseDuration(s) // validated at plan time
 	}
-	if token == "" {
+	nodeTokens := map[string]string{}
+	resp.Diagnostics.Append(cfg.AgentTokens.ElementsAs(ctx, &nodeTokens, false)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if token == "" && len(nodeTokens) == 0 {
 		resp.Diagnostics.Append(diagMissingToken(path.Root("agent_token")))
 		return
 	}
-	var tlsConfig *tls.Config
-	if caFile != "" {
-		var err error
-		if tlsConfig, err = engine.LoadCA(caFile); err != nil {
-			resp.Diagnostics.Append(diagBadCAFile(path.Root("ca_file"), caFile, err))
-			return
-		}
+	tlsConfig, diags := agentTLS(cfg, caFile)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
 	store, err := openCatalog(ctx, catalogPath)
 	if err != nil {
 		resp.Diagnostics.Append(diagCatalogOpen(path.Root("catalog"), redactURL(catalogPath), err))
 		return
 	}
+	dial := engine.HTTPDialer(engine.HTTPDialerOptions{Token: token, NodeTokens: nodeTokens, TLSConfig: tlsConfig,
+		InsecurePlaintext: cfg.InsecurePlaintext.ValueBool(), RequestTimeout: timeout, Logger: tflogLogger(ctx)})
 	eng, err := engine.New(engine.Options{
 		Store:  store,
-		Dial:   engine.HTTPDialer(engine.HTTPDialerOptions{Token: token, TLSConfig: tlsConfig, RequestTimeout: timeout, Logger: tflogLogger(ctx)}),
+		Dial:   dial,
 		Now:    p.now,
 		Wait:   p.wait,
 		Logger: tflogLogger(ctx),
@@ -172,7 +206,7 @@ func (p *clusterguardProvider) Configure(ctx context.Context, req provider.Confi
 		return
 	}
 	tflog.Debug(ctx, "clusterguard engine configured", map[string]any{"catalog": redactURL(catalogPath), "request_timeout": timeout.String(), "tls_ca": caFile != ""})
-	data := &providerData{engine: eng, runHooks: p.runHooks, restoreHooks: p.restoreHooks}
+	data := &providerData{engine: eng, runHooks: p.runHooks, restoreHooks: p.restoreHooks, insecurePlaintext: cfg.InsecurePlaintext.ValueBool()}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }

@@ -36,6 +36,8 @@ func NewClusterResource() resource.Resource { return &clusterResource{} }
 
 type clusterResource struct {
 	engine *engine.Engine
+	// insecurePlaintext: the provider allows http:// endpoints to other hosts.
+	insecurePlaintext bool
 }
 
 func (r *clusterResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -58,7 +60,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Validators:          []validator.String{validate.AbsolutePath()},
 			},
 			"nodes": schema.MapAttribute{
-				MarkdownDescription: "Node name → agent endpoint (`https://HOST:PORT` or `http://HOST:PORT`). Each key must be the `node` name in that agent's configuration; endpoints must be unique.",
+				MarkdownDescription: "Node name → agent endpoint (`https://HOST:PORT`; `http://` only to loopback unless the provider sets `insecure_plaintext`). Each key must be the `node` name in that agent's configuration; endpoints must be unique.",
 				Required:            true,
 				ElementType:         types.StringType,
 				Validators: []validator.Map{
@@ -117,7 +119,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 
 func (r *clusterResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
-		r.engine = data.engine
+		r.engine, r.insecurePlaintext = data.engine, data.insecurePlaintext
 	}
 }
 

@@ -16,10 +16,10 @@ const (
 	StateUnknown  = "unknown"
 )
 
-// Health is served by GET /v1/health without authentication.
+// Health is served by GET /v1/health without authentication: liveness
+// only, so an unauthenticated caller learns nothing about the agent.
 type Health struct {
-	Status       string `json:"status"` // "ok"
-	AgentVersion string `json:"agent_version"`
+	Status string `json:"status"` // "ok"
 }
 
 // FailureCounters count operations that failed on this node since the agent started.
@@ -69,6 +69,8 @@ type ActionResult struct {
 	State      string    `json:"state"` // state probed after the action
 	DurationMS int64     `json:"duration_ms"`
 	FinishedAt time.Time `json:"finished_at"`
+	// ThawBy, after a quiesce, is when the agent thaws the workload by itself.
+	ThawBy *time.Time `json:"thaw_by,omitempty"`
 }
 
 // Error is the body of every non-2xx response.

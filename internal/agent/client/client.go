@@ -46,8 +46,12 @@ type Options struct {
 	Node     string // node name, for error messages
 	Endpoint string // "http(s)://host:port"
 	Token    string // bearer token; sent on every request but health
-	// TLSConfig verifies https endpoints (see LoadCA); nil uses the system roots.
+	// TLSConfig verifies https endpoints (see LoadCA) and may carry the
+	// client certificate for mutual TLS (see LoadTLS); nil uses the system roots.
 	TLSConfig *tls.Config
+	// InsecurePlaintext allows http:// endpoints that are not loopback; the
+	// token and every request then cross the network in clear text.
+	InsecurePlaintext bool
 	// RequestTimeout bounds each attempt of a query (health, node, workloads).
 	RequestTimeout time.Duration
 	// ActionTimeout bounds each attempt of an action (start, stop, quiesce,
@@ -81,6 +85,13 @@ func New(o Options) (*Client, error) {
 		}
 		return nil, fmt.Errorf("agent endpoint for node %s: %w", name, err)
 	}
+	if err := CheckPlaintext(endpoint, o.InsecurePlaintext); err != nil {
+		name := o.Node
+		if name == "" {
+			name = "(unnamed)"
+		}
+		return nil, fmt.Errorf("agent endpoint for node %s: %w", name, err)
+	}
 	c := &Client{node: o.Node, endpoint: endpoint, token: o.Token, logger: o.Logger}
 	if c.node == "" {
 		c.node = endpoint
@@ -89,6 +100,11 @@ func New(o Options) (*Client, error) {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
 	transport := cleanhttp.DefaultPooledTransport()
+	// One connection per request: the engine makes a client per use and
+	// drops it, so pooled idle connections would pile up on the agent, which
+	// serves a bounded number of connections (limits.max_connections).
+	// Control-plane requests are few; a handshake each costs little.
+	transport.DisableKeepAlives = true
 	if o.TLSConfig != nil {
 		transport.TLSClientConfig = o.TLSConfig.Clone()
 	}
@@ -378,7 +394,7 @@ func (e *Error) Error() string {
 		if msg == "" {
 			msg = "the agent refused the token"
 		}
-		return fmt.Sprintf("%s: unauthorized (401): %s; set agent_token in the provider (or CLUSTERGUARD_AGENT_TOKEN) to the token in the token_file of node %s's agent", prefix, msg, e.Node)
+		return fmt.Sprintf("%s: unauthorized (401): %s; set agent_token in the provider (or CLUSTERGUARD_AGENT_TOKEN), or this node's entry in agent_tokens, to the token in the token_file of node %s's agent", prefix, msg, e.Node)
 	case e.StatusCode != 0 && e.Err != nil:
 		return fmt.Sprintf("%s: %d: %v", prefix, e.StatusCode, e.Err)
 	case e.StatusCode != 0:
@@ -390,7 +406,8 @@ func (e *Error) Error() string {
 	case e.callerGaveUp:
 		return fmt.Sprintf("%s: gave up: %v", prefix, e.Err)
 	case isTLSError(e.Err):
-		return fmt.Sprintf("%s: TLS handshake failed: %v; set ca_file in the provider to the CA that signed the agent's certificate, and check that the certificate names the host in the endpoint", prefix, e.Err)
+		return fmt.Sprintf("%s: TLS handshake failed: %v; set ca_file in the provider to the CA that signed the agent's certificate, check that the certificate names the host in the endpoint, "+
+			"and, if the agent's tls block sets client_ca_file, set client_cert_file and client_key_file to a certificate signed by that CA", prefix, e.Err)
 	case isTimeout(e.Err):
 		return fmt.Sprintf("%s: no answer in time%s: %v; check that the agent on node %s is healthy and not overloaded, or raise request_timeout", prefix, attempts, e.Err, e.Node)
 	default:
@@ -462,7 +479,10 @@ func isTLSError(err error) bool {
 		invalid          x509.CertificateInvalidError
 		verify           *tls.CertificateVerificationError
 		record           tls.RecordHeaderError
+		// A TLS alert from the agent, e.g. "certificate required" when it
+		// wants a client certificate: crypto/tls reports it as a "remote error".
+		remote *net.OpError
 	)
 	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &record)
+		errors.As(err, &verify) || errors.As(err, &record) || (errors.As(err, &remote) && remote.Op == "remote error")
 }
