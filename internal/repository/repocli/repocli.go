@@ -36,7 +36,8 @@ const (
 const usage = `usage: repo [global flags] COMMAND [flags] [args]
 
 commands:
-  init                                  create a repository
+  init                                  create a repository (the only command that creates one;
+                                        new passwords need at least 12 characters)
   backup [flags] PATH...                back up directories or files
   snapshots [--json] [filters]          list snapshots, newest first
   ls SNAPSHOT [PATH] [--json]           list a snapshot's files
@@ -47,7 +48,8 @@ commands:
   prune [--max-unused F] [--dry-run]    delete unreferenced data
   key list|add|remove|passwd            manage passwords
   rebuild-index                         rebuild the index from the packs
-  unlock [--all]                        remove stale (or all) locks
+  unlock [--all]                        remove stale locks (not refreshed for 5 minutes, or held by a
+                                        process of this host that is gone), or with --all every lock
 
 global flags (accepted before or after the command):
   --repo URL            directory path or s3://bucket/prefix (env ` + EnvRepository + `)
@@ -244,7 +246,7 @@ func (c *cli) init(args []string) error {
 	kdf := repository.DefaultKDF
 	kdfMem := int64(kdf.MemoryKiB) << 10
 	var kdfTime uint
-	fs.Var(sizeFlag{&kdfMem}, "kdf-memory", "memory for the argon2id password KDF (default 64M)")
+	fs.Var(sizeFlag{&kdfMem}, "kdf-memory", fmt.Sprintf("memory for the argon2id password KDF (default %dM)", kdf.MemoryKiB>>10))
 	fs.UintVar(&kdfTime, "kdf-time", uint(kdf.Time), "passes of the argon2id password KDF")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -257,6 +259,9 @@ func (c *cli) init(args []string) error {
 	pw, err := c.password()
 	if err != nil {
 		return err
+	}
+	if err := repository.CheckNewPassword(pw); err != nil {
+		return fmt.Errorf("init: %w", err)
 	}
 	be, err := location.Create(c.ctx, cfg)
 	if err != nil {
@@ -746,6 +751,9 @@ func (c *cli) key(args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := repository.CheckNewPassword(pw); err != nil {
+			return fmt.Errorf("key add: %w", err)
+		}
 		id, err := r.AddPassword(c.ctx, pw)
 		if err != nil {
 			return err
@@ -768,6 +776,9 @@ func (c *cli) key(args []string) error {
 		pw, err := newPassword()
 		if err != nil {
 			return err
+		}
+		if err := repository.CheckNewPassword(pw); err != nil {
+			return fmt.Errorf("key passwd: %w", err)
 		}
 		if err := r.ChangePassword(c.ctx, pw); err != nil {
 			return err
