@@ -54,3 +54,38 @@ func TestCheckNewPassword(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot manifest stored under another snapshot's id (it decrypts
+// fine) is refused on load with a damage error, not returned as that
+// snapshot.
+func TestSnapshotWhoseContentDoesNotMatchItsIDIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, be, clock := newTestRepo(t)
+	src := makeTree(t, 40)
+	a := backupAt(t, r, src, repository.SnapshotMeta{Workload: "a"}, clock.Now())
+	b := backupAt(t, r, src, repository.SnapshotMeta{Workload: "b"}, clock.Now())
+	raw, err := be.Load(ctx, repository.Handle{Type: repository.SnapshotFile, Name: a.ID}, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := repository.Handle{Type: repository.SnapshotFile, Name: b.ID}
+	if err := be.Remove(ctx, hb); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Save(ctx, hb, raw); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := repository.Open(ctx, be, "secret", testOpenOptions(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	s, err := fresh.Snapshot(ctx, b.ID)
+	if err == nil {
+		t.Fatalf("snapshot %s loaded as workload %q from a copy of %s", b.ShortID(), s.Workload, a.ShortID())
+	}
+	if !errors.Is(err, repository.ErrDamaged) || !strings.Contains(err.Error(), "does not match the snapshot id") {
+		t.Fatalf("load of a replaced snapshot: %v, want a damage error naming the id mismatch", err)
+	}
+}
