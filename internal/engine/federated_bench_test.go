@@ -54,7 +54,7 @@ func BenchmarkFederatedBackup(b *testing.B) {
 					b.Fatal(err)
 				}
 				repoDir := filepath.Join(b.TempDir(), "repo")
-				if _, err := eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "bench"}); err != nil {
+				if _, err := eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "bench password"}); err != nil {
 					b.Fatal(err)
 				}
 				if err := eng.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "bench", Repository: "r", Workloads: names,

@@ -47,7 +47,7 @@ func BenchmarkRestoreWorkload(b *testing.B) {
 	_, err = eng.RegisterCluster(ctx, ClusterSpec{Name: "bench", SharedVolume: c.SharedVolume, Nodes: c.Endpoints(), MasterPolicy: MasterRandom, JoinOrder: JoinParallel})
 	must(err)
 	work := b.TempDir()
-	_, err = eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench"})
+	_, err = eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench password"})
 	must(err)
 	must(eng.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "bench", Repository: "r", Workloads: []string{"vm"},
 		Consistency: "application", NodeOrder: OrderMasterLast, ExtractAt: ExtractAtBackup}))

@@ -38,6 +38,7 @@ resource "clusterguard_repository" "test" {
   name     = "repo"
   url      = %q
   password = %q
+  create   = true
 }
 
 resource "clusterguard_protection_group" "test" {
@@ -172,7 +173,7 @@ func TestAccBackupRun_federated(t *testing.T) {
 					statecheck.ExpectKnownValue(groupAddr, tfjsonpath.New("workload_status").AtMapKey("web").AtMapKey("node"), knownvalue.StringExact("node-1")),
 				},
 			},
-			{ResourceName: repoAddr, ImportState: true, ImportStateId: "repo", ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts", "password", "created", "location", "force_destroy"}},
+			{ResourceName: repoAddr, ImportState: true, ImportStateId: "repo", ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts", "password", "created", "location", "force_destroy", "create"}},
 			{ResourceName: groupAddr, ImportState: true, ImportStateId: "group", ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts"}},
 			{ResourceName: runAddr, ImportState: true, ImportStateIdFunc: stateAttr(runAddr, "id"), ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts", "triggers"}},
 			{
@@ -342,13 +343,18 @@ provider "clusterguard" {
 		"malformed s3 url": {provider + `resource "clusterguard_repository" "bad" {
   name     = "r"
   url      = "s3://Not_A_Bucket/x"
-  password = "pw"
+  password = "long enough password"
 }`, `bucket`},
 		"relative repository path": {provider + `resource "clusterguard_repository" "bad" {
   name     = "r"
   url      = "backups/here"
-  password = "pw"
+  password = "long enough password"
 }`, `absolute`},
+		"short repository password": {provider + `resource "clusterguard_repository" "bad" {
+  name     = "r"
+  url      = "/backups/here"
+  password = "hunter2"
+}`, `at least 12`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
