@@ -1,12 +1,15 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 )
@@ -65,6 +68,7 @@ func TestAccRepository_createIsExplicitAndSecretsStayOutOfState(t *testing.T) {
 					resource.TestCheckNoResourceAttr(repoAddr, "session_token"),
 					resource.TestCheckNoResourceAttr(repoAddr, "password"),
 					noSecretInState(testS3Secret, testS3Session),
+					noSecretInFiles(catalogPath+"*", testS3Secret, testS3Session, "correct horse battery staple"),
 				),
 			},
 			{
@@ -95,5 +99,48 @@ func noSecretInState(secrets ...string) resource.TestCheckFunc {
 			}
 		}
 		return nil
+	}
+}
+
+// noSecretInFiles fails when a file matching glob (the catalog, its WAL)
+// holds one of the secrets.
+func noSecretInFiles(glob string, secrets ...string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		files, err := filepath.Glob(glob)
+		if err != nil || len(files) == 0 {
+			return fmt.Errorf("no files match %s (%v)", glob, err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			for _, secret := range secrets {
+				if strings.Contains(string(b), secret) {
+					return fmt.Errorf("%s holds a secret in plaintext", f)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// An unreachable PostgreSQL catalog is reported as a server to check, not
+// as a directory that must be writable.
+func TestCatalogOpenDiagnosticForPostgres(t *testing.T) {
+	t.Setenv(envCatalogKey, strings.Repeat("ab", 32))
+	where := "postgres://cg@127.0.0.1:1/cat?sslmode=disable&connect_timeout=2"
+	_, err := openCatalog(context.Background(), where)
+	if err == nil {
+		t.Fatal("opened a catalog on a closed port")
+	}
+	d := diagCatalogOpen(path.Root("catalog"), where, err)
+	if !strings.Contains(d.Detail(), "PostgreSQL server is running") || strings.Contains(d.Detail(), "directory is writable") {
+		t.Fatalf("diagnostic for an unreachable PostgreSQL catalog: %s", d.Detail())
+	}
+	t.Setenv(envCatalogKey, "")
+	t.Setenv(envCatalogKeyFile, "")
+	if _, err := openCatalog(context.Background(), where); err == nil || !strings.Contains(err.Error(), envCatalogKey) {
+		t.Fatalf("PostgreSQL catalog without a key: %v, want an error naming %s", err, envCatalogKey)
 	}
 }
