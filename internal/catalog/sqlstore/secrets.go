@@ -14,7 +14,9 @@ import (
 func (s *Store) SetSecretBox(box *secretbox.Box) { s.box = box }
 
 // secretAD binds a sealed value to its row and column.
-func secretAD(repo, column string) string { return "clusterguard catalog repositories/" + repo + "/" + column }
+func secretAD(repo, column string) string {
+	return "clusterguard catalog repositories/" + repo + "/" + column
+}
 
 func (s *Store) sealRepository(r catalog.Repository) (catalog.Repository, error) {
 	var err error
