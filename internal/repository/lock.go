@@ -73,7 +73,7 @@ func (r *Repository) lock(ctx context.Context, exclusive bool, op string) (*repo
 			return nil, err
 		}
 		// Jitter keeps two contenders from retrying in lockstep.
-		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff))) //nolint:gosec // G404: timing jitter, not a secret
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -106,7 +106,9 @@ func (r *Repository) tryLock(ctx context.Context, exclusive bool, op string) (*r
 		return nil, err
 	}
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
-	go l.refresh()
+	// The refresh outlives this call's context on purpose: it runs until
+	// unlock, which every caller defers.
+	go l.refresh() //nolint:gosec // G118: see above
 	return l, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -250,6 +251,11 @@ func (c *cli) init(args []string) error {
 	fs.UintVar(&kdfTime, "kdf-time", uint(kdf.Time), "passes of the argon2id password KDF")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	// Range-check before narrowing: a huge value must not wrap around to a
+	// small, weak KDF setting that then passes validation.
+	if kdfMem < 0 || kdfMem>>10 > math.MaxUint32 || kdfTime > math.MaxUint32 {
+		return usageErrorf("--kdf-memory %d or --kdf-time %d is out of range", kdfMem, kdfTime)
 	}
 	kdf.MemoryKiB, kdf.Time = uint32(kdfMem>>10), uint32(kdfTime)
 	cfg, err := c.config()
@@ -835,7 +841,7 @@ func (c *cli) unlock(args []string) error {
 const CPUProfileEnv = "CLUSTERGUARD_CPUPROFILE"
 
 func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
+	f, err := os.Create(path) //nolint:gosec // G703: the operator names the profile file (CLUSTERGUARD_CPUPROFILE)
 	if err != nil {
 		return nil, err
 	}

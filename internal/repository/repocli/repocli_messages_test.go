@@ -49,3 +49,19 @@ func TestCLIInitHelpStatesKDFMemory(t *testing.T) {
 		t.Fatalf("init --help does not say %q:\n%s", want, errs)
 	}
 }
+
+// A KDF setting too large for the format is refused, not wrapped around to
+// a small (weak) one.
+func TestCLIInitRefusesKDFOverflow(t *testing.T) {
+	r := runner{t: t, repo: filepath.Join(t.TempDir(), "repo")}
+	t.Setenv(repocli.EnvPassword, "long enough password")
+	for _, args := range [][]string{{"--kdf-memory", "4194368M"}, {"--kdf-time", "4294967297"}} {
+		_, errs, code := r.run(append([]string{"init"}, args...)...)
+		if code != 2 || !strings.Contains(errs, "out of range") {
+			t.Errorf("init %v: exit %d, %s", args, code, errs)
+		}
+	}
+	if _, err := os.Stat(r.repo); !os.IsNotExist(err) {
+		t.Fatalf("refused init created %s", r.repo)
+	}
+}
