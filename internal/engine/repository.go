@@ -61,16 +61,19 @@ func (e *Engine) registerRepository(ctx context.Context, r catalog.Repository, c
 	if err := ValidateRepository(r); err != nil {
 		return RepositoryInfo{}, err
 	}
-	open := location.Open
-	if create {
-		open = location.Create
-	}
-	be, err := open(ctx, locationConfig(r))
-	if err != nil {
-		if !create {
-			return RepositoryInfo{}, fmt.Errorf("repository %q: no repository at %s (%w); check the URL, or set create = true to initialise one", r.Name, r.URL, err)
+	be, err := location.Open(ctx, locationConfig(r))
+	if err != nil && create {
+		// Nothing there yet (no directory or bucket): make it, but only for
+		// a password a new repository may have.
+		if perr := repository.CheckNewPassword(r.Password); perr != nil {
+			return RepositoryInfo{}, &ValidationError{Field: "password", Reason: perr.Error()}
 		}
-		return RepositoryInfo{}, fmt.Errorf("repository %q at %s: %w", r.Name, r.URL, err)
+		be, err = location.Create(ctx, locationConfig(r))
+		if err != nil {
+			return RepositoryInfo{}, fmt.Errorf("repository %q at %s: %w", r.Name, r.URL, err)
+		}
+	} else if err != nil {
+		return RepositoryInfo{}, fmt.Errorf("repository %q: no repository at %s (%w); check the URL, or set create = true to initialise one", r.Name, r.URL, err)
 	}
 	defer be.Close()
 	info := RepositoryInfo{Location: be.Location(), Initialised: true}

@@ -71,6 +71,9 @@ func TestCreateRepositoryRefusesShortPassword(t *testing.T) {
 	if !errors.As(err, &ve) || ve.Field != "password" || !strings.Contains(err.Error(), "at least 12") {
 		t.Fatalf("create with a short password: %v, want a password validation error", err)
 	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("refused create made %s (%v)", dir, err)
+	}
 	if _, err := eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: dir, Password: "long enough password"}); err != nil {
 		t.Fatal(err)
 	}
