@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/location"
@@ -64,7 +63,7 @@ resource "clusterguard_backup_run" "test" {
 func (e *testEnv) openRepo(t *testing.T) (*repository.Repository, func()) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, e.catalog, sqlite.Options{})
+	store, err := openCatalog(ctx, e.catalog) // as the provider does: with the catalog key
 	if err != nil {
 		t.Fatal(err)
 	}
