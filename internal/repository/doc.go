@@ -44,7 +44,7 @@
 //     rebuild-index take the exclusive lock. A held lock is rewritten every
 //     minute; a lock not refreshed for StaleLockAge (5 minutes, by the
 //     injected clock) is stale and ignored. A lock whose holder ran on this
-//     host (same hostname, boot id and PID namespace) and is gone (its PID
+//     host (same boot id and PID namespace) and is gone (its PID
 //     unused or reused by a process with another start time) is stale at
 //     once: a killed agent blocks no prune, and unlock removes its lock.
 //

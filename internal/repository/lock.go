@@ -209,7 +209,7 @@ func (r *Repository) loadLock(ctx context.Context, name string) (lockRecord, err
 // lockStale says whether a lock no longer protects anything: not refreshed
 // for StaleLockAge, or its holder is a process of this host that is gone.
 func (r *Repository) lockStale(rec lockRecord, now time.Time) bool {
-	return now.Sub(rec.Time) > r.opts.StaleLockAge || rec.holderDead(r.opts.Hostname)
+	return now.Sub(rec.Time) > r.opts.StaleLockAge || rec.holderDead()
 }
 
 // RemoveLocks deletes stale locks (not refreshed for StaleLockAge, or held

@@ -36,7 +36,9 @@ func TestLockHolderProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repository.Open(ctx, be, "secret", repository.OpenOptions{})
+	// A Hostname other than the OS's (as an agent naming itself by node
+	// might set) must not hide that the holder is on this machine.
+	r, err := repository.Open(ctx, be, "secret", repository.OpenOptions{Hostname: "node-name-not-os-hostname"})
 	if err != nil {
 		t.Fatal(err)
 	}

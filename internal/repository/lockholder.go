@@ -16,8 +16,8 @@ import (
 // up to four refreshes in a row (a slow or briefly unreachable backend) still
 // keeps its lock, while the lock of a process that died on another host is
 // ignored five minutes after its last refresh. A lock whose holder is known
-// to be dead (same host and boot, same PID namespace, and its process is gone
-// or is another process now) is stale at once.
+// to be dead (same boot of this machine, same PID namespace, and its process
+// is gone or is another process now) is stale at once.
 const (
 	defaultStaleLockAge = 5 * time.Minute
 	lockRefreshDivisor  = 5
@@ -77,16 +77,19 @@ func processStat(pid int) (start uint64, state byte, err error) {
 }
 
 // holderDead reports whether the process that wrote rec is known to be gone:
-// it ran on this host (same hostname), in this boot and PID namespace, and
-// its PID is now unused, a zombie, or a different process (another start
-// time). Anything unknown answers false: a lock of another host, or one
-// written without the identity, only expires by age.
-func (rec lockRecord) holderDead(hostname string) bool {
+// it ran in this boot of this machine and in this PID namespace (the boot
+// id is random per boot, and PID namespace ids are unique within a kernel,
+// so together they name one PID space; the hostname, which an operator may
+// override or reuse, is not relied on), and its PID is now unused, a
+// zombie, or a different process (another start time). Anything unknown
+// answers false: a lock of another host, or one written without the
+// identity, only expires by age.
+func (rec lockRecord) holderDead() bool {
 	self := selfIdentity()
-	if rec.Hostname == "" || rec.BootID == "" || rec.PIDNS == "" || rec.PIDStart == 0 || self.BootID == "" || self.PIDNS == "" {
+	if rec.BootID == "" || rec.PIDNS == "" || rec.PIDStart == 0 || self.BootID == "" || self.PIDNS == "" {
 		return false
 	}
-	if rec.Hostname != hostname || rec.BootID != self.BootID || rec.PIDNS != self.PIDNS {
+	if rec.BootID != self.BootID || rec.PIDNS != self.PIDNS {
 		return false
 	}
 	start, state, err := processStat(rec.PID)
