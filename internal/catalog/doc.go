@@ -117,7 +117,8 @@
 // given one with SetSecretBox; the provider always does (env
 // CLUSTERGUARD_CATALOG_KEY or CLUSTERGUARD_CATALOG_KEY_FILE; for SQLite by
 // default "<catalog>.key" beside the file, 0600; PostgreSQL requires a key).
-// Plaintext rows of older releases still read, and SealExisting seals them.
+// Plaintext rows of older releases still read, and SealExisting seals them
+// (the provider then compacts a SQLite file so no free page keeps them).
 // The SQLite catalog file and its directory are created owner-only (0600
 // and 0700); a PostgreSQL connection uses sslmode=verify-full unless its URL
 // says otherwise. Stores never log, and no error

@@ -65,8 +65,14 @@ func sealCatalogSecrets(ctx context.Context, store engine.Store, box *secretbox.
 		return errors.New("this catalog cannot seal repository secrets")
 	}
 	s.SetSecretBox(box)
-	if _, err := s.SealExisting(ctx); err != nil {
+	n, err := s.SealExisting(ctx)
+	if err != nil {
 		return err
+	}
+	// The plaintext just sealed is still in free pages and the WAL of a
+	// SQLite file: rewrite it once, on the upgrade that sealed the rows.
+	if c, ok := store.(interface{ Compact(context.Context) error }); ok && n > 0 {
+		return c.Compact(ctx)
 	}
 	return nil
 }
