@@ -44,9 +44,9 @@ func TestRepositorySecretsNotInCatalogFile(t *testing.T) {
 			t.Errorf("GetRepository(%s) = %+v, %v", want.Name, got, err)
 		}
 	}
-	// Rewrite the pages so the plaintext the legacy row left in free pages
-	// or the WAL is gone too, as an operator would after upgrading.
-	if _, err := rawDB(t, s.Path()).Exec(`PRAGMA wal_checkpoint(TRUNCATE); VACUUM`); err != nil {
+	// Compact so the plaintext the legacy row left in free pages or the WAL
+	// is gone too, as the provider does after sealing.
+	if err := s.Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(s.Path() + "*")
