@@ -54,6 +54,7 @@ resource "clusterguard_repository" "demo" {
   name     = "demo"
   url      = var.repository
   password = var.repository_password
+  create   = true # initialise it on the first apply
 }
 
 # Every running workload, quiesced (flushed) for its copy, node by node with

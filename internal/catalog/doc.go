@@ -110,11 +110,18 @@
 //
 // # Secrets
 //
-// Repository.Password, SecretAccessKey and SessionToken are stored as given,
+// Repository.Password, SecretAccessKey and SessionToken must be kept,
 // because the engine (and its scheduler, without Terraform) must hand them
-// to agents. The SQLite catalog file and its directory are created owner-only
-// (0600 and 0700); a PostgreSQL catalog relies on the database's access
-// control, so grant it only to the engines. Stores never log, and no error
+// to agents. The SQL stores seal them (package secretbox: AES-256-GCM, bound
+// to row and column) with a catalog key the database does not hold, once
+// given one with SetSecretBox; the provider always does (env
+// CLUSTERGUARD_CATALOG_KEY or CLUSTERGUARD_CATALOG_KEY_FILE; for SQLite by
+// default "<catalog>.key" beside the file, 0600; PostgreSQL requires a key).
+// Plaintext rows of older releases still read, and SealExisting seals them
+// (the provider then compacts a SQLite file so no free page keeps them).
+// The SQLite catalog file and its directory are created owner-only (0600
+// and 0700); a PostgreSQL connection uses sslmode=verify-full unless its URL
+// says otherwise. Stores never log, and no error
 // they return contains a secret: messages name records and fields, never
 // values, and errors about a repository pass through RedactRepositoryError
 // in case the database quotes the row.

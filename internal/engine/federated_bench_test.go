@@ -31,7 +31,7 @@ func BenchmarkFederatedBackup(b *testing.B) {
 	// starts a fresh one at the same place.
 	repoDir := filepath.Join(b.TempDir(), "repo")
 	c := agenttest.Start(b, agenttest.Options{Nodes: nodes, Workloads: names,
-		Repositories: []agenttest.Repository{{Name: "r", URL: repoDir, Password: "bench"}}})
+		Repositories: []agenttest.Repository{{Name: "r", URL: repoDir, Password: "bench password"}}})
 	for i, w := range names {
 		dir := filepath.Join(c.SharedVolume, "apps", w)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -60,7 +60,7 @@ func BenchmarkFederatedBackup(b *testing.B) {
 				if err := os.RemoveAll(repoDir); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "bench"}); err != nil {
+				if _, err := eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "bench password"}); err != nil {
 					b.Fatal(err)
 				}
 				if err := eng.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "bench", Repository: "r", Workloads: names,

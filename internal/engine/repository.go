@@ -41,22 +41,50 @@ func ValidateRepository(r catalog.Repository) error {
 	return errors.Join(errs...)
 }
 
-// RegisterRepository initialises the repository at r.URL, or attaches to
-// the one there when r.Password opens it, and records it in the catalog.
-// A repository there that the password does not open is refused.
+// RegisterRepository attaches to the repository at r.URL that r.Password
+// opens and records it in the catalog. It never creates one: a location
+// without a repository is an error (a mistyped path must not silently
+// become a new, empty repository); CreateRepository initialises one.
 func (e *Engine) RegisterRepository(ctx context.Context, r catalog.Repository) (RepositoryInfo, error) {
+	return e.registerRepository(ctx, r, false)
+}
+
+// CreateRepository initialises a repository at r.URL, or attaches to the one
+// already there when r.Password opens it (so a retried apply succeeds), and
+// records it in the catalog. A new repository's password must pass
+// repository.CheckNewPassword.
+func (e *Engine) CreateRepository(ctx context.Context, r catalog.Repository) (RepositoryInfo, error) {
+	return e.registerRepository(ctx, r, true)
+}
+
+func (e *Engine) registerRepository(ctx context.Context, r catalog.Repository, create bool) (RepositoryInfo, error) {
 	if err := ValidateRepository(r); err != nil {
 		return RepositoryInfo{}, err
 	}
-	be, err := location.Create(ctx, locationConfig(r))
-	if err != nil {
-		return RepositoryInfo{}, fmt.Errorf("repository %q at %s: %w", r.Name, r.URL, err)
+	be, err := location.Open(ctx, locationConfig(r))
+	if err != nil && create {
+		// Nothing there yet (no directory or bucket): make it, but only for
+		// a password a new repository may have.
+		if perr := repository.CheckNewPassword(r.Password); perr != nil {
+			return RepositoryInfo{}, &ValidationError{Field: "password", Reason: perr.Error()}
+		}
+		be, err = location.Create(ctx, locationConfig(r))
+		if err != nil {
+			return RepositoryInfo{}, fmt.Errorf("repository %q at %s: %w", r.Name, r.URL, err)
+		}
+	} else if err != nil {
+		return RepositoryInfo{}, fmt.Errorf("repository %q: no repository at %s (%w); check the URL, or set create = true to initialise one", r.Name, r.URL, err)
 	}
 	defer be.Close()
 	info := RepositoryInfo{Location: be.Location(), Initialised: true}
 	repo, err := repository.Open(ctx, be, r.Password, repository.OpenOptions{Now: e.now})
 	switch {
+	case errors.Is(err, repository.ErrNoRepository) && !create:
+		return RepositoryInfo{}, fmt.Errorf("repository %q: no repository at %s; check the URL, or set create = true to initialise one: %w", r.Name, be.Location(), err)
 	case errors.Is(err, repository.ErrNoRepository):
+		if err := repository.CheckNewPassword(r.Password); err != nil {
+			return RepositoryInfo{}, &ValidationError{Field: "password", Reason: err.Error()}
+		}
 		e.log.InfoContext(ctx, "initialising repository", "repository", r.Name, "location", be.Location())
 		repo, err = repository.Init(ctx, be, r.Password, repository.InitOptions{})
 		if err != nil {
@@ -213,8 +241,8 @@ func (e *Engine) ApplyRetention(ctx context.Context, group string) (removed int,
 // ChangeRepositoryPassword re-wraps the repository's master key with a new
 // password (data is never re-encrypted) and records it.
 func (e *Engine) ChangeRepositoryPassword(ctx context.Context, name, newPassword string) error {
-	if newPassword == "" {
-		return &ValidationError{Field: "password", Reason: "must not be empty"}
+	if err := repository.CheckNewPassword(newPassword); err != nil {
+		return &ValidationError{Field: "password", Reason: err.Error()}
 	}
 	r, err := e.store.GetRepository(ctx, name)
 	if err != nil {

@@ -29,7 +29,7 @@ func BenchmarkRestoreWorkload(b *testing.B) {
 	}
 	work := b.TempDir()
 	c := agenttest.Start(b, agenttest.Options{Nodes: 1, Workloads: []string{"vm"},
-		Repositories: []agenttest.Repository{{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench"}}})
+		Repositories: []agenttest.Repository{{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench password"}}})
 	dataDir := filepath.Join(c.SharedVolume, "apps", "vm")
 	const size = 1 << 30
 	writeImage(b, filepath.Join(dataDir, "disk.img"), size)
@@ -48,7 +48,7 @@ func BenchmarkRestoreWorkload(b *testing.B) {
 	}
 	_, err = eng.RegisterCluster(ctx, ClusterSpec{Name: "bench", SharedVolume: c.SharedVolume, Nodes: c.Endpoints(), MasterPolicy: MasterRandom, JoinOrder: JoinParallel})
 	must(err)
-	_, err = eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench"})
+	_, err = eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: filepath.Join(work, "cg-repo"), Password: "bench password"})
 	must(err)
 	must(eng.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "bench", Repository: "r", Workloads: []string{"vm"},
 		Consistency: "application", NodeOrder: OrderMasterLast, ExtractAt: ExtractAtBackup}))

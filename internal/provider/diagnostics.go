@@ -40,9 +40,13 @@ func diagBadCAFile(p path.Path, file string, err error) diag.Diagnostic {
 }
 
 func diagCatalogOpen(p path.Path, file string, err error) diag.Diagnostic {
+	hint := "Check that the directory is writable and the file is a clusterguard catalog; set catalog (or CLUSTERGUARD_CATALOG) to another path if needed."
+	if isPostgresCatalog(file) {
+		hint = "Check that the PostgreSQL server is running and reachable from here, and the URL's host, port, database, user, " +
+			"password and sslmode (verify-full unless the URL says otherwise), and that a catalog key is set (CLUSTERGUARD_CATALOG_KEY)."
+	}
 	return diag.NewAttributeErrorDiagnostic(p, "Cannot Open Catalog",
-		detail(fmt.Sprintf("The engine's catalog at %q could not be opened.", file),
-			"Check that the directory is writable and the file is a clusterguard catalog; set catalog (or CLUSTERGUARD_CATALOG) to another path if needed.", err))
+		detail(fmt.Sprintf("The engine's catalog at %q could not be opened.", file), hint, err))
 }
 
 func diagInternal(during string, err error) diag.Diagnostic {

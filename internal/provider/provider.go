@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -94,7 +93,11 @@ func (p *clusterguardProvider) Schema(_ context.Context, _ provider.SchemaReques
 				MarkdownDescription: "The engine's catalog: the path of an embedded SQLite file, or a PostgreSQL URL " +
 					"(`postgres://user@host:5432/db`) so several teams or engines share one catalog. Defaults to " +
 					"`$XDG_DATA_HOME/clusterguard/catalog.db` (`~/.local/share/clusterguard/catalog.db`). " +
-					"Environment variable: `CLUSTERGUARD_CATALOG`.",
+					"Environment variable: `CLUSTERGUARD_CATALOG`. Repository passwords and S3 secrets in the catalog are " +
+					"sealed (AES-256-GCM) with a catalog key the catalog does not hold: `CLUSTERGUARD_CATALOG_KEY` (32 random " +
+					"bytes, base64) or `CLUSTERGUARD_CATALOG_KEY_FILE`; for a SQLite catalog without either, `<catalog>.key` " +
+					"is created beside it (mode 0600); a PostgreSQL catalog requires one. A PostgreSQL URL without `sslmode` " +
+					"uses `sslmode=verify-full`.",
 				Optional:   true,
 				Validators: []validator.String{validate.NonEmpty()},
 			},
@@ -229,12 +232,29 @@ func (p *clusterguardProvider) DataSources(context.Context) []func() datasource.
 	}
 }
 
-// openCatalog opens PostgreSQL for postgres:// URLs, else a SQLite file.
+// openCatalog opens PostgreSQL for postgres:// URLs, else a SQLite file,
+// with the repository secrets sealed by the catalog key (catalog_key.go).
 func openCatalog(ctx context.Context, where string) (engine.Store, error) {
-	if strings.HasPrefix(where, "postgres://") || strings.HasPrefix(where, "postgresql://") {
-		return postgres.Open(ctx, where, postgres.Options{})
+	box, err := catalogSecretBox(where)
+	if err != nil {
+		return nil, err
 	}
-	return sqlite.Open(ctx, where, sqlite.Options{})
+	var store engine.Store
+	if isPostgresCatalog(where) {
+		store, err = postgres.Open(ctx, where, postgres.Options{})
+	} else {
+		store, err = sqlite.Open(ctx, where, sqlite.Options{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := sealCatalogSecrets(ctx, store, box); err != nil {
+		if c, ok := store.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
+		return nil, err
+	}
+	return store, nil
 }
 
 // redactURL drops a password from a catalog URL before it is shown.

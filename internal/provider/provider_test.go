@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/agenttest"
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 )
 
@@ -104,7 +103,7 @@ func (e *testEnv) nodesHCL() string {
 func (e *testEnv) registerDirectly(t *testing.T, name string) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, e.catalog, sqlite.Options{})
+	store, err := openCatalog(ctx, e.catalog) // as the provider does: with the catalog key
 	if err != nil {
 		t.Fatalf("open catalog: %v", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/location"
@@ -37,6 +36,7 @@ resource "clusterguard_repository" "test" {
   name     = "repo"
   url      = %q
   password = %q
+  create   = true
 }
 
 resource "clusterguard_protection_group" "test" {
@@ -62,7 +62,7 @@ resource "clusterguard_backup_run" "test" {
 func (e *testEnv) openRepo(t *testing.T) (*repository.Repository, func()) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, e.catalog, sqlite.Options{})
+	store, err := openCatalog(ctx, e.catalog) // as the provider does: with the catalog key
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestAccBackupRun_federated(t *testing.T) {
 					statecheck.ExpectKnownValue(groupAddr, tfjsonpath.New("workload_status").AtMapKey("web").AtMapKey("node"), knownvalue.StringExact("node-1")),
 				},
 			},
-			{ResourceName: repoAddr, ImportState: true, ImportStateId: "repo", ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts", "password", "created", "location", "force_destroy"}},
+			{ResourceName: repoAddr, ImportState: true, ImportStateId: "repo", ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts", "password", "created", "location", "force_destroy", "create"}},
 			{ResourceName: groupAddr, ImportState: true, ImportStateId: "group", ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts"}},
 			{ResourceName: runAddr, ImportState: true, ImportStateIdFunc: stateAttr(runAddr, "id"), ImportStateVerify: true, ImportStateVerifyIgnore: []string{"timeouts", "triggers"}},
 			{
@@ -341,13 +341,18 @@ provider "clusterguard" {
 		"malformed s3 url": {provider + `resource "clusterguard_repository" "bad" {
   name     = "r"
   url      = "s3://Not_A_Bucket/x"
-  password = "pw"
+  password = "long enough password"
 }`, `bucket`},
 		"relative repository path": {provider + `resource "clusterguard_repository" "bad" {
   name     = "r"
   url      = "backups/here"
-  password = "pw"
+  password = "long enough password"
 }`, `absolute`},
+		"short repository password": {provider + `resource "clusterguard_repository" "bad" {
+  name     = "r"
+  url      = "/backups/here"
+  password = "hunter2"
+}`, `at least 12`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

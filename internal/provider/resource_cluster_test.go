@@ -191,6 +191,7 @@ func TestAccCluster_postgresCatalog(t *testing.T) {
 	e := newTestEnv(t, 2, "web")
 	pg := pgtest.Start(t)
 	e.catalog = pg.CreateDatabase(t)
+	t.Setenv("CLUSTERGUARD_CATALOG_KEY", strings.Repeat("ab", 32)) // a PostgreSQL catalog requires a key
 	cfg := testAccClusterConfig(e, e.cluster.Token, "")
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,

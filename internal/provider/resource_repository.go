@@ -42,9 +42,11 @@ func (r *repositoryResource) Metadata(_ context.Context, req resource.MetadataRe
 func (r *repositoryResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A backup repository (E7, M4): deduplicated, compressed, encrypted point-in-time snapshots in " +
-			"a directory (local or shared) or an S3-compatible bucket. Create initialises the repository, or attaches to the " +
-			"one already there when `password` opens it (a repository the password does not open is refused). Agents write " +
-			"to it directly. Destroy keeps the data unless `force_destroy = true`.",
+			"a directory (local or shared) or an S3-compatible bucket. Create attaches to the repository already at `url` " +
+			"when `password` opens it; with `create = true` it initialises one when there is none (so a mistyped `url` never " +
+			"silently becomes a new, empty repository). A repository the password does not open is refused. Agents write " +
+			"to it directly. Destroy keeps the data unless `force_destroy = true`. No secret of this resource is stored " +
+			"in Terraform state: `password`, `secret_access_key` and `session_token` are write-only.",
 		Attributes: map[string]schema.Attribute{
 			"id":   idAttribute("The repository name."),
 			"name": catalogNameReplacing("Repository name, unique in the catalog. Agents open only the repositories their own config defines: every node's agent config needs a `repository \"<name>\"` block with this name, the same location and the password in a file. Changing it replaces the registration (not the data)."),
@@ -68,14 +70,31 @@ func (r *repositoryResource) Schema(ctx context.Context, _ resource.SchemaReques
 				Sensitive:           true,
 			},
 			"secret_access_key": schema.StringAttribute{
-				MarkdownDescription: "S3 secret access key. Empty: `AWS_SECRET_ACCESS_KEY` from the environment.",
-				Optional:            true,
-				Sensitive:           true,
+				MarkdownDescription: "S3 secret access key. Empty: `AWS_SECRET_ACCESS_KEY` from the environment. Write-only: it is " +
+					"never stored in Terraform state. To apply a changed value, increase `credentials_version`.",
+				Optional:  true,
+				Sensitive: true,
+				WriteOnly: true,
 			},
 			"session_token": schema.StringAttribute{
-				MarkdownDescription: "S3 session token for temporary credentials.",
+				MarkdownDescription: "S3 session token for temporary credentials. Write-only, like `secret_access_key`.",
 				Optional:            true,
 				Sensitive:           true,
+				WriteOnly:           true,
+			},
+			"credentials_version": schema.Int64Attribute{
+				MarkdownDescription: "Increase to apply a changed `secret_access_key` or `session_token` (Terraform cannot see " +
+					"changes of a write-only value). Default 0.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.AtLeast(0)},
+			},
+			"create": schema.BoolAttribute{
+				MarkdownDescription: "Initialise a new repository at `url` when there is none. Default `false`: attach only, and " +
+					"fail with \"no repository at URL\" when there is none, so a mistyped `url` is an error rather than a new, " +
+					"empty repository. With `true`, a repository already there that `password` opens is attached to.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
 			},
 			"path_style": schema.BoolAttribute{
 				MarkdownDescription: "Use path-style S3 requests (most self-hosted object stores need this). Default `false`.",
@@ -91,10 +110,12 @@ func (r *repositoryResource) Schema(ctx context.Context, _ resource.SchemaReques
 			},
 			"password": schema.StringAttribute{
 				MarkdownDescription: "Password that unlocks the repository's encryption key. Write-only: it is never stored in Terraform state. " +
-					"To change it, set the new password and increase `password_version`: the key is re-wrapped, data is never re-encrypted.",
-				Required:  true,
-				Sensitive: true,
-				WriteOnly: true,
+					"To change it, set the new password and increase `password_version`: the key is re-wrapped, data is never re-encrypted. " +
+					"At least 12 characters (checked at plan time).",
+				Required:   true,
+				Sensitive:  true,
+				WriteOnly:  true,
+				Validators: []validator.String{validate.RepositoryPassword()},
 			},
 			"password_version": schema.Int64Attribute{
 				MarkdownDescription: "Increase to apply a changed `password` (Terraform cannot see changes of a write-only value). Default 0.",
@@ -144,7 +165,7 @@ func (r *repositoryResource) Create(ctx context.Context, req resource.CreateRequ
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	rec := plan.record(config.Password.ValueString())
+	rec := plan.record(config)
 	if _, err := r.engine.GetRepository(ctx, rec.Name); err == nil {
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "Repository Already Registered",
 			detail(fmt.Sprintf("A repository named %q is already in the engine's catalog.", rec.Name),
@@ -155,7 +176,11 @@ func (r *repositoryResource) Create(ctx context.Context, req resource.CreateRequ
 		return
 	}
 	tflog.Info(ctx, "registering repository", map[string]any{"repository": rec.Name})
-	info, err := r.engine.RegisterRepository(ctx, rec)
+	register := r.engine.RegisterRepository
+	if plan.Create.ValueBool() {
+		register = r.engine.CreateRepository
+	}
+	info, err := register(ctx, rec)
 	if err != nil {
 		resp.Diagnostics.Append(diagRepository(rec.Name, "registering", err)...)
 		return
@@ -163,7 +188,7 @@ func (r *repositoryResource) Create(ctx context.Context, req resource.CreateRequ
 	plan.ID = types.StringValue(rec.Name)
 	plan.Created = types.BoolValue(info.Created)
 	plan.Location = types.StringValue(info.Location)
-	plan.Password = types.StringNull()
+	plan.clearWriteOnly()
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -196,8 +221,6 @@ func (r *repositoryResource) Read(ctx context.Context, req resource.ReadRequest,
 	state.Endpoint = optionalString(rec.Endpoint)
 	state.Region = optionalString(rec.Region)
 	state.AccessKeyID = optionalString(rec.AccessKeyID)
-	state.SecretAccessKey = optionalString(rec.SecretAccessKey)
-	state.SessionToken = optionalString(rec.SessionToken)
 	state.PathStyle = types.BoolValue(rec.PathStyle)
 	state.Insecure = types.BoolValue(rec.Insecure)
 	if state.ForceDestroy.IsNull() {
@@ -209,7 +232,10 @@ func (r *repositoryResource) Read(ctx context.Context, req resource.ReadRequest,
 	if state.Created.IsNull() {
 		state.Created = types.BoolValue(false)
 	}
-	state.Password = types.StringNull()
+	if state.Create.IsNull() {
+		state.Create = types.BoolValue(false)
+	}
+	state.clearWriteOnly()
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
@@ -231,7 +257,11 @@ func (r *repositoryResource) Update(ctx context.Context, req resource.UpdateRequ
 	defer cancel()
 
 	name := plan.Name.ValueString()
-	if err := r.engine.UpdateRepositoryAccess(ctx, plan.record("")); err != nil {
+	// The write-only credentials come from the configuration (the plan
+	// never holds them); the password is changed below, not here.
+	access := config
+	access.Password = types.StringNull()
+	if err := r.engine.UpdateRepositoryAccess(ctx, plan.record(access)); err != nil {
 		resp.Diagnostics.Append(diagRepository(name, "updating", err)...)
 		return
 	}
@@ -242,7 +272,7 @@ func (r *repositoryResource) Update(ctx context.Context, req resource.UpdateRequ
 			return
 		}
 	}
-	plan.Password = types.StringNull()
+	plan.clearWriteOnly()
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -284,19 +314,30 @@ type repositoryResourceModelV0 struct {
 	Insecure        types.Bool     `tfsdk:"insecure"`
 	Password        types.String   `tfsdk:"password"`
 	PasswordVersion types.Int64    `tfsdk:"password_version"`
+	CredentialsVer  types.Int64    `tfsdk:"credentials_version"`
+	Create          types.Bool     `tfsdk:"create"`
 	ForceDestroy    types.Bool     `tfsdk:"force_destroy"`
 	Created         types.Bool     `tfsdk:"created"`
 	Location        types.String   `tfsdk:"location"`
 	Timeouts        timeouts.Value `tfsdk:"timeouts"`
 }
 
-func (m repositoryResourceModelV0) record(password string) catalog.Repository {
+// record is the catalog entry for the planned m with the write-only
+// secrets of config (the plan never holds them).
+func (m repositoryResourceModelV0) record(config repositoryResourceModelV0) catalog.Repository {
 	return catalog.Repository{
 		Name: m.Name.ValueString(), URL: m.URL.ValueString(), Endpoint: m.Endpoint.ValueString(),
 		Region: m.Region.ValueString(), AccessKeyID: m.AccessKeyID.ValueString(),
-		SecretAccessKey: m.SecretAccessKey.ValueString(), SessionToken: m.SessionToken.ValueString(),
-		PathStyle: m.PathStyle.ValueBool(), Insecure: m.Insecure.ValueBool(), Password: password,
+		SecretAccessKey: config.SecretAccessKey.ValueString(), SessionToken: config.SessionToken.ValueString(),
+		PathStyle: m.PathStyle.ValueBool(), Insecure: m.Insecure.ValueBool(), Password: config.Password.ValueString(),
 	}
+}
+
+// clearWriteOnly nulls the write-only attributes before m is saved as state.
+func (m *repositoryResourceModelV0) clearWriteOnly() {
+	m.Password = types.StringNull()
+	m.SecretAccessKey = types.StringNull()
+	m.SessionToken = types.StringNull()
 }
 
 func optionalString(s string) types.String {

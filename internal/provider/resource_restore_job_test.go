@@ -150,6 +150,7 @@ resource "clusterguard_repository" "test" {
   name     = "repo"
   url      = %q
   password = %q
+  create   = true
 }
 `, repoDir, testRepoPassword)
 }

@@ -133,7 +133,7 @@ func (p KDFParams) validate() error {
 func (p KDFParams) derive(password string, salt []byte) []byte {
 	prefault(int(p.MemoryKiB) << 10)
 	k := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, 32)
-	// The KDF's memory (64 MiB by default) is garbage now, but it raised
+	// The KDF's memory (32 MiB by default, see DefaultKDF) is garbage now, but it raised
 	// the GC's heap goal: without a collection here the process would keep
 	// it and grow a full working set on top (twice the peak memory).
 	runtime.GC()

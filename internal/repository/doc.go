@@ -41,8 +41,12 @@
 //     whose size, mtime and inode are unchanged are taken from it unread.
 //   - Lock: a small object saying an operation is running. Backup, forget,
 //     restore and verify take shared locks (any number at once); prune and
-//     rebuild-index take the exclusive lock. A lock not refreshed for
-//     StaleLockAge (by the injected clock) is stale and ignored.
+//     rebuild-index take the exclusive lock. A held lock is rewritten every
+//     minute; a lock not refreshed for StaleLockAge (5 minutes, by the
+//     injected clock) is stale and ignored. A lock whose holder ran on this
+//     host (same boot id and PID namespace) and is gone (its PID
+//     unused or reused by a process with another start time) is stale at
+//     once: a killed agent blocks no prune, and unlock removes its lock.
 //
 // # State model of a backup
 //

@@ -78,32 +78,34 @@ func (k *keyFile) unlock(password string) (*masterKey, error) {
 	return &mk, nil
 }
 
-func listKeys(ctx context.Context, be Backend) ([]*keyFile, error) {
+// listKeys loads the key files; damaged names those that are not key files
+// at all (truncated, overwritten), which no password can open.
+func listKeys(ctx context.Context, be Backend) (keys []*keyFile, damaged []string, err error) {
 	var names []string
-	err := be.List(ctx, KeyFile, func(fi FileInfo) error {
+	err = be.List(ctx, KeyFile, func(fi FileInfo) error {
 		names = append(names, fi.Name)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return nil, nil, fmt.Errorf("list keys: %w", err)
 	}
 	sort.Strings(names)
-	var keys []*keyFile
 	for _, n := range names {
 		raw, err := be.Load(ctx, Handle{Type: KeyFile, Name: n}, 0, 0)
 		if errors.Is(err, ErrNotExist) {
 			continue // removed meanwhile
 		} else if err != nil {
-			return nil, fmt.Errorf("load key %s: %w", n, err)
+			return nil, nil, fmt.Errorf("load key %s: %w", n, err)
 		}
 		var k keyFile
-		if err := json.Unmarshal(raw, &k); err != nil {
-			continue // not a key we can use; others may be
+		if err := json.Unmarshal(raw, &k); err != nil || k.KDF == "" || len(k.Master) == 0 {
+			damaged = append(damaged, n) // not a key we can use; others may be
+			continue
 		}
 		k.name = n
 		keys = append(keys, &k)
 	}
-	return keys, nil
+	return keys, damaged, nil
 }
 
 // saveKey wraps the master key with password and stores a new key file.
@@ -153,7 +155,7 @@ type KeyInfo struct {
 
 // Keys lists the password slots.
 func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
-	keys, err := listKeys(ctx, r.be)
+	keys, _, err := listKeys(ctx, r.be)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +182,7 @@ func (r *Repository) AddPassword(ctx context.Context, password string) (string, 
 // RemovePassword removes every key that password opens. It refuses to
 // remove the last key (the repository would become unreadable).
 func (r *Repository) RemovePassword(ctx context.Context, password string) error {
-	keys, err := listKeys(ctx, r.be)
+	keys, _, err := listKeys(ctx, r.be)
 	if err != nil {
 		return fmt.Errorf("remove password from %s: %w", r.be.Location(), err)
 	}

@@ -17,6 +17,11 @@ type lockRecord struct {
 	Hostname  string    `json:"hostname,omitempty"`
 	PID       int       `json:"pid"`
 	Time      time.Time `json:"time"` // created or last refreshed
+	// Who exactly holds it, so a process on the same host can tell the
+	// holder died (see holderDead). Absent in locks of older releases.
+	BootID   string `json:"boot_id,omitempty"`
+	PIDNS    string `json:"pid_ns,omitempty"`
+	PIDStart uint64 `json:"pid_start,omitempty"`
 }
 
 // LockedError says who holds the lock that blocked an operation.
@@ -37,7 +42,7 @@ func (e *LockedError) Error() string {
 	if e.Exclusive {
 		kind = "exclusive"
 	}
-	return fmt.Sprintf("%s on %s: repository is locked (%s lock held by %s on host %q pid %d, last refreshed %s); retry later, or if that process is gone the lock expires at %s",
+	return fmt.Sprintf("%s on %s: repository is locked (%s lock held by %s on host %q pid %d, last refreshed %s); retry later: if that process is gone the lock expires at %s (on that host, 'engine repo unlock' removes it at once)",
 		e.Operation, e.Location, kind, e.Holder, e.Hostname, e.PID, e.Since.UTC().Format(time.RFC3339), e.StaleAt.UTC().Format(time.RFC3339))
 }
 
@@ -68,7 +73,7 @@ func (r *Repository) lock(ctx context.Context, exclusive bool, op string) (*repo
 			return nil, err
 		}
 		// Jitter keeps two contenders from retrying in lockstep.
-		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff))) //nolint:gosec // G404: timing jitter, not a secret
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -88,8 +93,10 @@ func (r *Repository) tryLock(ctx context.Context, exclusive bool, op string) (*r
 	if err != nil {
 		return nil, err
 	}
+	self := selfIdentity()
 	l := &repoLock{r: r, name: id.String(), rec: lockRecord{
 		Exclusive: exclusive, Operation: op, Hostname: r.opts.Hostname, PID: os.Getpid(), Time: r.opts.Now().UTC(),
+		BootID: self.BootID, PIDNS: self.PIDNS, PIDStart: self.PIDStart,
 	}}
 	if err := l.save(ctx); err != nil {
 		return nil, err
@@ -99,7 +106,9 @@ func (r *Repository) tryLock(ctx context.Context, exclusive bool, op string) (*r
 		return nil, err
 	}
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
-	go l.refresh()
+	// The refresh outlives this call's context on purpose: it runs until
+	// unlock, which every caller defers.
+	go l.refresh() //nolint:gosec // G118: see above
 	return l, nil
 }
 
@@ -119,10 +128,10 @@ func (l *repoLock) save(ctx context.Context) error {
 }
 
 // refresh rewrites the lock's time periodically so others do not consider
-// it stale while the operation runs.
+// it stale while the operation runs (see lockRefreshDivisor for the timing).
 func (l *repoLock) refresh() {
 	defer close(l.done)
-	t := time.NewTicker(l.r.opts.StaleLockAge / 3)
+	t := time.NewTicker(l.r.opts.StaleLockAge / lockRefreshDivisor)
 	defer t.Stop()
 	for {
 		select {
@@ -148,7 +157,8 @@ func (l *repoLock) unlock(ctx context.Context) {
 }
 
 // checkLocks returns a *LockedError if a live lock conflicts with the one
-// wanted; stale locks are removed on the way.
+// wanted; stale locks (not refreshed for StaleLockAge, or held by a process
+// of this host that is gone) are removed on the way.
 func (r *Repository) checkLocks(ctx context.Context, exclusive bool, op, own string) error {
 	names, err := r.listNames(ctx, LockFile)
 	if err != nil {
@@ -166,7 +176,7 @@ func (r *Repository) checkLocks(ctx context.Context, exclusive bool, op, own str
 		if err != nil {
 			continue // unreadable lock objects are garbage, not holders
 		}
-		if now.Sub(rec.Time) > r.opts.StaleLockAge {
+		if r.lockStale(rec, now) {
 			_ = r.be.Remove(ctx, Handle{Type: LockFile, Name: n})
 			continue
 		}
@@ -196,9 +206,16 @@ func (r *Repository) loadLock(ctx context.Context, name string) (lockRecord, err
 	return rec, nil
 }
 
-// RemoveLocks deletes stale locks, or with all every lock (only when you
-// know no other process is using the repository). It returns how many it
-// removed.
+// lockStale says whether a lock no longer protects anything: not refreshed
+// for StaleLockAge, or its holder is a process of this host that is gone.
+func (r *Repository) lockStale(rec lockRecord, now time.Time) bool {
+	return now.Sub(rec.Time) > r.opts.StaleLockAge || rec.holderDead()
+}
+
+// RemoveLocks deletes stale locks (not refreshed for StaleLockAge, or held
+// by a process of this host that is gone), or with all every lock (only when
+// you know no other process is using the repository). It returns how many
+// it removed.
 func (r *Repository) RemoveLocks(ctx context.Context, all bool) (int, error) {
 	names, err := r.listNames(ctx, LockFile)
 	if err != nil {
@@ -208,7 +225,7 @@ func (r *Repository) RemoveLocks(ctx context.Context, all bool) (int, error) {
 	for name := range names {
 		if !all {
 			rec, err := r.loadLock(ctx, name)
-			if err == nil && now.Sub(rec.Time) <= r.opts.StaleLockAge {
+			if err == nil && !r.lockStale(rec, now) {
 				continue
 			}
 		}

@@ -33,7 +33,9 @@ type OpenOptions struct {
 	// PackSize is the target size of a data pack. Default 16 MiB.
 	PackSize int
 	// StaleLockAge: a lock not refreshed for this long is ignored and removed.
-	// Default 30 minutes. Live locks are refreshed every StaleLockAge/3.
+	// Default 5 minutes. Live locks are refreshed every StaleLockAge/5 (1
+	// minute by default). A lock whose holder is a process of this host that
+	// is gone is stale at once, whatever its age.
 	StaleLockAge time.Duration
 	// LockWait: how long to keep retrying when a conflicting lock is held.
 	// Default 0 (fail at once with ErrLocked).
@@ -69,7 +71,7 @@ func (o *OpenOptions) setDefaults() {
 		o.PackSize = 16 << 20
 	}
 	if o.StaleLockAge <= 0 {
-		o.StaleLockAge = 30 * time.Minute
+		o.StaleLockAge = defaultStaleLockAge
 	}
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
@@ -188,14 +190,14 @@ func Init(ctx context.Context, be Backend, password string, o InitOptions) (*Rep
 // no key gives an error matching ErrWrongPassword.
 func Open(ctx context.Context, be Backend, password string, o OpenOptions) (*Repository, error) {
 	o.setDefaults()
-	keys, err := listKeys(ctx, be)
+	keys, damaged, err := listKeys(ctx, be)
 	if err != nil {
 		return nil, fmt.Errorf("open repository at %s: %w", be.Location(), err)
 	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("open repository at %s: %w (no key files; run init first)", be.Location(), ErrNoRepository)
-	}
 	sealedCfg, err := be.Load(ctx, configHandle, 0, 0)
+	if len(keys) == 0 {
+		return nil, noUsableKey(be, damaged, err)
+	}
 	if errors.Is(err, ErrNotExist) {
 		return nil, fmt.Errorf("open repository at %s: %w (key files but no config: an init was interrupted; run init again)", be.Location(), ErrNoRepository)
 	} else if err != nil {
@@ -237,6 +239,9 @@ func Open(ctx context.Context, be Backend, password string, o OpenOptions) (*Rep
 		}
 		r.keyName, r.keyKDF = kf.name, kf.params()
 		return r, nil
+	}
+	if len(damaged) > 0 {
+		lastErr = errors.Join(lastErr, fmt.Errorf("%d damaged key files were skipped (%s)", len(damaged), shortNames(damaged)))
 	}
 	if lastErr != nil {
 		return nil, fmt.Errorf("open repository at %s: %w (%w)", be.Location(), ErrWrongPassword, lastErr)

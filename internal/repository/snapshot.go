@@ -113,6 +113,13 @@ func (r *Repository) loadSnapshot(ctx context.Context, id string) (Snapshot, err
 	if err != nil {
 		return Snapshot{}, &objectError{SnapshotFile, id, fmt.Errorf("load: %w", err)}
 	}
+	// The id is the hash of the stored bytes: re-check it, so a manifest
+	// copied or renamed under another snapshot's id (it still decrypts, the
+	// id is not in its associated data) is refused, not returned as that
+	// snapshot.
+	if sum := blake3.Sum256(raw); hex.EncodeToString(sum[:]) != id {
+		return Snapshot{}, &objectError{SnapshotFile, id, fmt.Errorf("%w: content does not match the snapshot id (hash %s): the file was replaced or renamed; run verify, and forget or restore this snapshot from a copy", ErrDamaged, short(hex.EncodeToString(sum[:])))}
+	}
 	plain, err := r.crypt.open(nil, raw, adSnapshot)
 	if err != nil {
 		return Snapshot{}, &objectError{SnapshotFile, id, err}

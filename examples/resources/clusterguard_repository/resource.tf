@@ -1,5 +1,7 @@
-# A repository in a directory every node can reach (here: NFS). Every
-# node's agent config needs a block of the same name, e.g.
+# A repository in a directory every node can reach (here: NFS).
+# create = true initialises it when there is none yet; without it, apply
+# only attaches to an existing repository (a mistyped url is an error).
+# Every node's agent config needs a block of the same name, e.g.
 #   repository "nfs" {
 #     url           = "/mnt/backup/clusterguard"
 #     password_file = "/etc/clusterguard/nfs.password"
@@ -8,10 +10,13 @@
 resource "clusterguard_repository" "nfs" {
   name     = "nfs"
   url      = "/mnt/backup/clusterguard"
-  password = var.repository_password # write-only: never stored in state
+  password = var.repository_password # write-only: never stored in state; at least 12 characters
+  create   = true
 }
 
-# A repository in an S3-compatible bucket.
+# An existing repository in an S3-compatible bucket (attached, not created).
+# The secret key is write-only like the password: bump credentials_version
+# after changing it.
 resource "clusterguard_repository" "offsite" {
   name              = "offsite"
   url               = "s3://clusterguard-backups/prod"
@@ -22,7 +27,8 @@ resource "clusterguard_repository" "offsite" {
   password          = var.repository_password
 
   # Bump after changing the password: the key is re-wrapped, data is not re-encrypted.
-  password_version = 1
+  password_version    = 1
+  credentials_version = 1
 }
 
 variable "repository_password" {

@@ -67,14 +67,15 @@ type Store struct {
 func LatestSchemaVersion() int { return len(migrations) }
 
 // Open connects to the database named by url (a libpq URL or key=value
-// string, e.g. postgres://user@host:5432/clusterguard), checks it answers,
+// string, e.g. postgres://user@host:5432/clusterguard; without sslmode it
+// uses DefaultSSLMode, verify-full), checks it answers,
 // and migrates it to the latest schema. It refuses a catalog written by a
 // newer release (see migrate.NewerSchemaError).
 func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	if migrationsErr != nil {
 		return nil, fmt.Errorf("postgres catalog: embedded migrations are invalid: %w", migrationsErr)
 	}
-	cfg, err := pgx.ParseConfig(url)
+	cfg, err := pgx.ParseConfig(withDefaultSSLMode(url))
 	if err != nil {
 		// pgx's message never repeats the password.
 		return nil, fmt.Errorf("postgres catalog: parse connection URL: %w", err)
@@ -93,7 +94,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	s := &Store{Store: sqlstore.New(db, label, queries), db: db}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("postgres catalog %s: connect: %w (check the server is running and the URL, user and password)", label, err)
+		return nil, fmt.Errorf("postgres catalog %s: connect: %w (check the server is running and reachable, and the URL, user, password and sslmode: without one in the URL it is verify-full, which needs TLS on the server and its CA in the client's trust store or sslrootcert)", label, err)
 	}
 	if _, err := migrate.Run(ctx, db, dialect, migrations, o.Now); err != nil {
 		db.Close()

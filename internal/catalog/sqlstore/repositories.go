@@ -10,14 +10,18 @@ import (
 )
 
 // PutRepository inserts r or replaces the repository of the same name. Its
-// secrets are stored as given (grant access to the database only to the
-// engines; a SQLite file is created 0600) and never appear in the errors it
-// returns.
+// secrets are sealed with the store's catalog key when it has one (see
+// SetSecretBox) and never appear in the errors it returns.
 func (s *Store) PutRepository(ctx context.Context, r catalog.Repository) error {
 	if err := catalog.ValidateRepository(r); err != nil {
 		return catalog.RedactRepositoryError(fmt.Errorf("%s: put repository: %w", s.name, err), r)
 	}
-	err := s.write(ctx, func(tx *Tx) error {
+	plain := r
+	r, err := s.sealRepository(r)
+	if err != nil {
+		return catalog.RedactRepositoryError(fmt.Errorf("%s: put repository %q: %w", s.name, r.Name, err), plain)
+	}
+	err = s.write(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `
 INSERT INTO repositories (name, url, endpoint, region, access_key_id, secret_access_key, session_token,
     path_style, insecure, password, created_at, updated_at)
@@ -39,7 +43,7 @@ ON CONFLICT (name) DO UPDATE SET
 		return err
 	})
 	if err != nil {
-		return catalog.RedactRepositoryError(fmt.Errorf("%s: put repository %q: %w", s.name, r.Name, err), r)
+		return catalog.RedactRepositoryError(fmt.Errorf("%s: put repository %q: %w", s.name, r.Name, err), plain)
 	}
 	return nil
 }
@@ -64,6 +68,9 @@ FROM repositories WHERE name = ?`, name).Scan(
 		return catalog.Repository{}, catalog.RedactRepositoryError(fmt.Errorf("%s: get repository %q: %w", s.name, name, err), r)
 	}
 	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
+	if r, err = s.openRepository(r); err != nil {
+		return catalog.Repository{}, fmt.Errorf("%s: get repository %q: %w", s.name, name, err)
+	}
 	return r, nil
 }
 

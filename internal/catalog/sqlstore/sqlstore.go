@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/secretbox"
 )
 
 // Dialect is what differs between the databases the catalog runs on.
@@ -56,6 +57,7 @@ type Store struct {
 	name      string // "<dialect> catalog <label>", for errors
 	tokens    *strings.Replacer
 	writeSlot chan struct{}
+	box       *secretbox.Box // seals repository secrets; nil: plaintext (see secrets.go)
 }
 
 // New returns a Store on db. label names the database in errors (a file

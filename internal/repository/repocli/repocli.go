@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -36,7 +37,8 @@ const (
 const usage = `usage: repo [global flags] COMMAND [flags] [args]
 
 commands:
-  init                                  create a repository
+  init                                  create a repository (the only command that creates one;
+                                        new passwords need at least 12 characters)
   backup [flags] PATH...                back up directories or files
   snapshots [--json] [filters]          list snapshots, newest first
   ls SNAPSHOT [PATH] [--json]           list a snapshot's files
@@ -47,7 +49,8 @@ commands:
   prune [--max-unused F] [--dry-run]    delete unreferenced data
   key list|add|remove|passwd            manage passwords
   rebuild-index                         rebuild the index from the packs
-  unlock [--all]                        remove stale (or all) locks
+  unlock [--all]                        remove stale locks (not refreshed for 5 minutes, or held by a
+                                        process of this host that is gone), or with --all every lock
 
 global flags (accepted before or after the command):
   --repo URL            directory path or s3://bucket/prefix (env ` + EnvRepository + `)
@@ -244,10 +247,15 @@ func (c *cli) init(args []string) error {
 	kdf := repository.DefaultKDF
 	kdfMem := int64(kdf.MemoryKiB) << 10
 	var kdfTime uint
-	fs.Var(sizeFlag{&kdfMem}, "kdf-memory", "memory for the argon2id password KDF (default 64M)")
+	fs.Var(sizeFlag{&kdfMem}, "kdf-memory", fmt.Sprintf("memory for the argon2id password KDF (default %dM)", kdf.MemoryKiB>>10))
 	fs.UintVar(&kdfTime, "kdf-time", uint(kdf.Time), "passes of the argon2id password KDF")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	// Range-check before narrowing: a huge value must not wrap around to a
+	// small, weak KDF setting that then passes validation.
+	if kdfMem < 0 || kdfMem>>10 > math.MaxUint32 || kdfTime > math.MaxUint32 {
+		return usageErrorf("--kdf-memory %d or --kdf-time %d is out of range", kdfMem, kdfTime)
 	}
 	kdf.MemoryKiB, kdf.Time = uint32(kdfMem>>10), uint32(kdfTime)
 	cfg, err := c.config()
@@ -257,6 +265,9 @@ func (c *cli) init(args []string) error {
 	pw, err := c.password()
 	if err != nil {
 		return err
+	}
+	if err := repository.CheckNewPassword(pw); err != nil {
+		return fmt.Errorf("init: %w", err)
 	}
 	be, err := location.Create(c.ctx, cfg)
 	if err != nil {
@@ -746,6 +757,9 @@ func (c *cli) key(args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := repository.CheckNewPassword(pw); err != nil {
+			return fmt.Errorf("key add: %w", err)
+		}
 		id, err := r.AddPassword(c.ctx, pw)
 		if err != nil {
 			return err
@@ -768,6 +782,9 @@ func (c *cli) key(args []string) error {
 		pw, err := newPassword()
 		if err != nil {
 			return err
+		}
+		if err := repository.CheckNewPassword(pw); err != nil {
+			return fmt.Errorf("key passwd: %w", err)
 		}
 		if err := r.ChangePassword(c.ctx, pw); err != nil {
 			return err
@@ -824,7 +841,7 @@ func (c *cli) unlock(args []string) error {
 const CPUProfileEnv = "CLUSTERGUARD_CPUPROFILE"
 
 func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
+	f, err := os.Create(path) //nolint:gosec // G703: the operator names the profile file (CLUSTERGUARD_CPUPROFILE)
 	if err != nil {
 		return nil, err
 	}

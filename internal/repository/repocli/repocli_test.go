@@ -35,7 +35,7 @@ func (r runner) ok(args ...string) string {
 
 func TestCLIEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv(repocli.EnvPassword, "pw-one")
+	t.Setenv(repocli.EnvPassword, "pw-one-long-enough")
 	r := runner{t: t, repo: filepath.Join(dir, "repo")}
 	src := filepath.Join(dir, "src")
 	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
@@ -106,13 +106,13 @@ func TestCLIEndToEnd(t *testing.T) {
 	r.ok("rebuild-index")
 	r.ok("verify")
 
-	t.Setenv(repocli.EnvNewPassword, "pw-two")
+	t.Setenv(repocli.EnvNewPassword, "pw-two-long-enough")
 	r.ok("key", "passwd")
 	_, errs, code := r.run("snapshots")
 	if code != 1 || !strings.Contains(errs, "wrong password") {
 		t.Fatalf("old password after passwd: exit %d, %s", code, errs)
 	}
-	t.Setenv(repocli.EnvPassword, "pw-two")
+	t.Setenv(repocli.EnvPassword, "pw-two-long-enough")
 	r.ok("snapshots")
 
 	if _, _, code := r.run("frobnicate"); code != 2 {

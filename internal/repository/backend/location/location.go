@@ -64,7 +64,7 @@ const examples = `e.g. "/var/lib/clusterguard/repo" or "s3://my-bucket/clustergu
 // example, since users see them verbatim in plans and CLI output.
 func Parse(raw string) (Location, error) {
 	bad := func(format string, args ...any) (Location, error) {
-		return Location{}, fmt.Errorf("repository location %q: %s", raw, fmt.Sprintf(format, args...))
+		return Location{}, fmt.Errorf("repository location %q: %s", shown(raw), fmt.Sprintf(format, args...))
 	}
 	switch {
 	case raw == "":
@@ -83,6 +83,12 @@ func Parse(raw string) (Location, error) {
 	case strings.HasPrefix(raw, "file:"):
 		u, err := url.Parse(raw)
 		if err != nil {
+			// url.Error repeats the URL, user information included: give
+			// only its reason.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			return bad("not a valid file URL (%v); use e.g. \"file:///var/lib/clusterguard/repo\"", err)
 		}
 		if u.Host != "" && u.Host != "localhost" {
@@ -105,11 +111,18 @@ func Parse(raw string) (Location, error) {
 
 func parseLocalPath(raw, p string) (Location, error) {
 	if p == "" || !filepath.IsAbs(p) {
-		return Location{}, fmt.Errorf("repository location %q: a local repository path must be absolute, e.g. \"/var/lib/clusterguard/repo\"", raw)
+		return Location{}, fmt.Errorf("repository location %q: a local repository path must be absolute, e.g. \"/var/lib/clusterguard/repo\"", shown(raw))
 	}
 	clean := filepath.Clean(p)
+	// The canonical form (the cleaned path) must itself parse: a path that
+	// only cleans to trailing white space ("/ /"), or a file URL that
+	// decodes to a NUL ("file:///x%00"), would be accepted once and refused
+	// when read back from state or the catalog.
+	if strings.TrimSpace(clean) != clean || strings.ContainsRune(clean, 0) {
+		return Location{}, fmt.Errorf("repository location %q: the directory name %q begins or ends with white space or holds a NUL byte; rename the directory", shown(raw), clean)
+	}
 	if clean == "/" {
-		return Location{}, fmt.Errorf("repository location %q: the filesystem root cannot be a repository; use a directory, e.g. \"/var/lib/clusterguard/repo\"", raw)
+		return Location{}, fmt.Errorf("repository location %q: the filesystem root cannot be a repository; use a directory, e.g. \"/var/lib/clusterguard/repo\"", shown(raw))
 	}
 	return Location{Kind: KindLocal, Path: clean}, nil
 }
@@ -117,7 +130,7 @@ func parseLocalPath(raw, p string) (Location, error) {
 func parseS3(raw string) (Location, error) {
 	rest := strings.TrimPrefix(raw, "s3://")
 	bad := func(format string, args ...any) (Location, error) {
-		return Location{}, fmt.Errorf("repository location %q: %s", raw, fmt.Sprintf(format, args...))
+		return Location{}, fmt.Errorf("repository location %q: %s", shown(raw), fmt.Sprintf(format, args...))
 	}
 	if strings.ContainsAny(rest, "?#") {
 		return bad("S3 locations take no query or fragment; set endpoint, region and credentials separately, e.g. \"s3://my-bucket/clusterguard\"")
@@ -140,7 +153,12 @@ func parseS3(raw string) (Location, error) {
 	if err != nil {
 		return bad("%v", err)
 	}
-	return Location{Kind: KindS3, Bucket: bucket, Prefix: strings.TrimSuffix(cleanPrefix, "/")}, nil
+	cleanPrefix = strings.TrimSuffix(cleanPrefix, "/")
+	if strings.TrimSpace(cleanPrefix) != cleanPrefix {
+		// Its canonical form would be refused when read back (see parseLocalPath).
+		return bad("the prefix %q begins or ends with white space; remove it", cleanPrefix)
+	}
+	return Location{Kind: KindS3, Bucket: bucket, Prefix: cleanPrefix}, nil
 }
 
 // Config is a repository location plus what it takes to reach it. The S3
@@ -227,4 +245,23 @@ func open(ctx context.Context, c Config, create bool) (repository.Backend, error
 		})
 	}
 	return nil, fmt.Errorf("repository location %q: unsupported kind %q", c.URL, loc.Kind)
+}
+
+// shown is raw as error messages may repeat it: user information in a URL
+// ("s3://key:secret@bucket", "file://user:pw@host/x") is replaced, since it
+// may be a credential and errors end up in plans and logs.
+func shown(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return raw
+	}
+	return scheme + "://REDACTED@" + rest[at+1:]
 }
