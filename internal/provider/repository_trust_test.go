@@ -23,6 +23,7 @@ resource "clusterguard_repository" "test" {
   name     = %q
   url      = %q
   password = %q
+  create   = true
 }
 
 resource "clusterguard_protection_group" "test" {
