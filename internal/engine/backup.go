@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -39,7 +38,8 @@ type RunOptions struct {
 	VerifyBackoff  time.Duration
 	// StunTimeout bounds quiesce/pause → release on the agent; default 2m.
 	StunTimeout time.Duration
-	// LeaseTTL bounds a coordinator lease; default 30m.
+	// LeaseTTL bounds a coordinator lease between renewals; default the
+	// engine's (DefaultLeaseTTL).
 	LeaseTTL time.Duration
 	Hooks    RunHooks
 }
@@ -92,9 +92,6 @@ func (o *RunOptions) setDefaults() {
 	}
 	if o.StunTimeout <= 0 {
 		o.StunTimeout = 2 * time.Minute
-	}
-	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 30 * time.Minute
 	}
 }
 
@@ -303,24 +300,17 @@ func (r *runner) backupOnNode(ctx context.Context, node, phase string, want map[
 	if len(todo) == 0 {
 		return
 	}
-	lease, err := e.store.AcquireLease(ctx, r.g.Cluster, node, e.owner(), r.o.LeaseTTL, e.now())
+	// The lease is renewed while the node works and lost renewal aborts
+	// its requests (held.ctx).
+	held, err := e.coordinate(ctx, r.g.Cluster, node, cl, r.o.LeaseTTL)
 	if err != nil {
 		for _, w := range todo {
-			r.lastErr[w] = fmt.Sprintf("could not make %s the coordinating node: %v", node, err)
+			r.lastErr[w] = err.Error()
 		}
 		return
 	}
-	defer func() {
-		if err := e.store.ReleaseLease(context.WithoutCancel(ctx), r.g.Cluster, lease.Epoch); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			e.log.WarnContext(ctx, "releasing coordinator lease", "cluster", r.g.Cluster, "epoch", lease.Epoch, "error", err.Error())
-		}
-	}()
-	if _, err := cl.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: r.g.Cluster, Epoch: lease.Epoch, Owner: e.owner()}); err != nil {
-		for _, w := range todo {
-			r.lastErr[w] = fmt.Sprintf("node %s refused the coordinator role (epoch %d): %v", node, lease.Epoch, err)
-		}
-		return
-	}
+	defer held.stop()
+	ctx, lease := held.ctx, held.Lease
 	e.log.InfoContext(ctx, "coordinating node", "run", r.run_.ID, "node", node, "epoch", lease.Epoch, "workloads", strings.Join(todo, ","))
 	if r.g.ExtractAt == ExtractAtRestore {
 		r.backupNodeView(ctx, cl, node, phase, lease.Epoch, todo)
