@@ -178,7 +178,7 @@ func (e *RestoreStepError) Error() string {
 	case e.Restarted:
 		msg += fmt.Sprintf("; %s had been stopped on %s for the restore and was started again there, with %s", e.Workload, e.StoppedOn, data)
 	default:
-		msg += fmt.Sprintf("; %s had been stopped on %s for the restore and was NOT started again (%v): it is stopped, with %s; start it where it should run, or fix the cause and apply again (the job resumes and restarts it)",
+		msg += fmt.Sprintf("; %s had been stopped on %s for the restore and was NOT started again there (%v); its data there is %s. Make sure it runs on exactly one node: start it where it should run, or fix the cause and apply again (the job resumes, and restarts what it stopped)",
 			e.Workload, e.StoppedOn, e.RestartErr, data)
 	}
 	return msg

@@ -190,9 +190,12 @@ func TestSafetyF2ResumedRestoreRechecksPlacement(t *testing.T) {
 	if !resuming || !errors.As(err, &changed) || !strings.Contains(err.Error(), "now runs on node-2") {
 		t.Fatalf("plan of the resumed job: resuming=%v err=%v; want a PlanChangedError saying web now runs on node-2", resuming, err)
 	}
-	_, err = fx.eng.RunRestore(ctx, webSpec(), nil, RestoreHooks{})
-	if !errors.As(err, &changed) || !strings.Contains(err.Error(), "now runs on node-2") {
-		t.Fatalf("resumed apply: err = %v; want it to stop, saying web now runs on node-2", err)
+	rep, err := fx.eng.RunRestore(ctx, webSpec(), nil, RestoreHooks{})
+	if !errors.As(err, &changed) || !strings.Contains(err.Error(), "right before writing it, web now runs on node-2") {
+		t.Fatalf("resumed apply: err = %v; want it to stop before writing, saying web now runs on node-2", err)
+	}
+	if st := rep.Steps[len(rep.Steps)-1]; st.Epoch != 0 || st.BytesWritten != 0 {
+		t.Fatalf("resumed step %+v claimed the coordinator role or wrote data under the live copy", st)
 	}
 	if got := fx.activeOn(t, "web"); !slices.Equal(got, []string{"node-2"}) {
 		t.Fatalf("after the refused resume web is active on %v, want node-2 only", got)
