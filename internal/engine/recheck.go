@@ -91,7 +91,10 @@ func locate(status ClusterStatus, workload string, assumeDown []string, now time
 // writes or starts the workload, and refuses to go on if the workload is
 // not where the step expects it: expectOn is the node it must be active
 // on, "" for nowhere. A resumed operation thus never replays its recorded
-// plan against a cluster that changed since.
+// plan against a cluster that changed since. A workload expected running
+// but found stopped everywhere (every node answering) passes: stopping it
+// is what the step was about to do, and an apply killed while the agent
+// was stopping it leaves exactly that.
 func (e *Engine) recheckStep(ctx context.Context, s RestoreSpec, p RestoreStepPlan, expectOn, before string) error {
 	status, err := e.ClusterStatus(ctx, s.Cluster)
 	if err != nil {
@@ -105,7 +108,7 @@ func (e *Engine) recheckStep(ctx context.Context, s RestoreSpec, p RestoreStepPl
 		return &PlanChangedError{Changes: []string{fmt.Sprintf("no agent of cluster %q defines %s any more", s.Cluster, p.Workload)}}
 	case entry.State == StateConflict:
 		return &PlanChangedError{Changes: []string{fmt.Sprintf("%s is now active on several nodes (%s); stop all but one", p.Workload, strings.Join(entry.Nodes, ", "))}}
-	case entry.Node != expectOn:
+	case entry.Node != expectOn && (entry.Node != "" || before != "stopping"):
 		where := "is not active on any node"
 		if entry.Node != "" {
 			where = "now runs on " + entry.Node
@@ -137,11 +140,11 @@ func (e *Engine) checkResumable(ctx context.Context, s RestoreSpec, op catalog.R
 		if st.Outcome == catalog.StepSucceeded || (i < len(s.Workloads) && s.Workloads[i].DestinationPath != "") {
 			continue // done, or files restored elsewhere: the workload is not touched
 		}
-		expect := p.DeactivateOn
-		if st.DeactivatedOn != "" {
-			expect = "" // this operation stopped it already
+		expect, before := p.DeactivateOn, "stopping"
+		if st.DeactivatedOn != "" || expect == "" {
+			expect, before = "", "writing" // nothing to stop, or this operation stopped it already
 		}
-		err := e.recheckStep(ctx, s, p, expect, "restoring")
+		err := e.recheckStep(ctx, s, p, expect, before)
 		if pc, ok := err.(*PlanChangedError); ok {
 			changes = append(changes, pc.Changes...)
 		} else if err != nil {
