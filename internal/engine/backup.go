@@ -310,6 +310,16 @@ func (r *runner) backupOnNode(ctx context.Context, node, phase string, want map[
 		return
 	}
 	defer held.stop()
+	defer func() {
+		// Say why the node's remaining workloads failed when the lease went.
+		if lost := leaseLost(held); lost != nil {
+			for _, w := range todo {
+				if _, ok := r.captured[w]; !ok {
+					r.lastErr[w] = lost.Error()
+				}
+			}
+		}
+	}()
 	ctx, lease := held.ctx, held.Lease
 	e.log.InfoContext(ctx, "coordinating node", "run", r.run_.ID, "node", node, "epoch", lease.Epoch, "workloads", strings.Join(todo, ","))
 	if r.g.ExtractAt == ExtractAtRestore {
