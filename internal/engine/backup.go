@@ -353,13 +353,13 @@ func (r *runner) backupNodeView(ctx context.Context, cl AgentClient, node, phase
 			step.Outcome, step.SnapshotID, step.Bytes, step.StunMS = catalog.StepSucceeded, point, res.TotalBytes, res.StunMS[w]
 			r.captured[w] = api.BackupResult{Workload: w, Node: node, SnapshotID: point, TotalBytes: res.TotalBytes, StunMS: res.StunMS[w]}
 			delete(r.lastErr, w)
-			if perr := e.store.PutRecoveryPoint(ctx, catalog.RecoveryPoint{ID: point, Repository: r.repo.Name, Cluster: r.g.Cluster,
+			if perr := e.store.PutRecoveryPoint(context.WithoutCancel(ctx), catalog.RecoveryPoint{ID: point, Repository: r.repo.Name, Cluster: r.g.Cluster,
 				Group: r.g.Name, Workload: w, Node: node, RunID: r.run_.ID, Consistency: r.g.Consistency, Size: res.TotalBytes, CreatedAt: res.StartedAt.UTC()}); perr != nil {
 				e.log.ErrorContext(ctx, "indexing recovery point", "snapshot", point, "error", perr.Error())
 			}
 		}
 		r.steps = append(r.steps, step)
-		if aerr := e.store.AddStep(ctx, step); aerr != nil {
+		if aerr := e.store.AddStep(context.WithoutCancel(ctx), step); aerr != nil {
 			e.log.ErrorContext(ctx, "recording step", "run", r.run_.ID, "seq", step.Seq, "error", aerr.Error())
 		}
 	}
@@ -389,6 +389,9 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 		Tags:          r.o.Tags,
 	})
 	step.FinishedAt = e.now().UTC()
+	if lost := lostCause(ctx); err != nil && lost != nil && !strings.Contains(err.Error(), lost.Error()) {
+		err = fmt.Errorf("%w (%v)", lost, err)
+	}
 	if err != nil {
 		step.Outcome, step.Error = catalog.StepFailed, err.Error()
 		switch {
@@ -403,7 +406,7 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 		step.Bytes, step.BytesAdded, step.StunMS = res.TotalBytes, res.BytesAdded, res.StunMS
 		r.captured[w] = res
 		delete(r.lastErr, w)
-		if err := e.store.PutRecoveryPoint(ctx, catalog.RecoveryPoint{
+		if err := e.store.PutRecoveryPoint(context.WithoutCancel(ctx), catalog.RecoveryPoint{
 			ID: res.SnapshotID, Repository: r.repo.Name, Cluster: r.g.Cluster, Group: r.g.Name, Workload: w,
 			Node: node, RunID: r.run_.ID, Consistency: res.Consistency, Size: res.TotalBytes, CreatedAt: res.StartedAt.UTC(),
 		}); err != nil {
@@ -412,7 +415,7 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 		e.log.InfoContext(ctx, "workload backed up", "run", r.run_.ID, "node", node, "workload", w, "snapshot", res.SnapshotID, "bytes", res.TotalBytes, "stun_ms", res.StunMS)
 	}
 	r.steps = append(r.steps, step)
-	if err := e.store.AddStep(ctx, step); err != nil {
+	if err := e.store.AddStep(context.WithoutCancel(ctx), step); err != nil {
 		e.log.ErrorContext(ctx, "recording step", "run", r.run_.ID, "seq", step.Seq, "error", err.Error())
 	}
 }

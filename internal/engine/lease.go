@@ -155,7 +155,13 @@ func leaseLost(h *heldLease) error {
 	if h == nil {
 		return nil
 	}
-	if cause := context.Cause(h.ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+	return lostCause(h.ctx)
+}
+
+// lostCause is why ctx was cancelled when it was for a lost lease (not a
+// plain cancellation or deadline).
+func lostCause(ctx context.Context) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
 		return cause
 	}
 	return nil

@@ -24,16 +24,24 @@ import (
 // model") and checks what the engine does and where the workload runs.
 
 type safetyFixture struct {
-	c       *agenttest.Cluster
-	eng     *Engine
-	store   *memstore.Store
-	repoDir string
+	c        *agenttest.Cluster
+	eng      *Engine
+	store    *memstore.Store
+	repoDir  string
+	leaseTTL time.Duration
 }
 
 func newSafetyFixture(t *testing.T, nodes int, workloads ...string) *safetyFixture {
 	t.Helper()
-	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads})
-	fx := &safetyFixture{c: c, repoDir: filepath.Join(t.TempDir(), "repo")}
+	return newSafetyFixtureWith(t, nodes, nil, 0, workloads...)
+}
+
+// newSafetyFixtureWith passes env to the test workloads and leaseTTL to the
+// engine (0: the default).
+func newSafetyFixtureWith(t *testing.T, nodes int, env map[string]string, leaseTTL time.Duration, workloads ...string) *safetyFixture {
+	t.Helper()
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env})
+	fx := &safetyFixture{c: c, repoDir: filepath.Join(t.TempDir(), "repo"), leaseTTL: leaseTTL}
 	fx.eng, fx.store = fx.newEngine(t, c.Token)
 	ctx := context.Background()
 	if _, err := fx.eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: fx.repoDir, Password: "safety-test-password"}); err != nil {
@@ -51,7 +59,7 @@ func newSafetyFixture(t *testing.T, nodes int, workloads ...string) *safetyFixtu
 func (fx *safetyFixture) newEngine(t *testing.T, token string) (*Engine, *memstore.Store) {
 	t.Helper()
 	store := memstore.New()
-	eng, err := New(Options{Store: store, Owner: "safety-test", ProbeTimeout: 10 * time.Second,
+	eng, err := New(Options{Store: store, Owner: "safety-test", ProbeTimeout: 10 * time.Second, LeaseTTL: fx.leaseTTL,
 		Dial: HTTPDialer(HTTPDialerOptions{Token: token, RequestTimeout: time.Minute, RetryMax: -1})})
 	if err != nil {
 		t.Fatal(err)
@@ -335,6 +343,59 @@ func TestSafetyF4LeaseRenewedAndLossAborts(t *testing.T) {
 	}
 	if cause := leaseLost(held); cause == nil || !strings.Contains(cause.Error(), "lost the coordinator lease") {
 		t.Fatalf("cause = %v; want it to say the lease was lost", cause)
+	}
+}
+
+// F4 with real agents: the coordinator lease of a backup in flight (the
+// workload's quiesce is held) is released by the break-glass; the step is
+// aborted at once, saying the lease was lost, instead of running on
+// without it.
+func TestSafetyF4LostLeaseAbortsBackup(t *testing.T) {
+	t.Parallel()
+	holdDir := t.TempDir()
+	fx := newSafetyFixtureWith(t, 1, map[string]string{testworkload.HoldDirEnv: holdDir}, 600*time.Millisecond, "web")
+	fx.c.StartWorkload(t, "node-1", "web")
+	hold, held := testworkload.HoldFiles(holdDir, "web", "quiesce")
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(hold) })
+	ctx := context.Background()
+	type result struct {
+		rep RunReport
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := fx.eng.RunBackup(ctx, RunOptions{Group: "g", RunID: "run-lost-lease", VerifyAttempts: 1})
+		done <- result{rep, err}
+	}()
+	waitFor(t, 30*time.Second, "the backup's quiesce to be held", func() bool { _, err := os.Stat(held); return err == nil })
+	if _, err := fx.eng.ReleaseLeaseOf(ctx, "c", 0); err != nil {
+		t.Fatalf("break-glass release: %v", err)
+	}
+	// The step ends while its quiesce is still held: aborted, not waited out.
+	var first catalog.Step
+	waitFor(t, 10*time.Second, "the node step to fail", func() bool {
+		steps, _ := fx.store.Steps(ctx, "run-lost-lease")
+		if len(steps) > 0 {
+			first = steps[0]
+		}
+		return len(steps) > 0
+	})
+	if first.Outcome != catalog.StepFailed || !strings.Contains(first.Error, "lost the coordinator lease") {
+		t.Fatalf("first step = %+v; want it failed saying the lease was lost", first)
+	}
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case res := <-done:
+		if res.err != nil {
+			t.Fatalf("run: %v", res.err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the run did not finish")
 	}
 }
 
