@@ -45,3 +45,25 @@ func TestAccRestoreJob_unreachableNode(t *testing.T) {
 	})
 	watch.check(t)
 }
+
+// F10 through Terraform: with a token every agent refuses, the workload
+// digest is an error, not an empty list that claims nothing runs.
+func TestAccWorkloadDigest_noNodeAnswered(t *testing.T) {
+	e := newTestEnv(t, 2, "web")
+	e.cluster.StartWorkload(t, "node-1", "web")
+	digest := `
+data "clusterguard_workload_digest" "all" {
+  cluster = "acc" # literal: read at plan time, before the cluster's drift is applied
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		Steps: []resource.TestStep{
+			{Config: testAccClusterConfig(e, e.cluster.Token, "")},
+			{
+				Config:      testAccClusterConfig(e, "wrong-token-0123456789abcdef", "") + digest,
+				ExpectError: regexp.MustCompile(`(?s)No Node Answered.*node-1.*node-2`),
+			},
+		},
+	})
+}
