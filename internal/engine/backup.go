@@ -390,7 +390,7 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 	})
 	step.FinishedAt = e.now().UTC()
 	if lost := lostCause(ctx); err != nil && lost != nil && !strings.Contains(err.Error(), lost.Error()) {
-		err = fmt.Errorf("%w (%v)", lost, err)
+		err = fmt.Errorf("%w (%w)", lost, err)
 	}
 	if err != nil {
 		step.Outcome, step.Error = catalog.StepFailed, err.Error()

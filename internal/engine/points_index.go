@@ -25,7 +25,7 @@ func (e *Engine) findRecoveryPoint(ctx context.Context, s RestoreSpec, w Restore
 	}
 	added, ierr := e.IndexRepository(ctx, s.Repository, s.Cluster)
 	if ierr != nil {
-		return rp, fmt.Errorf("%w; reading the repository itself for recovery points the catalog has not indexed failed: %v", err, ierr)
+		return rp, fmt.Errorf("%w; reading the repository itself for recovery points the catalog has not indexed failed: %w", err, ierr)
 	}
 	if added > 0 {
 		e.log.InfoContext(ctx, "indexed recovery points the catalog did not know", "repository", s.Repository, "cluster", s.Cluster, "added", added)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -145,7 +146,8 @@ func (e *Engine) checkResumable(ctx context.Context, s RestoreSpec, op catalog.R
 			expect, before = "", "writing" // nothing to stop, or this operation stopped it already
 		}
 		err := e.recheckStep(ctx, s, p, expect, before)
-		if pc, ok := err.(*PlanChangedError); ok {
+		var pc *PlanChangedError
+		if errors.As(err, &pc) {
 			changes = append(changes, pc.Changes...)
 		} else if err != nil {
 			return err

@@ -306,7 +306,7 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 		res, err = target.Restore(stepCtx, p.Workload, req)
 	}
 	if lost := leaseLost(held); lost != nil && err != nil {
-		err = fmt.Errorf("%w (%v)", lost, err)
+		err = fmt.Errorf("%w (%w)", lost, err)
 	}
 	if err != nil {
 		// The previous data is in place (the agent swaps only at the end).

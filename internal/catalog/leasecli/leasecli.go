@@ -130,7 +130,7 @@ func run(ctx context.Context, cmd, where, cluster string, epoch int64, asJSON bo
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer s.Close() //nolint:errcheck // read or one release, already committed
 	leases, err := s.ListLeases(ctx)
 	if err != nil {
 		return err
