@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,6 +129,59 @@ func (fx *safetyFixture) lastRecordNode(t *testing.T, workload string) string {
 	return recs[len(recs)-1].Node
 }
 
+// watchOverlaps samples, until the test ends, where each workload is
+// active: an agent's report, or, for a node whose agent does not answer,
+// whether the workload's process is alive there. It fails the test if any
+// sample finds a workload active on two nodes.
+func (fx *safetyFixture) watchOverlaps(t *testing.T, workloads ...string) {
+	t.Helper()
+	stop, done := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var overlaps []string
+	samples := 0
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for _, w := range workloads {
+				var on []string
+				for _, n := range fx.c.Nodes {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					wl, err := fx.c.Client(t, n.Name).Workload(ctx, w)
+					cancel()
+					if (err == nil && wl.State == api.StateActive) || (err != nil && fx.processRunning(t, n.Name, w)) {
+						on = append(on, n.Name)
+					}
+				}
+				mu.Lock()
+				if len(on) > 1 {
+					overlaps = append(overlaps, fmt.Sprintf("%s on %v", w, on))
+				}
+				mu.Unlock()
+			}
+			mu.Lock()
+			samples++
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+		if len(overlaps) > 0 {
+			t.Errorf("a workload was active on two nodes at once (%d of %d samples): %v", len(overlaps), samples, overlaps[:min(len(overlaps), 5)])
+		}
+		if samples < 3 {
+			t.Errorf("the overlap watch sampled only %d times", samples)
+		}
+	})
+}
+
 func webSpec() RestoreSpec {
 	return RestoreSpec{Cluster: "c", Repository: "r", Verify: api.VerifyMetadata, ActivateAfter: true,
 		Workloads: []RestoreWorkload{{Name: "web", RecoveryPoint: "latest", Target: TargetActiveNode, OnConflict: ConflictDeactivate}}}
@@ -141,6 +195,7 @@ func TestSafetyF1UnreachableNodeBlocksRestore(t *testing.T) {
 	t.Parallel()
 	fx := newSafetyFixture(t, 3, "web")
 	fx.c.StartWorkload(t, "node-3", "web")
+	fx.watchOverlaps(t, "web")
 	fx.backup(t)
 	fx.c.StopAgent(t, "node-3")
 	ctx := context.Background()
@@ -182,6 +237,7 @@ func TestSafetyF2ResumedRestoreRechecksPlacement(t *testing.T) {
 	t.Parallel()
 	fx := newSafetyFixture(t, 2, "web")
 	fx.c.StartWorkload(t, "node-1", "web")
+	fx.watchOverlaps(t, "web")
 	fx.backup(t)
 	ctx := context.Background()
 	crash := RestoreHooks{AfterDeactivate: func(context.Context, catalog.RestoreStep) error { return ErrSimulatedCrash }}
@@ -220,6 +276,7 @@ func TestSafetyF3FailureAfterStopRestartsWorkload(t *testing.T) {
 	t.Parallel()
 	fx := newSafetyFixture(t, 2, "web")
 	fx.c.StartWorkload(t, "node-1", "web")
+	fx.watchOverlaps(t, "web")
 	fx.backup(t)
 	ctx := context.Background()
 	// A parallel job holds the coordinator role on node-2.
@@ -355,6 +412,7 @@ func TestSafetyF4LostLeaseAbortsBackup(t *testing.T) {
 	holdDir := t.TempDir()
 	fx := newSafetyFixtureWith(t, 1, map[string]string{testworkload.HoldDirEnv: holdDir}, 600*time.Millisecond, "web")
 	fx.c.StartWorkload(t, "node-1", "web")
+	fx.watchOverlaps(t, "web")
 	hold, held := testworkload.HoldFiles(holdDir, "web", "quiesce")
 	if err := os.WriteFile(hold, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -462,6 +520,7 @@ func TestSafetyConcurrentBackupAndRestore(t *testing.T) {
 	t.Parallel()
 	fx := newSafetyFixture(t, 2, "web")
 	fx.c.StartWorkload(t, "node-1", "web")
+	fx.watchOverlaps(t, "web")
 	fx.backup(t)
 	ctx := context.Background()
 	restorer, rstore := fx.newEngine(t, fx.c.Token)
