@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/leasecli"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/repocli"
 )
@@ -68,7 +70,7 @@ func serveProvider(args []string, stderr io.Writer) int {
 
 func runEngine(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: terraform-provider-clusterguard engine repo <subcommand> [flags]")
+		fmt.Fprintln(stderr, "usage: terraform-provider-clusterguard engine repo|lease <subcommand> [flags]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -76,8 +78,10 @@ func runEngine(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "repo":
 		return repocli.Run(ctx, args[1:], stdout, stderr)
+	case "lease":
+		return leasecli.Run(ctx, args[1:], stdout, stderr, time.Now)
 	default:
-		fmt.Fprintf(stderr, "unknown engine command %q; available: repo\n", args[0])
+		fmt.Fprintf(stderr, "unknown engine command %q; available: repo, lease\n", args[0])
 		return 2
 	}
 }
@@ -89,6 +93,7 @@ Usage:
   terraform-provider-clusterguard [-debug]          serve the Terraform provider (run by Terraform)
   terraform-provider-clusterguard agent --config F  run the node agent daemon
   terraform-provider-clusterguard engine repo ...   inspect and maintain a backup repository
+  terraform-provider-clusterguard engine lease ...  list or release coordinator leases (break-glass)
   terraform-provider-clusterguard version           print the version
 `)
 }

@@ -77,7 +77,12 @@
 //	held or expired  ReleaseLease(its epoch)  -> free
 //	held or expired  ReleaseLease(other)      -> unchanged, ErrConflict
 //	free             ReleaseLease(any)        -> free, ErrNotFound
+//	held or expired  RenewLease(its epoch)    -> held, same epoch, new ExpiresAt
+//	held or expired  RenewLease(other)        -> unchanged, ErrConflict
+//	free             RenewLease(any)          -> free, ErrNotFound
+//	any              AdvanceEpoch(n)          -> unchanged; next grant above max(epoch, n)
 //
+// ListLeases returns every held or expired lease (engine lease list).
 // Under contention exactly one AcquireLease wins and the losers consume no
 // epoch.
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -39,7 +38,8 @@ type RunOptions struct {
 	VerifyBackoff  time.Duration
 	// StunTimeout bounds quiesce/pause → release on the agent; default 2m.
 	StunTimeout time.Duration
-	// LeaseTTL bounds a coordinator lease; default 30m.
+	// LeaseTTL bounds a coordinator lease between renewals; default the
+	// engine's (DefaultLeaseTTL).
 	LeaseTTL time.Duration
 	Hooks    RunHooks
 }
@@ -95,9 +95,6 @@ func (o *RunOptions) setDefaults() {
 	}
 	if o.StunTimeout <= 0 {
 		o.StunTimeout = 2 * time.Minute
-	}
-	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 30 * time.Minute
 	}
 }
 
@@ -306,24 +303,27 @@ func (r *runner) backupOnNode(ctx context.Context, node, phase string, want map[
 	if len(todo) == 0 {
 		return
 	}
-	lease, err := e.store.AcquireLease(ctx, r.g.Cluster, node, e.owner(), r.o.LeaseTTL, e.now())
+	// The lease is renewed while the node works and lost renewal aborts
+	// its requests (held.ctx).
+	held, err := e.coordinate(ctx, r.g.Cluster, node, cl, r.o.LeaseTTL)
 	if err != nil {
 		for _, w := range todo {
-			r.lastErr[w] = fmt.Sprintf("could not make %s the coordinating node: %v", node, err)
+			r.lastErr[w] = err.Error()
 		}
 		return
 	}
+	defer held.stop()
 	defer func() {
-		if err := e.store.ReleaseLease(context.WithoutCancel(ctx), r.g.Cluster, lease.Epoch); err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			e.log.WarnContext(ctx, "releasing coordinator lease", "cluster", r.g.Cluster, "epoch", lease.Epoch, "error", err.Error())
+		// Say why the node's remaining workloads failed when the lease went.
+		if lost := leaseLost(held); lost != nil {
+			for _, w := range todo {
+				if _, ok := r.captured[w]; !ok {
+					r.lastErr[w] = lost.Error()
+				}
+			}
 		}
 	}()
-	if _, err := cl.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: r.g.Cluster, Epoch: lease.Epoch, Owner: e.owner()}); err != nil {
-		for _, w := range todo {
-			r.lastErr[w] = fmt.Sprintf("node %s refused the coordinator role (epoch %d): %v", node, lease.Epoch, err)
-		}
-		return
-	}
+	ctx, lease := held.ctx, held.Lease
 	e.log.InfoContext(ctx, "coordinating node", "run", r.run_.ID, "node", node, "epoch", lease.Epoch, "workloads", strings.Join(todo, ","))
 	if r.g.ExtractAt == ExtractAtRestore {
 		r.backupNodeView(ctx, cl, node, phase, lease.Epoch, todo)
@@ -356,13 +356,13 @@ func (r *runner) backupNodeView(ctx context.Context, cl AgentClient, node, phase
 			step.Outcome, step.SnapshotID, step.Bytes, step.StunMS = catalog.StepSucceeded, point, res.TotalBytes, res.StunMS[w]
 			r.captured[w] = api.BackupResult{Workload: w, Node: node, SnapshotID: point, TotalBytes: res.TotalBytes, StunMS: res.StunMS[w]}
 			delete(r.lastErr, w)
-			if perr := e.store.PutRecoveryPoint(ctx, catalog.RecoveryPoint{ID: point, Repository: r.repo.Name, Cluster: r.g.Cluster,
+			if perr := e.store.PutRecoveryPoint(context.WithoutCancel(ctx), catalog.RecoveryPoint{ID: point, Repository: r.repo.Name, Cluster: r.g.Cluster,
 				Group: r.g.Name, Workload: w, Node: node, RunID: r.run_.ID, Consistency: r.g.Consistency, Size: res.TotalBytes, CreatedAt: res.StartedAt.UTC()}); perr != nil {
 				e.log.ErrorContext(ctx, "indexing recovery point", "snapshot", point, "error", perr.Error())
 			}
 		}
 		r.steps = append(r.steps, step)
-		if aerr := e.store.AddStep(ctx, step); aerr != nil {
+		if aerr := e.store.AddStep(context.WithoutCancel(ctx), step); aerr != nil {
 			e.log.ErrorContext(ctx, "recording step", "run", r.run_.ID, "seq", step.Seq, "error", aerr.Error())
 		}
 	}
@@ -393,6 +393,9 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 		Tags:          r.o.Tags,
 	})
 	step.FinishedAt = e.now().UTC()
+	if lost := lostCause(ctx); err != nil && lost != nil && !strings.Contains(err.Error(), lost.Error()) {
+		err = fmt.Errorf("%w (%w)", lost, err)
+	}
 	if err != nil {
 		step.Outcome, step.Error = catalog.StepFailed, err.Error()
 		switch {
@@ -407,7 +410,7 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 		step.Bytes, step.BytesAdded, step.StunMS = res.TotalBytes, res.BytesAdded, res.StunMS
 		r.captured[w] = res
 		delete(r.lastErr, w)
-		if err := e.store.PutRecoveryPoint(ctx, catalog.RecoveryPoint{
+		if err := e.store.PutRecoveryPoint(context.WithoutCancel(ctx), catalog.RecoveryPoint{
 			ID: res.SnapshotID, Repository: r.repo.Name, Cluster: r.g.Cluster, Group: r.g.Name, Workload: w,
 			Node: node, RunID: r.run_.ID, Consistency: res.Consistency, Size: res.TotalBytes, CreatedAt: res.StartedAt.UTC(),
 		}); err != nil {
@@ -416,7 +419,7 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 		e.log.InfoContext(ctx, "workload backed up", "run", r.run_.ID, "node", node, "workload", w, "snapshot", res.SnapshotID, "bytes", res.TotalBytes, "stun_ms", res.StunMS)
 	}
 	r.steps = append(r.steps, step)
-	if err := e.store.AddStep(ctx, step); err != nil {
+	if err := e.store.AddStep(context.WithoutCancel(ctx), step); err != nil {
 		e.log.ErrorContext(ctx, "recording step", "run", r.run_.ID, "seq", step.Seq, "error", err.Error())
 	}
 }

@@ -97,6 +97,9 @@ func (e *Engine) Digest(ctx context.Context, cluster string, f DigestFilter) (Di
 	if err != nil {
 		return Digest{}, err
 	}
+	if err := noNodeAnswered(status); err != nil {
+		return Digest{}, err
+	}
 	d := mergeDigest(status)
 	h, err := e.history(ctx, cluster)
 	if err != nil {

@@ -13,7 +13,12 @@
 //     at most one of them at a time.
 //   - master: the node (or the engine itself) that starts a run (E1).
 //   - coordinator: the one node allowed to do I/O on the shared volume for a
-//     run step; a lease with a fencing epoch (E3).
+//     run step; a lease with a fencing epoch (E3). The lease is short
+//     (DefaultLeaseTTL) and renewed while the step works; a lost renewal
+//     aborts the step.
+//   - assume_down: nodes an operator confirms are down; any other node that
+//     cannot be asked may still run a workload, so nothing is restored or
+//     started while it is unreachable (unreachable means unknown).
 //   - digest: the location and state of every workload of a cluster (E14).
 //   - run: one federated backup of a protection group; steps are its
 //     workload backups, recorded as they finish.
@@ -38,7 +43,9 @@
 //
 //	(absent) --recorded before work--> running --every step done--> succeeded
 //	running --a step failed--> failed --apply again (same request)--> running
-//	running --process died--> running (resumed by the next apply)
+//	running --process died--> running (resumed by the next apply, which
+//	        first re-checks where each workload runs and restarts any it
+//	        had stopped if it cannot go on)
 //
 // Workload states in the digest: active (on exactly one node), inactive (on
 // none), failed (a node's driver reports failure and none is active),

@@ -26,6 +26,9 @@ type Options struct {
 	Owner string
 	// Wait pauses between retries; tests inject one that returns at once.
 	Wait func(ctx context.Context, d time.Duration) error
+	// LeaseTTL is how long a coordinator lease lasts unrenewed; default
+	// DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Engine is the orchestration engine. It is safe for concurrent use.
@@ -37,6 +40,7 @@ type Engine struct {
 	probeTimeout time.Duration
 	ownerName    string
 	waitFn       func(ctx context.Context, d time.Duration) error
+	leaseTTL     time.Duration
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -78,6 +82,9 @@ func New(o Options) (*Engine, error) {
 				return nil
 			}
 		}
+	}
+	if e.leaseTTL = o.LeaseTTL; e.leaseTTL <= 0 {
+		e.leaseTTL = DefaultLeaseTTL
 	}
 	if e.probeTimeout <= 0 {
 		e.probeTimeout = 30 * time.Second

@@ -58,6 +58,11 @@ type RestoreSpec struct {
 	Verify        string            `json:"verify"`
 	ActivateAfter bool              `json:"activate_after"`
 	Triggers      map[string]string `json:"triggers,omitempty"`
+	// AssumeDown lists nodes the operator confirms are down (powered off
+	// or fenced), so an unreachable one of them does not block the restore.
+	// It is not part of the request's identity (RestoreKey): confirming a
+	// node dead resumes the same job.
+	AssumeDown []string `json:"-"`
 }
 
 // RestoreStepPlan is what will happen to one workload (T3).
@@ -85,6 +90,11 @@ func ValidateRestoreSpec(s RestoreSpec) error {
 	}
 	if !slices.Contains(VerifyModes, s.Verify) {
 		errs = append(errs, &ValidationError{Field: "verify", Reason: fmt.Sprintf("%q: use none, metadata or full", s.Verify)})
+	}
+	for _, n := range s.AssumeDown {
+		if err := ValidateName("assume_down", n); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	seen := map[string]bool{}
 	for _, w := range s.Workloads {
@@ -168,10 +178,6 @@ func (e *Engine) PlanRestore(ctx context.Context, s RestoreSpec) (RestorePlan, e
 		return RestorePlan{}, fmt.Errorf("cluster %q: %w", s.Cluster, err)
 	}
 	d := mergeDigest(status)
-	entry := map[string]DigestEntry{}
-	for _, w := range d.Workloads {
-		entry[w.Name] = w
-	}
 	healthy := map[string]NodeStatus{}
 	var healthyList []NodeStatus
 	for _, n := range status.Nodes {
@@ -186,17 +192,21 @@ func (e *Engine) PlanRestore(ctx context.Context, s RestoreSpec) (RestorePlan, e
 	colocated := ""
 	for _, w := range s.Workloads {
 		p := RestoreStepPlan{Workload: w.Name, FileLevel: len(w.Files) > 0}
-		rp, err := e.resolveRecoveryPoint(ctx, s, w)
+		de, known, unreachable := locate(status, w.Name, s.AssumeDown, e.now())
+		if !known {
+			return RestorePlan{}, unknownWorkloadError(s.Cluster, w.Name, d)
+		}
+		rp, err := e.findRecoveryPoint(ctx, s, w)
 		if err != nil {
 			return RestorePlan{}, err
 		}
 		p.RecoveryPoint, p.RecoveryPointTime = rp.ID, rp.CreatedAt
-		de, known := entry[w.Name]
-		if !known {
-			return RestorePlan{}, fmt.Errorf("workload %q: no agent of cluster %q defines it; define it on the nodes that may run it", w.Name, s.Cluster)
-		}
 		if de.State == StateConflict {
 			return RestorePlan{}, fmt.Errorf("workload %q is active on several nodes (%s); stop all but one before restoring", w.Name, strings.Join(de.Nodes, ", "))
+		}
+		if unreachable != nil && w.DestinationPath == "" {
+			// Unreachable means unknown, never inactive: it may run there.
+			return RestorePlan{}, unreachable
 		}
 		elsewhere := p.FileLevel && w.DestinationPath != ""
 		switch {
@@ -251,10 +261,10 @@ func (e *Engine) resolveRecoveryPoint(ctx context.Context, s RestoreSpec, w Rest
 				return p, nil
 			}
 		}
-		return catalog.RecoveryPoint{}, fmt.Errorf("workload %q has no recovery point before %s in repository %q", w.Name, w.Before.UTC().Format(time.RFC3339), s.Repository)
+		return catalog.RecoveryPoint{}, fmt.Errorf("workload %q has no recovery point before %s in repository %q: %w", w.Name, w.Before.UTC().Format(time.RFC3339), s.Repository, errNoRecoveryPoint)
 	case w.RecoveryPoint == "latest":
 		if len(points) == 0 {
-			return catalog.RecoveryPoint{}, fmt.Errorf("workload %q has no recovery point in repository %q; run a backup first", w.Name, s.Repository)
+			return catalog.RecoveryPoint{}, fmt.Errorf("workload %q has no recovery point in repository %q (%w); run a backup of it first", w.Name, s.Repository, errNoRecoveryPoint)
 		}
 		return points[0], nil
 	default:
@@ -263,7 +273,7 @@ func (e *Engine) resolveRecoveryPoint(ctx context.Context, s RestoreSpec, w Rest
 				return p, nil
 			}
 		}
-		return catalog.RecoveryPoint{}, fmt.Errorf("workload %q: recovery point %q is not in repository %q (list them with data.clusterguard_recovery_points)", w.Name, w.RecoveryPoint, s.Repository)
+		return catalog.RecoveryPoint{}, fmt.Errorf("workload %q: recovery point %q is not in repository %q (list them with data.clusterguard_recovery_points): %w", w.Name, w.RecoveryPoint, s.Repository, errNoRecoveryPoint)
 	}
 }
 

@@ -25,6 +25,9 @@ const StepRunning = "running"
 // RestoreHooks let tests act at precise points of a restore.
 type RestoreHooks struct {
 	AfterStep func(ctx context.Context, step catalog.RestoreStep) error
+	// AfterDeactivate runs once a step has stopped the workload (and
+	// recorded it); ErrSimulatedCrash stops the restore there.
+	AfterDeactivate func(ctx context.Context, step catalog.RestoreStep) error
 }
 
 // PlanChangedError says how reality differs from the plan Terraform showed.
@@ -127,8 +130,11 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 			continue
 		}
 		w := s.Workloads[i]
-		st, err := e.restoreStep(ctx, s, cluster, repo, op.ID, seq, p, w, done[seq])
+		st, err := e.restoreStep(ctx, s, cluster, repo, op.ID, seq, p, w, done[seq], hooks)
 		rep.Steps = append(rep.Steps, st)
+		if errors.Is(err, ErrSimulatedCrash) {
+			return rep, err
+		}
 		if hooks.AfterStep != nil {
 			if herr := hooks.AfterStep(ctx, st); errors.Is(herr, ErrSimulatedCrash) {
 				return rep, herr
@@ -195,7 +201,7 @@ func (e *Engine) checkShownPlan(ctx context.Context, s RestoreSpec, shown, now R
 	return nil
 }
 
-func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog.Cluster, repo catalog.Repository, opID string, seq int, p RestoreStepPlan, w RestoreWorkload, prior catalog.RestoreStep) (catalog.RestoreStep, error) {
+func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog.Cluster, repo catalog.Repository, opID string, seq int, p RestoreStepPlan, w RestoreWorkload, prior catalog.RestoreStep, hooks RestoreHooks) (catalog.RestoreStep, error) {
 	st := catalog.RestoreStep{OperationID: opID, Seq: seq, Workload: p.Workload, SnapshotID: p.RecoveryPoint, Node: p.Node,
 		Migrated: p.Migrate, Outcome: StepRunning, StartedAt: e.now().UTC()}
 	if prior.Seq == seq {
@@ -206,12 +212,6 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 			e.log.ErrorContext(ctx, "recording restore step", "operation", opID, "seq", seq, "error", err.Error())
 		}
 	}
-	fail := func(err error) (catalog.RestoreStep, error) {
-		st.Outcome, st.Error, st.FinishedAt = catalog.StepFailed, err.Error(), e.now().UTC()
-		save()
-		return st, fmt.Errorf("restore of %s: %w", p.Workload, err)
-	}
-	save()
 	endpoint := func(node string) string {
 		for _, n := range cluster.Nodes {
 			if n.Name == node {
@@ -220,6 +220,23 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 		}
 		return ""
 	}
+	dataSwapped := false
+	// Any failure after this step stopped the workload puts it back where
+	// it ran (failure leaves things as they were), and says what was done.
+	fail := func(err error) (catalog.RestoreStep, error) {
+		se := &RestoreStepError{Workload: p.Workload, Err: err, StoppedOn: st.DeactivatedOn, DataRestored: dataSwapped}
+		if st.DeactivatedOn != "" {
+			se.RestartErr = e.restartWhereItRan(context.WithoutCancel(ctx), s, cluster, p, st.DeactivatedOn)
+			se.Restarted = se.RestartErr == nil
+			if se.Restarted {
+				st.DeactivatedOn = "" // running again: a resume stops it again
+			}
+		}
+		st.Outcome, st.Error, st.FinishedAt = catalog.StepFailed, se.Error(), e.now().UTC()
+		save()
+		return st, se
+	}
+	save()
 	target, err := e.dial(p.Node, endpoint(p.Node))
 	if err != nil {
 		return fail(err)
@@ -236,6 +253,19 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 		}
 		req.Verify = api.VerifyMetadata // the data was read once already
 	}
+	// Re-check reality right before acting (a resumed or long restore must
+	// not replay its plan against a cluster that changed since).
+	if w.DestinationPath == "" {
+		expect, before := p.DeactivateOn, "stopping"
+		if st.DeactivatedOn != "" {
+			expect, before = "", "writing" // this operation stopped it already
+		} else if expect == "" {
+			before = "writing"
+		}
+		if err := e.recheckStep(ctx, s, p, expect, before); err != nil {
+			return fail(err)
+		}
+	}
 	// Stop every running copy first: never active on two nodes (E12).
 	if p.DeactivateOn != "" && st.DeactivatedOn == "" {
 		cl, err := e.dial(p.DeactivateOn, endpoint(p.DeactivateOn))
@@ -248,44 +278,46 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 		}
 		st.DeactivatedOn = p.DeactivateOn
 		save()
+		if hooks.AfterDeactivate != nil {
+			if herr := hooks.AfterDeactivate(ctx, st); errors.Is(herr, ErrSimulatedCrash) {
+				return st, herr
+			}
+		}
 	}
-	lease, err := e.store.AcquireLease(ctx, s.Cluster, p.Node, e.owner(), 30*time.Minute, e.now())
+	held, err := e.coordinate(ctx, s.Cluster, p.Node, target, 0)
 	if err != nil {
-		return fail(fmt.Errorf("could not make %s the coordinating node: %w", p.Node, err))
+		return fail(err)
 	}
-	defer func() { _ = e.store.ReleaseLease(context.WithoutCancel(ctx), s.Cluster, lease.Epoch) }()
+	defer held.stop()
+	lease, stepCtx := held.Lease, held.ctx
 	st.Epoch = lease.Epoch
-	if _, err := target.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: s.Cluster, Epoch: lease.Epoch, Owner: e.owner()}); err != nil {
-		return fail(fmt.Errorf("node %s refused the coordinator role: %w", p.Node, err))
-	}
 	req.Epoch = lease.Epoch
 	e.log.InfoContext(ctx, "restoring", "workload", p.Workload, "node", p.Node, "epoch", lease.Epoch, "recovery_point", p.RecoveryPoint)
-	res, err := target.Restore(ctx, p.Workload, req)
+	res, err := target.Restore(stepCtx, p.Workload, req)
 	// A backup of the same workload holds it on the agent: wait for it.
 	for attempt := 1; err != nil && client.IsBusy(err) && attempt <= 30; attempt++ {
 		e.log.InfoContext(ctx, "workload busy with a backup; waiting", "workload", p.Workload, "node", p.Node, "attempt", attempt)
-		if werr := e.wait(ctx, time.Second); werr != nil {
+		if werr := e.wait(stepCtx, time.Second); werr != nil {
 			break
 		}
-		if _, cerr := target.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: s.Cluster, Epoch: lease.Epoch, Owner: e.owner()}); cerr != nil && !client.IsStaleEpoch(cerr) {
+		if _, cerr := target.ClaimCoordinator(stepCtx, api.CoordinatorClaim{Cluster: s.Cluster, Epoch: lease.Epoch, Owner: e.owner()}); cerr != nil && !client.IsStaleEpoch(cerr) {
 			break
 		}
-		res, err = target.Restore(ctx, p.Workload, req)
+		res, err = target.Restore(stepCtx, p.Workload, req)
+	}
+	if lost := leaseLost(held); lost != nil && err != nil {
+		err = fmt.Errorf("%w (%w)", lost, err)
 	}
 	if err != nil {
-		// The previous data is in place (the agent swaps only at the end);
-		// put the workload back where it ran.
-		if st.DeactivatedOn != "" {
-			if cl, derr := e.dial(st.DeactivatedOn, endpoint(st.DeactivatedOn)); derr == nil {
-				if _, serr := cl.Action(context.WithoutCancel(ctx), p.Workload, "start"); serr != nil {
-					e.log.WarnContext(ctx, "could not restart the workload after a failed restore", "workload", p.Workload, "node", st.DeactivatedOn, "error", serr.Error())
-				}
-			}
-		}
+		// The previous data is in place (the agent swaps only at the end).
 		return fail(err)
 	}
+	dataSwapped = true
 	st.BytesWritten = res.BytesWritten
 	if p.Activate {
+		if err := e.recheckStep(ctx, s, p, "", "starting"); err != nil {
+			return fail(fmt.Errorf("restored, but not started: %w", err))
+		}
 		if _, err := target.Action(ctx, p.Workload, "start"); err != nil {
 			return fail(fmt.Errorf("restored, but could not start it on %s: %w", p.Node, err))
 		}
@@ -318,6 +350,13 @@ func (e *Engine) PreviewRestore(ctx context.Context, s RestoreSpec) (RestorePlan
 	if op, err := e.store.FindRestoreByKey(ctx, RestoreKey(s)); err == nil {
 		var p RestorePlan
 		if err := json.Unmarshal([]byte(op.Spec), &p); err == nil {
+			if op.Status != catalog.RestoreSucceeded {
+				// Show now, not at apply, that the recorded plan no
+				// longer holds.
+				if err := e.checkResumable(ctx, s, op, p); err != nil {
+					return p, true, err
+				}
+			}
 			return p, true, nil
 		}
 	}

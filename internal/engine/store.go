@@ -12,6 +12,7 @@ import (
 // their shared suite.
 type Store interface {
 	ClusterStore
+	LeaseStore
 	BackupStore
 	RestoreStore
 }

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -142,8 +143,13 @@ func (d *workloadDigestDataSource) Read(ctx context.Context, req datasource.Read
 		resp.Diagnostics.Append(diagClusterNotRegistered(cluster, err))
 		return
 	case err != nil:
+		var none *engine.NoNodeAnsweredError
 		if _, ok := engine.AsValidation(err); ok {
 			resp.Diagnostics.Append(diagValidation(err)...)
+		} else if errors.As(err, &none) {
+			resp.Diagnostics.AddError("No Node Answered",
+				detail(fmt.Sprintf("Not one agent of cluster %q reported its workloads, so the digest cannot say where any workload runs (an empty digest would claim none runs).", cluster),
+					"Check the agents run and answer at their endpoints, and that the provider's agent_token is the token in the agents' token_file; then read the digest again.", err))
 		} else {
 			resp.Diagnostics.Append(diagCatalogError("building the workload digest", err))
 		}

@@ -122,6 +122,15 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 				MarkdownDescription: "Start each workload on its restore node afterwards (M8). Default `true`.",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(true), PlanModifiers: replaceBool,
 			},
+			"assume_down": schema.ListAttribute{
+				MarkdownDescription: "Nodes you confirm are down (powered off or fenced), like Pacemaker's manual fencing confirmation. " +
+					"A node that cannot be asked may still run a workload, so plan and apply refuse to restore or start it while any node is " +
+					"unreachable; listing the node here lets the restore go on without it. It is honoured only once the node's ownership " +
+					"lease on the workload (kept on the shared volume) has expired, and ignored for a node that answers. Never list a node " +
+					"that may still be running: two nodes would write the same data.",
+				Optional: true, ElementType: types.StringType,
+				Validators: []validator.List{listvalidator.ValueStringsAre(validate.Name())},
+			},
 			"triggers": schema.MapAttribute{
 				MarkdownDescription: "Arbitrary values; changing any of them restores again (the resource is replaced).",
 				Optional:            true, ElementType: types.StringType,
@@ -336,6 +345,7 @@ type restoreJobModelV0 struct {
 	Verify        types.String             `tfsdk:"verify"`
 	ActivateAfter types.Bool               `tfsdk:"activate_after"`
 	Triggers      types.Map                `tfsdk:"triggers"`
+	AssumeDown    types.List               `tfsdk:"assume_down"`
 	Plan          types.List               `tfsdk:"plan"`
 	OperationID   types.String             `tfsdk:"operation_id"`
 	Status        types.String             `tfsdk:"status"`
@@ -373,7 +383,7 @@ var restoreStepType = types.ObjectType{AttrTypes: map[string]attr.Type{
 
 // known reports whether everything the preview needs is known at plan time.
 func (m restoreJobModelV0) known() bool {
-	if m.Cluster.IsUnknown() || m.Repository.IsUnknown() || m.Triggers.IsUnknown() || m.Workloads == nil {
+	if m.Cluster.IsUnknown() || m.Repository.IsUnknown() || m.Triggers.IsUnknown() || m.AssumeDown.IsUnknown() || m.Workloads == nil {
 		return false
 	}
 	for _, w := range m.Workloads {
@@ -395,6 +405,9 @@ func (m restoreJobModelV0) spec(ctx context.Context) (engine.RestoreSpec, diag.D
 	}
 	if !m.Triggers.IsNull() {
 		diags.Append(m.Triggers.ElementsAs(ctx, &s.Triggers, false)...)
+	}
+	if !m.AssumeDown.IsNull() {
+		diags.Append(m.AssumeDown.ElementsAs(ctx, &s.AssumeDown, false)...)
 	}
 	for _, w := range m.Workloads {
 		rw := engine.RestoreWorkload{Name: w.Name.ValueString(), RecoveryPoint: w.RecoveryPoint.ValueString(),
@@ -491,7 +504,16 @@ func diagRestore(during string, err error) diag.Diagnostics {
 	}
 	var diags diag.Diagnostics
 	var changed *engine.PlanChangedError
+	var step *engine.RestoreStepError
+	var unreachable *engine.UnreachableNodesError
 	switch {
+	case errors.As(err, &step):
+		// The step error says what was stopped and whether it was started again.
+		diags.AddError("Restore Failed", detail(fmt.Sprintf("The restore job failed while %s.", during),
+			"Workloads restored before the failure stay restored; what happened to the failed one is said above. Fix the cause and apply again: the job resumes where it stopped.", err))
+	case errors.As(err, &unreachable):
+		diags.AddError("Workload Location Unknown", detail("A node that may run the workload could not be asked, so restoring or starting it could make two nodes write the same data.",
+			"Nothing was stopped or restored. Bring the node's agent back, or, only if the node is really down (powered off or fenced), list it in assume_down.", err))
 	case errors.As(err, &changed):
 		diags.AddError("Restore Plan No Longer Holds",
 			detail("Since the plan was made:\n- "+strings.Join(changed.Changes, "\n- "), "Nothing was restored. Run terraform plan again to see what a restore would do now, then apply that plan.", nil))
@@ -499,7 +521,7 @@ func diagRestore(during string, err error) diag.Diagnostics {
 		diags.AddError("Restore Reference Not Found", detail("The cluster or repository of the restore job is not registered.", "Reference the clusterguard_cluster and clusterguard_repository resources so they exist first.", err))
 	default:
 		diags.AddError("Restore Failed", detail(fmt.Sprintf("The restore job failed while %s.", during),
-			"Workloads restored before the failure stay restored; the failed one keeps its previous data (a restore swaps data in only at the end) and was restarted where it ran. Fix the cause and apply again: the job resumes where it stopped.", err))
+			"Nothing was stopped or restored. Fix the cause and plan again.", err))
 	}
 	return diags
 }

@@ -26,6 +26,9 @@ type Store interface {
 	DeleteCluster(ctx context.Context, name string) error
 	AcquireLease(ctx context.Context, cluster, holder, owner string, ttl time.Duration, now time.Time) (catalog.Lease, error)
 	ReleaseLease(ctx context.Context, cluster string, epoch int64) error
+	RenewLease(ctx context.Context, cluster string, epoch int64, ttl time.Duration, now time.Time) (catalog.Lease, error)
+	ListLeases(ctx context.Context) ([]catalog.Lease, error)
+	AdvanceEpoch(ctx context.Context, cluster string, atLeast int64) (int64, error)
 
 	PutRepository(ctx context.Context, r catalog.Repository) error
 	GetRepository(ctx context.Context, name string) (catalog.Repository, error)
@@ -86,6 +89,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"LeaseEpochSurvivesClusterDelete", testLeaseEpochSurvivesClusterDelete},
 		{"LeaseInvalidRequests", testLeaseInvalidRequests},
 		{"LeaseConcurrentAcquire", testLeaseConcurrentAcquire},
+		{"LeaseRenewKeepsEpoch", testLeaseRenewKeepsEpoch},
+		{"LeaseRenewAfterTakeover", testLeaseRenewAfterTakeover},
+		{"LeaseList", testLeaseList},
+		{"LeaseAdvanceEpoch", testLeaseAdvanceEpoch},
 
 		{"RepositoryRoundTrip", testRepositoryRoundTrip},
 		{"RepositoryReplaceByName", testRepositoryReplaceByName},

@@ -1,0 +1,69 @@
+package provider
+
+import (
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+)
+
+// F1 through Terraform: the agent of the node running web is killed (web
+// keeps running). The plan of a restore job refuses, naming the node and
+// assume_down, instead of planning a restore and start elsewhere; with
+// assume_down = ["node-3"] the plan goes on on a reachable node.
+func TestAccRestoreJob_unreachableNode(t *testing.T) {
+	e := newTestEnv(t, 3, "web")
+	e.cluster.StartWorkload(t, "node-3", "web")
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	backup := testAccBackupConfig(e, repoDir, `  workloads = ["web"]`, `  triggers = { n = "1" }`)
+	base := testAccRepoConfig(e, repoDir)
+	watch := watchOverlaps(t, e)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		Steps: []resource.TestStep{
+			{Config: backup},
+			{
+				PreConfig:   func() { e.cluster.StopAgent(t, "node-3") },
+				Config:      base + restoreJob(`  workloads = [{ name = "web" }]`),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Workload Location Unknown.*node-3.*assume_down`),
+			},
+			{
+				Config: base + restoreJob(`  workloads   = [{ name = "web" }]
+  assume_down = ["node-3"]`),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(jobAddr, planPath(0, "deactivate_on"), knownvalue.StringExact("")),
+					plancheck.ExpectKnownValue(jobAddr, planPath(0, "node"), knownvalue.StringRegexp(regexp.MustCompile(`^node-[12]$`))),
+				}},
+			},
+		},
+	})
+	watch.check(t)
+}
+
+// F10 through Terraform: with a token every agent refuses, the workload
+// digest is an error, not an empty list that claims nothing runs.
+func TestAccWorkloadDigest_noNodeAnswered(t *testing.T) {
+	e := newTestEnv(t, 2, "web")
+	e.cluster.StartWorkload(t, "node-1", "web")
+	digest := `
+data "clusterguard_workload_digest" "all" {
+  cluster = "acc" # literal: read at plan time, before the cluster's drift is applied
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		Steps: []resource.TestStep{
+			{Config: testAccClusterConfig(e, e.cluster.Token, "")},
+			{
+				Config:      testAccClusterConfig(e, "wrong-token-0123456789abcdef", "") + digest,
+				ExpectError: regexp.MustCompile(`(?s)No Node Answered.*node-1.*node-2`),
+			},
+		},
+	})
+}
