@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,12 @@ type MirrorStats struct {
 	BytesCopied            int64
 }
 
+// mirrorModeBits are the mode bits the mirror keeps: setuid, setgid and
+// sticky included, so a backup holds the workload's files as they are
+// (restore drops setuid and setgid unless asked to keep them). Only the
+// agent can reach them: the mirror's root directory is 0700.
+const mirrorModeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
 // syncMirror makes mirror hold the same files as the workload's paths on
 // the shared volume, with the same relative layout. A file whose size, mode
 // and modification time are unchanged is left alone, so it keeps its inode
@@ -30,6 +37,14 @@ type MirrorStats struct {
 // as its own user (a database) finds its files as it left them after a
 // restore.
 //
+// Every write goes through an os.Root opened on the mirror, and whatever is
+// at a destination that is not what the walk expects (a symlink copied by
+// an earlier sync where the workload now has a directory, a directory where
+// it now has a file) is removed before the entry is written. Otherwise a
+// workload's user could turn a name it once made a symlink into a
+// directory and have the root agent create, chmod and fill directories
+// outside the mirror through the stale link.
+//
 // exclude lists absolute paths on the volume left out of the copy (see
 // CopyExcluder).
 func syncMirror(ctx context.Context, volume string, relPaths []string, mirror string, exclude ...string) (MirrorStats, error) {
@@ -38,6 +53,18 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 	for _, p := range exclude {
 		skip[filepath.Clean(p)] = true
 	}
+	if err := os.MkdirAll(mirror, 0o700); err != nil {
+		return st, fmt.Errorf("create the mirror %s: %w", mirror, err)
+	}
+	root, err := os.OpenRoot(mirror)
+	if err != nil {
+		return st, fmt.Errorf("open the mirror %s: %w", mirror, err)
+	}
+	defer root.Close()
+	if err := root.Chmod(".", 0o700); err != nil {
+		return st, fmt.Errorf("restrict the mirror %s to the agent: %w", mirror, err)
+	}
+	m := &mirrorWriter{root: root, st: &st}
 	seen := map[string]bool{}
 	for _, rel := range relPaths {
 		rel = filepath.Clean(rel)
@@ -49,8 +76,11 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 		if err != nil {
 			return st, err
 		}
+		if err := m.parents(rel); err != nil {
+			return st, fmt.Errorf("copy %s: %w", rel, err)
+		}
 		if !info.IsDir() {
-			if err := syncEntry(ctx, src, filepath.Join(mirror, rel), info, &st); err != nil {
+			if err := m.syncEntry(ctx, src, rel, info); err != nil {
 				return st, err
 			}
 			markSeen(seen, rel)
@@ -75,7 +105,7 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 			if err != nil {
 				return err
 			}
-			return syncEntry(ctx, p, filepath.Join(mirror, r), info, &st)
+			return m.syncEntry(ctx, p, r, info)
 		})
 		if err != nil {
 			return st, fmt.Errorf("copy %s: %w", rel, err)
@@ -89,16 +119,16 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 		}
 		r, _ := filepath.Rel(mirror, p)
 		if !seen[r] {
-			stale = append(stale, p)
+			stale = append(stale, r)
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 		}
 		return nil
 	})
-	for _, p := range stale {
-		if err := os.RemoveAll(p); err != nil {
-			return st, err
+	for _, r := range stale {
+		if err := root.RemoveAll(r); err != nil {
+			return st, fmt.Errorf("remove %s from the mirror: %w", r, err)
 		}
 		st.Removed++
 	}
@@ -109,7 +139,9 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 			if err == nil && d.IsDir() {
 				if info, err := d.Info(); err == nil {
 					r, _ := filepath.Rel(volume, p)
-					_ = os.Chtimes(filepath.Join(mirror, r), info.ModTime(), info.ModTime())
+					if cur, err := root.Lstat(r); err == nil && cur.IsDir() {
+						_ = root.Chtimes(r, info.ModTime(), info.ModTime())
+					}
 				}
 			}
 			return nil
@@ -125,42 +157,118 @@ func markSeen(seen map[string]bool, rel string) {
 	}
 }
 
-func syncEntry(ctx context.Context, src, dst string, info fs.FileInfo, st *MirrorStats) error {
+// mirrorWriter writes entries into the mirror, through its root only.
+type mirrorWriter struct {
+	root *os.Root
+	st   *MirrorStats
+}
+
+// parents makes every parent directory of rel in the mirror a real
+// directory, replacing anything else there. The walk itself handles the
+// entries below a workload path; this covers the path's own parents.
+func (m *mirrorWriter) parents(rel string) error {
+	dir := filepath.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	p := ""
+	for _, c := range strings.Split(dir, string(filepath.Separator)) {
+		p = filepath.Join(p, c)
+		if err := m.clear(p, fs.ModeDir); err != nil {
+			return err
+		}
+		if err := m.root.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s in the mirror: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// clear removes whatever is at rel in the mirror unless it has the type
+// the walk expects (fs.ModeDir, fs.ModeSymlink or 0 for a regular file).
+func (m *mirrorWriter) clear(rel string, want fs.FileMode) error {
+	cur, err := m.root.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s in the mirror: %w", rel, err)
+	}
+	if cur.Mode().Type() == want {
+		return nil
+	}
+	if cur.IsDir() {
+		err = m.root.RemoveAll(rel)
+	} else {
+		err = m.root.Remove(rel)
+	}
+	if err != nil {
+		return fmt.Errorf("replace %s in the mirror (it is a %s, the volume has a %s): %w", rel, typeName(cur.Mode()), typeName(want), err)
+	}
+	return nil
+}
+
+func typeName(m fs.FileMode) string {
+	switch m.Type() {
+	case fs.ModeDir:
+		return "directory"
+	case fs.ModeSymlink:
+		return "symlink"
+	case 0:
+		return "file"
+	default:
+		return "special file"
+	}
+}
+
+// syncEntry brings the mirror's entry rel up to date with src.
+func (m *mirrorWriter) syncEntry(ctx context.Context, src, rel string, info fs.FileInfo) error {
+	root := m.root
 	switch {
 	case info.IsDir():
-		if err := os.MkdirAll(dst, 0o700); err != nil {
+		if err := m.clear(rel, fs.ModeDir); err != nil {
 			return err
 		}
-		if err := keepOwner(dst, info); err != nil {
+		if err := root.Mkdir(rel, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s in the mirror: %w", rel, err)
+		}
+		if err := keepOwner(root, rel, info); err != nil {
 			return err
 		}
-		return os.Chmod(dst, info.Mode().Perm())
+		return root.Chmod(rel, info.Mode()&mirrorModeBits)
 	case info.Mode()&fs.ModeSymlink != 0:
 		target, err := os.Readlink(src)
 		if err != nil {
 			return err
 		}
-		if cur, err := os.Readlink(dst); err == nil && cur == target {
-			return keepOwner(dst, info)
-		}
-		_ = os.RemoveAll(dst)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		if err := m.clear(rel, fs.ModeSymlink); err != nil {
 			return err
 		}
-		if err := os.Symlink(target, dst); err != nil {
-			return err
+		if cur, err := root.Readlink(rel); err == nil && cur == target {
+			return keepOwner(root, rel, info)
 		}
-		return keepOwner(dst, info)
+		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("replace the symlink %s in the mirror: %w", rel, err)
+		}
+		// The target is stored as is, never resolved: the mirror's root
+		// refuses to follow a link that leads out of it.
+		if err := root.Symlink(target, rel); err != nil {
+			return fmt.Errorf("copy the symlink %s into the mirror: %w", rel, err)
+		}
+		return keepOwner(root, rel, info)
 	case info.Mode().IsRegular():
-		st.Files++
-		if cur, err := os.Lstat(dst); err == nil && cur.Mode().IsRegular() && cur.Size() == info.Size() &&
-			cur.ModTime().Equal(info.ModTime()) && cur.Mode().Perm() == info.Mode().Perm() && sameOwner(cur, info) {
+		m.st.Files++
+		if err := m.clear(rel, 0); err != nil {
+			return err
+		}
+		if cur, err := root.Lstat(rel); err == nil && cur.Mode().IsRegular() && cur.Size() == info.Size() &&
+			cur.ModTime().Equal(info.ModTime()) && cur.Mode()&mirrorModeBits == info.Mode()&mirrorModeBits && sameOwner(cur, info) {
 			return nil
 		}
-		n, err := copyFile(ctx, src, dst, info)
-		st.BytesCopied += n
+		n, err := copyFile(ctx, root, src, rel, info)
+		m.st.BytesCopied += n
 		if err == nil {
-			st.Copied++
+			m.st.Copied++
 		}
 		return err
 	default:
@@ -168,10 +276,9 @@ func syncEntry(ctx context.Context, src, dst string, info fs.FileInfo, st *Mirro
 	}
 }
 
-func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, error) {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return 0, err
-	}
+// copyFile copies src to rel in root through a temporary file renamed into
+// place; rel's parent must be a directory.
+func copyFile(ctx context.Context, root *os.Root, src, rel string, info fs.FileInfo) (int64, error) {
 	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, err
@@ -189,17 +296,21 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 		return 0, fmt.Errorf("%s changed while being copied (a path component was replaced); nothing copied", src)
 	}
 	info = opened
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".cg-*")
+	// A short fixed name: a name derived from the file's could exceed the
+	// file system's name limit.
+	tmpRel := filepath.Join(filepath.Dir(rel), ".cg-tmp-"+rand.Text())
+	tmp, err := root.OpenFile(tmpRel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("create a temporary file for %s in the mirror: %w", rel, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = root.Remove(tmpRel) }() // gone after the rename
 	n, err := io.Copy(tmp, ctxReader{ctx: ctx, f: in})
 	if err == nil {
-		err = tmp.Chmod(info.Mode().Perm())
+		// Owner first: chown clears setuid and setgid.
+		err = keepFileOwner(tmp, rel, info)
 	}
 	if err == nil {
-		err = keepOwner(tmp.Name(), info)
+		err = tmp.Chmod(info.Mode() & mirrorModeBits)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -207,10 +318,13 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 	if err != nil {
 		return n, err
 	}
-	if err := os.Chtimes(tmp.Name(), time.Now(), info.ModTime()); err != nil {
+	if err := root.Chtimes(tmpRel, time.Now(), info.ModTime()); err != nil {
 		return n, err
 	}
-	return n, os.Rename(tmp.Name(), dst)
+	if err := root.Rename(tmpRel, rel); err != nil {
+		return n, fmt.Errorf("move the copy of %s into place in the mirror: %w", rel, err)
+	}
+	return n, nil
 }
 
 // sameFile reports whether a and b are the same inode on the same device.
@@ -223,13 +337,25 @@ func sameFile(a, b fs.FileInfo) bool {
 // asRoot: only root can give files away; other agents keep their own user.
 var asRoot = os.Geteuid() == 0
 
-// keepOwner gives dst (not following a symlink) the owner of the source.
-func keepOwner(dst string, src fs.FileInfo) error {
+// keepOwner gives rel in root (not following a symlink) the owner of the source.
+func keepOwner(root *os.Root, rel string, src fs.FileInfo) error {
 	st, ok := src.Sys().(*syscall.Stat_t)
 	if !asRoot || !ok {
 		return nil
 	}
-	err := os.Lchown(dst, int(st.Uid), int(st.Gid))
+	return ownerError(rel, root.Lchown(rel, int(st.Uid), int(st.Gid)))
+}
+
+// keepFileOwner gives the open file f the owner of the source.
+func keepFileOwner(f *os.File, rel string, src fs.FileInfo) error {
+	st, ok := src.Sys().(*syscall.Stat_t)
+	if !asRoot || !ok {
+		return nil
+	}
+	return ownerError(rel, f.Chown(int(st.Uid), int(st.Gid)))
+}
+
+func ownerError(rel string, err error) error {
 	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EPERM) {
 		// Root that cannot give files away (ids unmapped in a user
 		// namespace, a root-squashed state directory): the copy keeps the
@@ -237,7 +363,7 @@ func keepOwner(dst string, src fs.FileInfo) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("keep the owner of %s: %w", dst, err)
+		return fmt.Errorf("keep the owner of %s: %w", rel, err)
 	}
 	return nil
 }
