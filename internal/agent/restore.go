@@ -259,6 +259,14 @@ func swapIn(volume, staging, old string, paths []string) error {
 			_ = os.Rename(done[i].to, done[i].from)
 		}
 	}
+	// The paths were checked when the config was loaded; a symlink made
+	// since (a parent swapped for a link into .clusterguard) must not
+	// redirect the renames.
+	for _, p := range paths {
+		if _, err := ResolveWorkloadPath(volume, p); err != nil {
+			return fmt.Errorf("workload path %s: %w; nothing was changed", p, err)
+		}
+	}
 	for _, p := range paths {
 		rel := filepath.Clean(p)
 		live := filepath.Join(volume, rel)
@@ -287,26 +295,6 @@ func swapIn(volume, staging, old string, paths []string) error {
 			return fmt.Errorf("move restored %s in place: %w; the previous data was put back", rel, err)
 		}
 		done = append(done, moved{restored, live})
-	}
-	return nil
-}
-
-// placeFiles moves restored files to dest (relative to the volume) or, when
-// dest is empty, over their original paths; each move is one rename.
-func placeFiles(volume, staging string, files []string, dest string) error {
-	for _, f := range files {
-		src := filepath.Join(staging, filepath.FromSlash(f))
-		target := filepath.Join(dest, filepath.FromSlash(f))
-		abs, err := ResolveWorkloadPath(volume, target)
-		if err != nil {
-			return fmt.Errorf("file %s: %w", f, err)
-		}
-		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-			return err
-		}
-		if err := os.Rename(src, abs); err != nil {
-			return fmt.Errorf("place %s at %s: %w", f, target, err)
-		}
 	}
 	return nil
 }
