@@ -18,9 +18,9 @@ const MetadataDir = ".clusterguard"
 // into an absolute path inside the volume. It refuses absolute paths, paths that
 // climb out of the volume with "..", the volume root itself, clusterguard's own
 // metadata directory, and paths that leave the volume, or lead into the metadata
-// directory, through a symlink. Paths
-// that do not exist yet are allowed (a workload may create its data directory);
-// the existing part of the path is checked.
+// directory, through a symlink. Paths that do not exist yet are allowed (a
+// workload may create its data directory); the existing part of the path is
+// checked.
 func ResolveWorkloadPath(sharedVolume, rel string) (string, error) {
 	if rel == "" {
 		return "", errors.New("the path is empty; give a directory relative to the shared volume, e.g. \"apps/web\"")
