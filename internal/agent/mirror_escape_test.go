@@ -182,3 +182,35 @@ func TestSyncMirrorEntryTypeChanges(t *testing.T) {
 		t.Errorf("link-to-dir in the mirror: %v, %v; want a directory", fi, err)
 	}
 }
+
+// The mirror keeps setuid, setgid and sticky bits, so a backup holds the
+// files as they are (restore decides whether to keep them), and its root
+// is 0700 so nobody but the agent reaches a setuid copy.
+func TestSyncMirrorKeepsSpecialModeBitsBehindA0700Root(t *testing.T) {
+	t.Parallel()
+	volume, mirror := t.TempDir(), t.TempDir()
+	if err := os.Chmod(mirror, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(volume, "apps/web/suid"), "#!/bin/sh\n")
+	mode := 0o755 | fs.ModeSetuid | fs.ModeSetgid
+	if err := os.Chmod(filepath.Join(volume, "apps/web/suid"), mode); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the second finds the copy up to date
+		st, err := syncMirror(t.Context(), volume, []string{"apps/web"}, mirror)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 1 && st.Copied != 0 {
+			t.Errorf("an unchanged setuid file was copied again")
+		}
+		fi, err := os.Lstat(filepath.Join(mirror, "apps/web/suid"))
+		if err != nil || fi.Mode() != mode {
+			t.Fatalf("round %d: the mirror's copy has mode %v (%v), want %v", round, fi.Mode(), err, mode)
+		}
+	}
+	if fi, err := os.Lstat(mirror); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("the mirror's root has mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+}

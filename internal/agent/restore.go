@@ -177,7 +177,7 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	if err := s.fence.Check(req.Epoch); err != nil {
 		return res, err
 	}
-	stats, err := repo.Restore(ctx, snap.ID, repository.RestoreOptions{Target: staging, Include: include})
+	stats, err := repo.Restore(ctx, snap.ID, repository.RestoreOptions{Target: staging, Include: include, KeepSetuid: req.KeepSetuid})
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: read recovery point %s; the previous data is untouched: %w", name, snap.ShortID(), err)
 	}

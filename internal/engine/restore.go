@@ -58,6 +58,9 @@ type RestoreSpec struct {
 	Verify        string            `json:"verify"`
 	ActivateAfter bool              `json:"activate_after"`
 	Triggers      map[string]string `json:"triggers,omitempty"`
+	// KeepSetuid keeps setuid and setgid bits of restored files (dropped
+	// by default).
+	KeepSetuid bool `json:"keep_setuid,omitempty"`
 }
 
 // RestoreStepPlan is what will happen to one workload (T3).

@@ -122,6 +122,10 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 				MarkdownDescription: "Start each workload on its restore node afterwards (M8). Default `true`.",
 				Optional:            true, Computed: true, Default: booldefault.StaticBool(true), PlanModifiers: replaceBool,
 			},
+			"keep_setuid": schema.BoolAttribute{
+				MarkdownDescription: "Keep the setuid and setgid bits of restored files. Default `false`: the agents drop them, so a recovery point (whoever wrote into the repository) cannot place a setuid program on a node. Directories keep setgid and every entry keeps the sticky bit.",
+				Optional:            true, Computed: true, Default: booldefault.StaticBool(false), PlanModifiers: replaceBool,
+			},
 			"triggers": schema.MapAttribute{
 				MarkdownDescription: "Arbitrary values; changing any of them restores again (the resource is replaced).",
 				Optional:            true, ElementType: types.StringType,
@@ -335,6 +339,7 @@ type restoreJobModelV0 struct {
 	Colocate      types.Bool               `tfsdk:"colocate"`
 	Verify        types.String             `tfsdk:"verify"`
 	ActivateAfter types.Bool               `tfsdk:"activate_after"`
+	KeepSetuid    types.Bool               `tfsdk:"keep_setuid"`
 	Triggers      types.Map                `tfsdk:"triggers"`
 	Plan          types.List               `tfsdk:"plan"`
 	OperationID   types.String             `tfsdk:"operation_id"`
@@ -393,6 +398,7 @@ func (m restoreJobModelV0) spec(ctx context.Context) (engine.RestoreSpec, diag.D
 		Cluster: m.Cluster.ValueString(), Repository: m.Repository.ValueString(), Colocate: m.Colocate.ValueBool(),
 		Verify: m.Verify.ValueString(), ActivateAfter: m.ActivateAfter.ValueBool(),
 	}
+	s.KeepSetuid = m.KeepSetuid.ValueBool()
 	if !m.Triggers.IsNull() {
 		diags.Append(m.Triggers.ElementsAs(ctx, &s.Triggers, false)...)
 	}
