@@ -62,6 +62,10 @@ type Config struct {
 	TLS          *TLSConfig
 	LogLevel     slog.Level
 	Workloads    []WorkloadConfig
+	// RestoreDestinations are the directories, relative to the shared
+	// volume, that file-level restores may write to besides each
+	// workload's own paths (restoredest.go).
+	RestoreDestinations []string
 	// Warnings are problems that do not stop the agent (e.g. a token file others
 	// can read), each prefixed with its file position.
 	Warnings []string
@@ -171,6 +175,7 @@ var (
 			{Name: "state_dir"},
 			{Name: "token_file", Required: true},
 			{Name: "log_level"},
+			{Name: "restore_destinations"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"},
@@ -361,6 +366,10 @@ func (p *configParser) parse(body hcl.Body) {
 			}
 			cfg.LogLevel = l
 		}
+	}
+
+	if a := attrs["restore_destinations"]; a != nil {
+		p.parseRestoreDestinations(a)
 	}
 
 	seen := map[string]hcl.Range{}

@@ -47,6 +47,10 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
+	if err := s.checkRestoreDestination(wl, req.Destination); err != nil {
+		s.writeError(w, http.StatusForbidden, CodeDestinationNotAllowed, err.Error())
+		return
+	}
 	if req.InspectOnly {
 		res, err := s.runRestore(r.Context(), wl, req)
 		s.writeRestoreResult(w, r, wl, req, res, err)
@@ -188,7 +192,7 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	if len(req.Files) == 0 {
 		err = swapIn(s.cfg.SharedVolume, staging, filepath.Join(opDir, "old"), wl.cfg.Paths)
 	} else {
-		err = placeFiles(s.cfg.SharedVolume, staging, req.Files, req.Destination)
+		err = placeFiles(s.cfg.SharedVolume, staging, req.Files, req.Destination, s.restorePrefixes(wl))
 	}
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: %w", name, err)

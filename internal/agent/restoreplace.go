@@ -19,11 +19,15 @@ import (
 // kernel has said where the opened directory is: a symlink swapped in
 // after validation cannot redirect the file out of the volume or into
 // clusterguard's metadata directory.
-func placeFiles(volume, staging string, files []string, dest string) error {
-	volumeReal, err := filepath.EvalSymlinks(volume)
+//
+// allowed are the prefixes (relative to the volume) the files may end up
+// under: the workload's paths and the agent's restore_destinations.
+func placeFiles(volume, staging string, files []string, dest string, allowed []string) error {
+	policy, err := newPlacementPolicy(volume, allowed)
 	if err != nil {
-		return fmt.Errorf("resolve shared volume %s: %w", volume, err)
+		return err
 	}
+	volumeReal := policy.volumeReal
 	root, err := os.OpenRoot(volumeReal)
 	if err != nil {
 		return fmt.Errorf("open shared volume %s: %w", volume, err)
@@ -35,7 +39,7 @@ func placeFiles(volume, staging string, files []string, dest string) error {
 		if _, err := ResolveWorkloadPath(volume, target); err != nil {
 			return fmt.Errorf("file %s: %w", f, err)
 		}
-		if err := placeFile(root, volumeReal, src, target); err != nil {
+		if err := placeFile(root, policy, src, target); err != nil {
 			return fmt.Errorf("place %s at %s: %w", f, target, err)
 		}
 	}
@@ -43,7 +47,7 @@ func placeFiles(volume, staging string, files []string, dest string) error {
 }
 
 // placeFile renames src to target (relative to the volume root).
-func placeFile(root *os.Root, volumeReal, src, target string) error {
+func placeFile(root *os.Root, policy *placementPolicy, src, target string) error {
 	parent := filepath.Dir(target)
 	// The root refuses any parent that leads out of the volume.
 	if err := root.MkdirAll(parent, 0o755); err != nil {
@@ -58,8 +62,12 @@ func placeFile(root *os.Root, volumeReal, src, target string) error {
 	if err != nil {
 		return fmt.Errorf("find where %s leads: %w", parent, err)
 	}
-	if err := checkPlacement(volumeReal, where); err != nil {
+	if err := checkPlacement(policy.volumeReal, where); err != nil {
 		return fmt.Errorf("%s: %w", parent, err)
+	}
+	real, _ := filepath.Rel(policy.volumeReal, filepath.Join(where, filepath.Base(target)))
+	if !policy.permitsResolved(real) {
+		return fmt.Errorf("%s leads to %s, outside the workload's paths and the agent's restore_destinations (%s); nothing was placed there", target, real, strings.Join(policy.lexical, ", "))
 	}
 	return unix.Renameat(unix.AT_FDCWD, src, int(dir.Fd()), filepath.Base(target))
 }

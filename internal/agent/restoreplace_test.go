@@ -64,11 +64,11 @@ func TestPlaceFilesRefusesTheMetadataDirectoryThroughASymlink(t *testing.T) {
 	write(t, filepath.Join(staging, "apps/web/meta/coordinator.json"), `{"epoch": 1}`)
 	write(t, filepath.Join(staging, "coordinator.json"), `{"epoch": 1}`)
 
-	err := placeFiles(volume, staging, []string{"apps/web/meta/coordinator.json"}, "")
+	err := placeFiles(volume, staging, []string{"apps/web/meta/coordinator.json"}, "", []string{"apps/web"})
 	if err == nil || !strings.Contains(err.Error(), "leads into .clusterguard") {
 		t.Fatalf("in place through the link: %v, want a refusal", err)
 	}
-	err = placeFiles(volume, staging, []string{"coordinator.json"}, "apps/web/meta")
+	err = placeFiles(volume, staging, []string{"coordinator.json"}, "apps/web/meta", []string{"apps/web"})
 	if err == nil || !strings.Contains(err.Error(), "leads into .clusterguard") {
 		t.Fatalf("destination through the link: %v, want a refusal", err)
 	}
@@ -91,18 +91,18 @@ func TestPlaceFileChecksTheOpenedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	real, err := filepath.EvalSymlinks(volume)
+	policy, err := newPlacementPolicy(volume, []string{"apps/web"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = placeFile(root, real, src, "apps/web/meta/coordinator.json")
+	err = placeFile(root, policy, src, "apps/web/meta/coordinator.json")
 	if err == nil || !strings.Contains(err.Error(), "leads into .clusterguard") {
 		t.Fatalf("placing through a link swapped in after validation: %v, want a refusal", err)
 	}
 	if got := read(t, marker); got != `{"epoch": 7}` {
 		t.Fatalf("the coordinator marker was overwritten: %s", got)
 	}
-	if err := placeFile(root, real, src, "apps/web/restored/coordinator.json"); err != nil {
+	if err := placeFile(root, policy, src, "apps/web/restored/coordinator.json"); err != nil {
 		t.Fatalf("placing inside the workload's path: %v", err)
 	}
 	if got := read(t, filepath.Join(volume, "apps/web/restored/coordinator.json")); got != `{"epoch": 1}` {

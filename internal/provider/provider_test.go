@@ -58,7 +58,9 @@ func newTestEnv(t *testing.T, nodes int, workloads ...string) *testEnv {
 func newTestEnvWith(t *testing.T, nodes int, env map[string]string, workloads ...string) *testEnv {
 	t.Helper()
 	testAccPreCheck(t)
-	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env})
+	// "restored" is where tests restore single files elsewhere (M9).
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env,
+		ExtraConfig: "restore_destinations = [\"restored\"]\n"})
 	return &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db")}
 }
 

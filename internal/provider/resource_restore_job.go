@@ -100,7 +100,7 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 						Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(validate.RelativePath())},
 					},
 					"destination": schema.SingleNestedAttribute{
-						MarkdownDescription: "With `files`: write them under `path` (relative to the shared volume) by the agent of `node`, instead of in place. The workload is not stopped for a restore elsewhere.",
+						MarkdownDescription: "With `files`: write them under `path` (relative to the shared volume) by the agent of `node`, instead of in place. The workload is not stopped for a restore elsewhere. The agent refuses a `path` outside the workload's own paths unless its config lists it in `restore_destinations`.",
 						Optional:            true,
 						Attributes: map[string]schema.Attribute{
 							"node": schema.StringAttribute{MarkdownDescription: "Node whose agent writes the files (default: where the workload runs).", Optional: true, Validators: []validator.String{validate.Name()}},
