@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -64,50 +65,27 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 	if err := root.Chmod(".", 0o700); err != nil {
 		return st, fmt.Errorf("restrict the mirror %s to the agent: %w", mirror, err)
 	}
-	m := &mirrorWriter{root: root, st: &st}
-	seen := map[string]bool{}
+	vol, err := os.OpenRoot(volume)
+	if err != nil {
+		return st, fmt.Errorf("open the shared volume %s: %w", volume, err)
+	}
+	defer vol.Close()
+	m := &mirrorWriter{root: root, st: &st, volume: volume, skip: skip, seen: map[string]bool{}}
+	seen := m.seen
+	defer m.closeParents()
 	for _, rel := range relPaths {
 		rel = filepath.Clean(rel)
-		src := filepath.Join(volume, rel)
-		info, err := os.Lstat(src)
+		if skip[filepath.Join(volume, rel)] {
+			continue
+		}
+		info, err := vol.Lstat(rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // a workload may not have written anything yet
 		}
 		if err != nil {
 			return st, err
 		}
-		if err := m.parents(rel); err != nil {
-			return st, fmt.Errorf("copy %s: %w", rel, err)
-		}
-		if !info.IsDir() {
-			if err := m.syncEntry(ctx, src, rel, info); err != nil {
-				return st, err
-			}
-			markSeen(seen, rel)
-			continue
-		}
-		err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if skip[p] { // not marked seen: an earlier copy of it is removed below
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			r, _ := filepath.Rel(volume, p)
-			markSeen(seen, r)
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return m.syncEntry(ctx, p, r, info)
-		})
-		if err != nil {
+		if err := m.copyPath(ctx, vol, rel, info); err != nil {
 			return st, fmt.Errorf("copy %s: %w", rel, err)
 		}
 	}
@@ -150,6 +128,135 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 	return st, nil
 }
 
+// source is an entry of the shared volume: name in the directory dir.
+type source struct {
+	dir  *os.Root
+	name string
+}
+
+func (s source) String() string { return filepath.Join(s.dir.Name(), s.name) }
+
+// openDirAsSeen opens the directory name in dir and checks it is the one
+// the walk saw: a workload that swapped it for a symlink since (to /etc,
+// or to another workload's data) would otherwise have the root agent copy
+// files it may not read into the mirror and the backup.
+func openDirAsSeen(dir *os.Root, name string, seen fs.FileInfo) (*os.Root, error) {
+	sub, err := dir.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := sub.Stat(".")
+	if err == nil && !sameFile(opened, seen) {
+		err = fmt.Errorf("%s changed while being copied (replaced by a link or another directory); nothing copied from it", filepath.Join(dir.Name(), name))
+	}
+	if err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// target is an entry of the mirror: name in the directory dir, rel from
+// the mirror's root (for messages and the seen set).
+type target struct {
+	dir       *os.Root
+	name, rel string
+}
+
+// copyPath copies the workload path rel (info as on the volume).
+func (m *mirrorWriter) copyPath(ctx context.Context, vol *os.Root, rel string, info fs.FileInfo) error {
+	if err := m.parents(rel); err != nil {
+		return err
+	}
+	parent := m.root
+	if d := filepath.Dir(rel); d != "." {
+		p, err := m.root.OpenRoot(d)
+		if err != nil {
+			return fmt.Errorf("open %s in the mirror: %w", d, err)
+		}
+		m.opened = append(m.opened, p)
+		parent = p
+	}
+	dst := target{parent, filepath.Base(rel), rel}
+	if !info.IsDir() {
+		markSeen(m.seen, rel)
+		return m.syncEntry(ctx, source{vol, rel}, dst, info)
+	}
+	dir, err := openDirAsSeen(vol, rel, info)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return m.walk(ctx, dir, dst, info)
+}
+
+func (m *mirrorWriter) closeParents() {
+	for _, p := range m.opened {
+		p.Close()
+	}
+}
+
+// walk copies the directory dir (rel on the volume, info as the walk saw
+// it) and everything below it. Each directory is read through its own
+// descriptor, so no path is resolved again on the way down.
+func (m *mirrorWriter) walk(ctx context.Context, dir *os.Root, dst target, info fs.FileInfo) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rel := dst.rel
+	markSeen(m.seen, rel)
+	if err := m.syncEntry(ctx, source{}, dst, info); err != nil {
+		return err
+	}
+	// The mirror's directory was just made a real directory; nothing but
+	// the agent writes the mirror, so its entries are reached through it.
+	mdir, err := dst.dir.OpenRoot(dst.name)
+	if err != nil {
+		return fmt.Errorf("open %s in the mirror: %w", rel, err)
+	}
+	defer mdir.Close()
+	f, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		child := filepath.Join(rel, name)
+		if m.skip[filepath.Join(m.volume, child)] { // not marked seen: an earlier copy of it is removed
+			continue
+		}
+		ci, err := dir.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since it was listed
+		}
+		if err != nil {
+			return err
+		}
+		if !ci.IsDir() {
+			markSeen(m.seen, child)
+			if err := m.syncEntry(ctx, source{dir, name}, target{mdir, name, child}, ci); err != nil {
+				return err
+			}
+			continue
+		}
+		sub, err := openDirAsSeen(dir, name, ci)
+		if err != nil {
+			return err
+		}
+		err = m.walk(ctx, sub, target{mdir, name, child}, ci)
+		sub.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // markSeen records rel and its parent directories.
 func markSeen(seen map[string]bool, rel string) {
 	for r := rel; r != "." && r != "" && !seen[r]; r = filepath.Dir(r) {
@@ -159,8 +266,12 @@ func markSeen(seen map[string]bool, rel string) {
 
 // mirrorWriter writes entries into the mirror, through its root only.
 type mirrorWriter struct {
-	root *os.Root
-	st   *MirrorStats
+	root   *os.Root
+	st     *MirrorStats
+	volume string
+	skip   map[string]bool // absolute paths on the volume left out
+	seen   map[string]bool // entries copied, relative to the volume
+	opened []*os.Root      // parents of workload paths in the mirror
 }
 
 // parents makes every parent directory of rel in the mirror a real
@@ -174,7 +285,7 @@ func (m *mirrorWriter) parents(rel string) error {
 	p := ""
 	for _, c := range strings.Split(dir, string(filepath.Separator)) {
 		p = filepath.Join(p, c)
-		if err := m.clear(p, fs.ModeDir); err != nil {
+		if _, err := m.clear(target{m.root, p, p}, fs.ModeDir); err != nil {
 			return err
 		}
 		if err := m.root.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -186,26 +297,28 @@ func (m *mirrorWriter) parents(rel string) error {
 
 // clear removes whatever is at rel in the mirror unless it has the type
 // the walk expects (fs.ModeDir, fs.ModeSymlink or 0 for a regular file).
-func (m *mirrorWriter) clear(rel string, want fs.FileMode) error {
-	cur, err := m.root.Lstat(rel)
+// It returns what it left in place (nil when rel is now free).
+func (m *mirrorWriter) clear(dst target, want fs.FileMode) (fs.FileInfo, error) {
+	rel := dst.rel
+	cur, err := dst.dir.Lstat(dst.name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("inspect %s in the mirror: %w", rel, err)
+		return nil, fmt.Errorf("inspect %s in the mirror: %w", rel, err)
 	}
 	if cur.Mode().Type() == want {
-		return nil
+		return cur, nil
 	}
 	if cur.IsDir() {
-		err = m.root.RemoveAll(rel)
+		err = dst.dir.RemoveAll(dst.name)
 	} else {
-		err = m.root.Remove(rel)
+		err = dst.dir.Remove(dst.name)
 	}
 	if err != nil {
-		return fmt.Errorf("replace %s in the mirror (it is a %s, the volume has a %s): %w", rel, typeName(cur.Mode()), typeName(want), err)
+		return nil, fmt.Errorf("replace %s in the mirror (it is a %s, the volume has a %s): %w", rel, typeName(cur.Mode()), typeName(want), err)
 	}
-	return nil
+	return nil, nil
 }
 
 func typeName(m fs.FileMode) string {
@@ -221,51 +334,53 @@ func typeName(m fs.FileMode) string {
 	}
 }
 
-// syncEntry brings the mirror's entry rel up to date with src.
-func (m *mirrorWriter) syncEntry(ctx context.Context, src, rel string, info fs.FileInfo) error {
-	root := m.root
+// syncEntry brings the mirror's entry rel up to date with src (unused
+// for a directory).
+func (m *mirrorWriter) syncEntry(ctx context.Context, src source, dst target, info fs.FileInfo) error {
+	dir, name, rel := dst.dir, dst.name, dst.rel
 	switch {
 	case info.IsDir():
-		if err := m.clear(rel, fs.ModeDir); err != nil {
+		if _, err := m.clear(dst, fs.ModeDir); err != nil {
 			return err
 		}
-		if err := root.Mkdir(rel, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := dir.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s in the mirror: %w", rel, err)
 		}
-		if err := keepOwner(root, rel, info); err != nil {
+		if err := keepOwner(dir, name, info); err != nil {
 			return err
 		}
-		return root.Chmod(rel, info.Mode()&mirrorModeBits)
+		return dir.Chmod(name, info.Mode()&mirrorModeBits)
 	case info.Mode()&fs.ModeSymlink != 0:
-		target, err := os.Readlink(src)
+		link, err := src.dir.Readlink(src.name)
 		if err != nil {
 			return err
 		}
-		if err := m.clear(rel, fs.ModeSymlink); err != nil {
+		if _, err := m.clear(dst, fs.ModeSymlink); err != nil {
 			return err
 		}
-		if cur, err := root.Readlink(rel); err == nil && cur == target {
-			return keepOwner(root, rel, info)
+		if cur, err := dir.Readlink(name); err == nil && cur == link {
+			return keepOwner(dir, name, info)
 		}
-		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("replace the symlink %s in the mirror: %w", rel, err)
 		}
 		// The target is stored as is, never resolved: the mirror's root
 		// refuses to follow a link that leads out of it.
-		if err := root.Symlink(target, rel); err != nil {
+		if err := dir.Symlink(link, name); err != nil {
 			return fmt.Errorf("copy the symlink %s into the mirror: %w", rel, err)
 		}
-		return keepOwner(root, rel, info)
+		return keepOwner(dir, name, info)
 	case info.Mode().IsRegular():
 		m.st.Files++
-		if err := m.clear(rel, 0); err != nil {
+		cur, err := m.clear(dst, 0)
+		if err != nil {
 			return err
 		}
-		if cur, err := root.Lstat(rel); err == nil && cur.Mode().IsRegular() && cur.Size() == info.Size() &&
+		if cur != nil && cur.Size() == info.Size() &&
 			cur.ModTime().Equal(info.ModTime()) && cur.Mode()&mirrorModeBits == info.Mode()&mirrorModeBits && sameOwner(cur, info) {
 			return nil
 		}
-		n, err := copyFile(ctx, root, src, rel, info)
+		n, err := copyFile(ctx, dir, src, name, info)
 		m.st.BytesCopied += n
 		if err == nil {
 			m.st.Copied++
@@ -278,16 +393,15 @@ func (m *mirrorWriter) syncEntry(ctx context.Context, src, rel string, info fs.F
 
 // copyFile copies src to rel in root through a temporary file renamed into
 // place; rel's parent must be a directory.
-func copyFile(ctx context.Context, root *os.Root, src, rel string, info fs.FileInfo) (int64, error) {
-	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+func copyFile(ctx context.Context, root *os.Root, src source, rel string, info fs.FileInfo) (int64, error) {
+	in, err := src.dir.OpenFile(src.name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, err
 	}
 	defer in.Close()
-	// O_NOFOLLOW guards only the last component: a workload that swapped a
-	// parent directory for a symlink since the walk could make the agent
-	// copy (and give away) a file outside its paths. Copy only the file
-	// the walk saw, and take mode and owner from what was opened.
+	// The entry may have been swapped for a symlink since the walk saw it
+	// (the directory's root follows links that stay inside it): copy only
+	// the file the walk saw, and take mode and owner from what was opened.
 	opened, err := in.Stat()
 	if err != nil {
 		return 0, err

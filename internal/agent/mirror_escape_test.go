@@ -214,3 +214,53 @@ func TestSyncMirrorKeepsSpecialModeBitsBehindA0700Root(t *testing.T) {
 		t.Fatalf("the mirror's root has mode %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
 }
+
+// The source side: a directory the walk saw that the workload swaps for a
+// symlink (to another workload's data, or out of the volume) before the
+// agent opens it is refused, not read through the link.
+func TestSyncMirrorRefusesADirectorySwappedForALink(t *testing.T) {
+	t.Parallel()
+	volume, outside := t.TempDir(), outsideDir(t)
+	write(t, filepath.Join(volume, "apps/web/sub/own"), "web's")
+	write(t, filepath.Join(volume, "apps/other/secret"), "other's")
+	vol, err := os.OpenRoot(volume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vol.Close()
+	for _, target := range []string{"../other", outside} {
+		if err := os.RemoveAll(filepath.Join(volume, "apps/web/sub")); err != nil {
+			t.Fatal(err)
+		}
+		mkdir(t, filepath.Join(volume, "apps/web/sub"))
+		seen, err := vol.Lstat("apps/web/sub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := openDirAsSeen(vol, "apps/web/sub", seen); err != nil {
+			t.Fatalf("opening the directory the walk saw: %v", err)
+		} else {
+			d.Close()
+		}
+		// The swap, between the walk's lstat and the open.
+		if err := os.Remove(filepath.Join(volume, "apps/web/sub")); err != nil {
+			t.Fatal(err)
+		}
+		symlink(t, target, filepath.Join(volume, "apps/web/sub"))
+		if d, err := openDirAsSeen(vol, "apps/web/sub", seen); err == nil {
+			d.Close()
+			t.Fatalf("a directory swapped for a link to %s was opened", target)
+		}
+	}
+	// Without a swap, a link is copied as a link and nothing behind it.
+	mirror := t.TempDir()
+	if _, err := syncMirror(t.Context(), volume, []string{"apps/web"}, mirror); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(filepath.Join(mirror, "apps/web/sub")); err != nil || fi.Mode().Type() != fs.ModeSymlink {
+		t.Fatalf("the link was not copied as a link: %v, %v", fi, err)
+	}
+	if exists(filepath.Join(mirror, "apps/other")) {
+		t.Fatal("the mirror copied files from behind a link")
+	}
+}
