@@ -44,7 +44,10 @@ const mirrorModeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeStic
 // it now has a file) is removed before the entry is written. Otherwise a
 // workload's user could turn a name it once made a symlink into a
 // directory and have the root agent create, chmod and fill directories
-// outside the mirror through the stale link.
+// outside the mirror through the stale link. The volume is read the same
+// way, directory by directory through descriptors, and a directory that is
+// no longer the one the walk saw (swapped for a symlink) is refused, so the
+// root agent never copies files from behind a link into the backup.
 //
 // exclude lists absolute paths on the volume left out of the copy (see
 // CopyExcluder).
