@@ -64,7 +64,7 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 	if err != nil {
 		return st, fmt.Errorf("open the mirror %s: %w", mirror, err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }() // closing a read or directory handle loses nothing
 	if err := root.Chmod(".", 0o700); err != nil {
 		return st, fmt.Errorf("restrict the mirror %s to the agent: %w", mirror, err)
 	}
@@ -72,7 +72,7 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 	if err != nil {
 		return st, fmt.Errorf("open the shared volume %s: %w", volume, err)
 	}
-	defer vol.Close()
+	defer func() { _ = vol.Close() }() // closing a read or directory handle loses nothing
 	m := &mirrorWriter{root: root, st: &st, volume: volume, skip: skip, seen: map[string]bool{}}
 	seen := m.seen
 	defer m.closeParents()
@@ -153,7 +153,7 @@ func openDirAsSeen(dir *os.Root, name string, seen fs.FileInfo) (*os.Root, error
 		err = fmt.Errorf("%s changed while being copied (replaced by a link or another directory); nothing copied from it", filepath.Join(dir.Name(), name))
 	}
 	if err != nil {
-		sub.Close()
+		_ = sub.Close() // a directory handle
 		return nil, err
 	}
 	return sub, nil
@@ -189,13 +189,13 @@ func (m *mirrorWriter) copyPath(ctx context.Context, vol *os.Root, rel string, i
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
+	defer func() { _ = dir.Close() }() // closing a read or directory handle loses nothing
 	return m.walk(ctx, dir, dst, info)
 }
 
 func (m *mirrorWriter) closeParents() {
 	for _, p := range m.opened {
-		p.Close()
+		_ = p.Close() // a directory handle
 	}
 }
 
@@ -217,7 +217,7 @@ func (m *mirrorWriter) walk(ctx context.Context, dir *os.Root, dst target, info 
 	if err != nil {
 		return fmt.Errorf("open %s in the mirror: %w", rel, err)
 	}
-	defer mdir.Close()
+	defer func() { _ = mdir.Close() }() // closing a read or directory handle loses nothing
 	f, err := dir.Open(".")
 	if err != nil {
 		return err
@@ -252,7 +252,7 @@ func (m *mirrorWriter) walk(ctx context.Context, dir *os.Root, dst target, info 
 			return err
 		}
 		err = m.walk(ctx, sub, target{mdir, name, child}, ci)
-		sub.Close()
+		_ = sub.Close() // a directory handle
 		if err != nil {
 			return err
 		}
@@ -401,7 +401,7 @@ func copyFile(ctx context.Context, root *os.Root, src source, rel string, info f
 	if err != nil {
 		return 0, err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // closing a read or directory handle loses nothing
 	// The entry may have been swapped for a symlink since the walk saw it
 	// (the directory's root follows links that stay inside it): copy only
 	// the file the walk saw, and take mode and owner from what was opened.

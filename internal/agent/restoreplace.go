@@ -32,7 +32,7 @@ func placeFiles(volume, staging string, files []string, dest string, allowed []s
 	if err != nil {
 		return fmt.Errorf("open shared volume %s: %w", volume, err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }() // closing a read or directory handle loses nothing
 	for _, f := range files {
 		src := filepath.Join(staging, filepath.FromSlash(f))
 		target := filepath.Clean(filepath.Join(dest, filepath.FromSlash(f)))
@@ -57,7 +57,7 @@ func placeFile(root *os.Root, policy *placementPolicy, src, target string) error
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
+	defer func() { _ = dir.Close() }() // closing a read or directory handle loses nothing
 	where, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(dir.Fd())))
 	if err != nil {
 		return fmt.Errorf("find where %s leads: %w", parent, err)
