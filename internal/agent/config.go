@@ -63,6 +63,10 @@ type Config struct {
 	LogLevel     slog.Level
 	Workloads    []WorkloadConfig
 	Repositories []RepositoryConfig // the only repositories the agent opens (config_repository.go)
+	// RestoreDestinations are the directories, relative to the shared
+	// volume, that file-level restores may write to besides each
+	// workload's own paths (restoredest.go).
+	RestoreDestinations []string
 	// Warnings are problems that do not stop the agent, each prefixed with
 	// its file position.
 	Warnings []string
@@ -185,6 +189,7 @@ var (
 			{Name: "log_level"},
 			{Name: "insecure_plaintext"},
 			{Name: "read_only_token_file"},
+			{Name: "restore_destinations"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"},
@@ -380,6 +385,10 @@ func (p *configParser) parse(body hcl.Body) {
 			}
 			cfg.LogLevel = l
 		}
+	}
+
+	if a := attrs["restore_destinations"]; a != nil {
+		p.parseRestoreDestinations(a)
 	}
 
 	seen := map[string]hcl.Range{}

@@ -91,7 +91,15 @@
 // request, and fails the backup as inconsistent if the copy was not done by
 // then. The point-in-time copy is a node-local mirror under state_dir:
 // unchanged files are not copied again and keep their inode, so the
-// repository does not re-read them either (E9).
+// repository does not re-read them either (E9). The mirror is written only
+// through an os.Root on it, and an entry whose type changed on the volume
+// (a symlink that is now a directory) is removed before it is written, so
+// a workload's user cannot make the root agent write outside the mirror.
+//
+// Restore: a file-level restore writes only under the workload's paths and
+// the config's restore_destinations (403 "destination_not_allowed"
+// otherwise), never into .clusterguard (checked on the resolved path), and
+// restored files lose setuid and setgid unless the request sets keep_setuid.
 //
 // Quiesce through the API has a timer like a backup's stun timeout: the agent
 // thaws the workload by itself when max_hold_ms (default DefaultQuiesceHold,

@@ -199,13 +199,18 @@ func TestCopyFileRefusesASwappedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := copyFile(t.Context(), other, filepath.Join(dir, "copy"), info); err == nil || !strings.Contains(err.Error(), "changed while being copied") {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := copyFile(t.Context(), root, source{root, "other"}, "copy", info); err == nil || !strings.Contains(err.Error(), "changed while being copied") {
 		t.Fatalf("copy of a swapped file: %v, want a refusal", err)
 	}
 	if exists(filepath.Join(dir, "copy")) {
 		t.Fatal("something was copied")
 	}
-	if _, err := copyFile(t.Context(), seen, filepath.Join(dir, "copy"), info); err != nil || read(t, filepath.Join(dir, "copy")) != "workload data" {
+	if _, err := copyFile(t.Context(), root, source{root, "seen"}, "copy", info); err != nil || read(t, filepath.Join(dir, "copy")) != "workload data" {
 		t.Fatalf("copy of the file the walk saw: %v", err)
 	}
 }

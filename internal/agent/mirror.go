@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +20,12 @@ type MirrorStats struct {
 	Files, Copied, Removed int64
 	BytesCopied            int64
 }
+
+// mirrorModeBits are the mode bits the mirror keeps: setuid, setgid and
+// sticky included, so a backup holds the workload's files as they are
+// (restore drops setuid and setgid unless asked to keep them). Only the
+// agent can reach them: the mirror's root directory is 0700.
+const mirrorModeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
 // syncMirror makes mirror hold the same files as the workload's paths on
 // the shared volume, with the same relative layout. A file whose size, mode
@@ -30,6 +38,17 @@ type MirrorStats struct {
 // as its own user (a database) finds its files as it left them after a
 // restore.
 //
+// Every write goes through an os.Root opened on the mirror, and whatever is
+// at a destination that is not what the walk expects (a symlink copied by
+// an earlier sync where the workload now has a directory, a directory where
+// it now has a file) is removed before the entry is written. Otherwise a
+// workload's user could turn a name it once made a symlink into a
+// directory and have the root agent create, chmod and fill directories
+// outside the mirror through the stale link. The volume is read the same
+// way, directory by directory through descriptors, and a directory that is
+// no longer the one the walk saw (swapped for a symlink) is refused, so the
+// root agent never copies files from behind a link into the backup.
+//
 // exclude lists absolute paths on the volume left out of the copy (see
 // CopyExcluder).
 func syncMirror(ctx context.Context, volume string, relPaths []string, mirror string, exclude ...string) (MirrorStats, error) {
@@ -38,46 +57,38 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 	for _, p := range exclude {
 		skip[filepath.Clean(p)] = true
 	}
-	seen := map[string]bool{}
+	if err := os.MkdirAll(mirror, 0o700); err != nil {
+		return st, fmt.Errorf("create the mirror %s: %w", mirror, err)
+	}
+	root, err := os.OpenRoot(mirror)
+	if err != nil {
+		return st, fmt.Errorf("open the mirror %s: %w", mirror, err)
+	}
+	defer func() { _ = root.Close() }() // closing a read or directory handle loses nothing
+	if err := root.Chmod(".", 0o700); err != nil {
+		return st, fmt.Errorf("restrict the mirror %s to the agent: %w", mirror, err)
+	}
+	vol, err := os.OpenRoot(volume)
+	if err != nil {
+		return st, fmt.Errorf("open the shared volume %s: %w", volume, err)
+	}
+	defer func() { _ = vol.Close() }() // closing a read or directory handle loses nothing
+	m := &mirrorWriter{root: root, st: &st, volume: volume, skip: skip, seen: map[string]bool{}}
+	seen := m.seen
+	defer m.closeParents()
 	for _, rel := range relPaths {
 		rel = filepath.Clean(rel)
-		src := filepath.Join(volume, rel)
-		info, err := os.Lstat(src)
+		if skip[filepath.Join(volume, rel)] {
+			continue
+		}
+		info, err := vol.Lstat(rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // a workload may not have written anything yet
 		}
 		if err != nil {
 			return st, err
 		}
-		if !info.IsDir() {
-			if err := syncEntry(ctx, src, filepath.Join(mirror, rel), info, &st); err != nil {
-				return st, err
-			}
-			markSeen(seen, rel)
-			continue
-		}
-		err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if skip[p] { // not marked seen: an earlier copy of it is removed below
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			r, _ := filepath.Rel(volume, p)
-			markSeen(seen, r)
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return syncEntry(ctx, p, filepath.Join(mirror, r), info, &st)
-		})
-		if err != nil {
+		if err := m.copyPath(ctx, vol, rel, info); err != nil {
 			return st, fmt.Errorf("copy %s: %w", rel, err)
 		}
 	}
@@ -89,16 +100,16 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 		}
 		r, _ := filepath.Rel(mirror, p)
 		if !seen[r] {
-			stale = append(stale, p)
+			stale = append(stale, r)
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 		}
 		return nil
 	})
-	for _, p := range stale {
-		if err := os.RemoveAll(p); err != nil {
-			return st, err
+	for _, r := range stale {
+		if err := root.RemoveAll(r); err != nil {
+			return st, fmt.Errorf("remove %s from the mirror: %w", r, err)
 		}
 		st.Removed++
 	}
@@ -109,13 +120,144 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 			if err == nil && d.IsDir() {
 				if info, err := d.Info(); err == nil {
 					r, _ := filepath.Rel(volume, p)
-					_ = os.Chtimes(filepath.Join(mirror, r), info.ModTime(), info.ModTime())
+					if cur, err := root.Lstat(r); err == nil && cur.IsDir() {
+						_ = root.Chtimes(r, info.ModTime(), info.ModTime())
+					}
 				}
 			}
 			return nil
 		})
 	}
 	return st, nil
+}
+
+// source is an entry of the shared volume: name in the directory dir.
+type source struct {
+	dir  *os.Root
+	name string
+}
+
+func (s source) String() string { return filepath.Join(s.dir.Name(), s.name) }
+
+// openDirAsSeen opens the directory name in dir and checks it is the one
+// the walk saw: a workload that swapped it for a symlink since (to /etc,
+// or to another workload's data) would otherwise have the root agent copy
+// files it may not read into the mirror and the backup.
+func openDirAsSeen(dir *os.Root, name string, seen fs.FileInfo) (*os.Root, error) {
+	sub, err := dir.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := sub.Stat(".")
+	if err == nil && !sameFile(opened, seen) {
+		err = fmt.Errorf("%s changed while being copied (replaced by a link or another directory); nothing copied from it", filepath.Join(dir.Name(), name))
+	}
+	if err != nil {
+		_ = sub.Close() // a directory handle
+		return nil, err
+	}
+	return sub, nil
+}
+
+// target is an entry of the mirror: name in the directory dir, rel from
+// the mirror's root (for messages and the seen set).
+type target struct {
+	dir       *os.Root
+	name, rel string
+}
+
+// copyPath copies the workload path rel (info as on the volume).
+func (m *mirrorWriter) copyPath(ctx context.Context, vol *os.Root, rel string, info fs.FileInfo) error {
+	if err := m.parents(rel); err != nil {
+		return err
+	}
+	parent := m.root
+	if d := filepath.Dir(rel); d != "." {
+		p, err := m.root.OpenRoot(d)
+		if err != nil {
+			return fmt.Errorf("open %s in the mirror: %w", d, err)
+		}
+		m.opened = append(m.opened, p)
+		parent = p
+	}
+	dst := target{parent, filepath.Base(rel), rel}
+	if !info.IsDir() {
+		markSeen(m.seen, rel)
+		return m.syncEntry(ctx, source{vol, rel}, dst, info)
+	}
+	dir, err := openDirAsSeen(vol, rel, info)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dir.Close() }() // closing a read or directory handle loses nothing
+	return m.walk(ctx, dir, dst, info)
+}
+
+func (m *mirrorWriter) closeParents() {
+	for _, p := range m.opened {
+		_ = p.Close() // a directory handle
+	}
+}
+
+// walk copies the directory dir (rel on the volume, info as the walk saw
+// it) and everything below it. Each directory is read through its own
+// descriptor, so no path is resolved again on the way down.
+func (m *mirrorWriter) walk(ctx context.Context, dir *os.Root, dst target, info fs.FileInfo) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rel := dst.rel
+	markSeen(m.seen, rel)
+	if err := m.syncEntry(ctx, source{}, dst, info); err != nil {
+		return err
+	}
+	// The mirror's directory was just made a real directory; nothing but
+	// the agent writes the mirror, so its entries are reached through it.
+	mdir, err := dst.dir.OpenRoot(dst.name)
+	if err != nil {
+		return fmt.Errorf("open %s in the mirror: %w", rel, err)
+	}
+	defer func() { _ = mdir.Close() }() // closing a read or directory handle loses nothing
+	f, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		child := filepath.Join(rel, name)
+		if m.skip[filepath.Join(m.volume, child)] { // not marked seen: an earlier copy of it is removed
+			continue
+		}
+		ci, err := dir.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since it was listed
+		}
+		if err != nil {
+			return err
+		}
+		if !ci.IsDir() {
+			markSeen(m.seen, child)
+			if err := m.syncEntry(ctx, source{dir, name}, target{mdir, name, child}, ci); err != nil {
+				return err
+			}
+			continue
+		}
+		sub, err := openDirAsSeen(dir, name, ci)
+		if err != nil {
+			return err
+		}
+		err = m.walk(ctx, sub, target{mdir, name, child}, ci)
+		_ = sub.Close() // a directory handle
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // markSeen records rel and its parent directories.
@@ -125,42 +267,126 @@ func markSeen(seen map[string]bool, rel string) {
 	}
 }
 
-func syncEntry(ctx context.Context, src, dst string, info fs.FileInfo, st *MirrorStats) error {
+// mirrorWriter writes entries into the mirror, through its root only.
+type mirrorWriter struct {
+	root   *os.Root
+	st     *MirrorStats
+	volume string
+	skip   map[string]bool // absolute paths on the volume left out
+	seen   map[string]bool // entries copied, relative to the volume
+	opened []*os.Root      // parents of workload paths in the mirror
+}
+
+// parents makes every parent directory of rel in the mirror a real
+// directory, replacing anything else there. The walk itself handles the
+// entries below a workload path; this covers the path's own parents.
+func (m *mirrorWriter) parents(rel string) error {
+	dir := filepath.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	p := ""
+	for _, c := range strings.Split(dir, string(filepath.Separator)) {
+		p = filepath.Join(p, c)
+		if _, err := m.clear(target{m.root, p, p}, fs.ModeDir); err != nil {
+			return err
+		}
+		if err := m.root.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s in the mirror: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// clear removes whatever is at rel in the mirror unless it has the type
+// the walk expects (fs.ModeDir, fs.ModeSymlink or 0 for a regular file).
+// It returns what it left in place (nil when rel is now free).
+func (m *mirrorWriter) clear(dst target, want fs.FileMode) (fs.FileInfo, error) {
+	rel := dst.rel
+	cur, err := dst.dir.Lstat(dst.name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s in the mirror: %w", rel, err)
+	}
+	if cur.Mode().Type() == want {
+		return cur, nil
+	}
+	if cur.IsDir() {
+		err = dst.dir.RemoveAll(dst.name)
+	} else {
+		err = dst.dir.Remove(dst.name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replace %s in the mirror (it is a %s, the volume has a %s): %w", rel, typeName(cur.Mode()), typeName(want), err)
+	}
+	return nil, nil
+}
+
+func typeName(m fs.FileMode) string {
+	switch m.Type() {
+	case fs.ModeDir:
+		return "directory"
+	case fs.ModeSymlink:
+		return "symlink"
+	case 0:
+		return "file"
+	default:
+		return "special file"
+	}
+}
+
+// syncEntry brings the mirror's entry rel up to date with src (unused
+// for a directory).
+func (m *mirrorWriter) syncEntry(ctx context.Context, src source, dst target, info fs.FileInfo) error {
+	dir, name, rel := dst.dir, dst.name, dst.rel
 	switch {
 	case info.IsDir():
-		if err := os.MkdirAll(dst, 0o700); err != nil {
+		if _, err := m.clear(dst, fs.ModeDir); err != nil {
 			return err
 		}
-		if err := keepOwner(dst, info); err != nil {
+		if err := dir.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s in the mirror: %w", rel, err)
+		}
+		if err := keepOwner(dir, name, info); err != nil {
 			return err
 		}
-		return os.Chmod(dst, info.Mode().Perm())
+		return dir.Chmod(name, info.Mode()&mirrorModeBits)
 	case info.Mode()&fs.ModeSymlink != 0:
-		target, err := os.Readlink(src)
+		link, err := src.dir.Readlink(src.name)
 		if err != nil {
 			return err
 		}
-		if cur, err := os.Readlink(dst); err == nil && cur == target {
-			return keepOwner(dst, info)
-		}
-		_ = os.RemoveAll(dst)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		if _, err := m.clear(dst, fs.ModeSymlink); err != nil {
 			return err
 		}
-		if err := os.Symlink(target, dst); err != nil {
-			return err
+		if cur, err := dir.Readlink(name); err == nil && cur == link {
+			return keepOwner(dir, name, info)
 		}
-		return keepOwner(dst, info)
+		if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("replace the symlink %s in the mirror: %w", rel, err)
+		}
+		// The target is stored as is, never resolved: the mirror's root
+		// refuses to follow a link that leads out of it.
+		if err := dir.Symlink(link, name); err != nil {
+			return fmt.Errorf("copy the symlink %s into the mirror: %w", rel, err)
+		}
+		return keepOwner(dir, name, info)
 	case info.Mode().IsRegular():
-		st.Files++
-		if cur, err := os.Lstat(dst); err == nil && cur.Mode().IsRegular() && cur.Size() == info.Size() &&
-			cur.ModTime().Equal(info.ModTime()) && cur.Mode().Perm() == info.Mode().Perm() && sameOwner(cur, info) {
+		m.st.Files++
+		cur, err := m.clear(dst, 0)
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.Size() == info.Size() &&
+			cur.ModTime().Equal(info.ModTime()) && cur.Mode()&mirrorModeBits == info.Mode()&mirrorModeBits && sameOwner(cur, info) {
 			return nil
 		}
-		n, err := copyFile(ctx, src, dst, info)
-		st.BytesCopied += n
+		n, err := copyFile(ctx, dir, src, name, info)
+		m.st.BytesCopied += n
 		if err == nil {
-			st.Copied++
+			m.st.Copied++
 		}
 		return err
 	default:
@@ -168,19 +394,17 @@ func syncEntry(ctx context.Context, src, dst string, info fs.FileInfo, st *Mirro
 	}
 }
 
-func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, error) {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return 0, err
-	}
-	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// copyFile copies src to rel in root through a temporary file renamed into
+// place; rel's parent must be a directory.
+func copyFile(ctx context.Context, root *os.Root, src source, rel string, info fs.FileInfo) (int64, error) {
+	in, err := src.dir.OpenFile(src.name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, err
 	}
-	defer in.Close()
-	// O_NOFOLLOW guards only the last component: a workload that swapped a
-	// parent directory for a symlink since the walk could make the agent
-	// copy (and give away) a file outside its paths. Copy only the file
-	// the walk saw, and take mode and owner from what was opened.
+	defer func() { _ = in.Close() }() // closing a read or directory handle loses nothing
+	// The entry may have been swapped for a symlink since the walk saw it
+	// (the directory's root follows links that stay inside it): copy only
+	// the file the walk saw, and take mode and owner from what was opened.
 	opened, err := in.Stat()
 	if err != nil {
 		return 0, err
@@ -189,17 +413,21 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 		return 0, fmt.Errorf("%s changed while being copied (a path component was replaced); nothing copied", src)
 	}
 	info = opened
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".cg-*")
+	// A short fixed name: a name derived from the file's could exceed the
+	// file system's name limit.
+	tmpRel := filepath.Join(filepath.Dir(rel), ".cg-tmp-"+rand.Text())
+	tmp, err := root.OpenFile(tmpRel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("create a temporary file for %s in the mirror: %w", rel, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = root.Remove(tmpRel) }() // gone after the rename
 	n, err := io.Copy(tmp, ctxReader{ctx: ctx, f: in})
 	if err == nil {
-		err = tmp.Chmod(info.Mode().Perm())
+		// Owner first: chown clears setuid and setgid.
+		err = keepFileOwner(tmp, rel, info)
 	}
 	if err == nil {
-		err = keepOwner(tmp.Name(), info)
+		err = tmp.Chmod(info.Mode() & mirrorModeBits)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -207,10 +435,13 @@ func copyFile(ctx context.Context, src, dst string, info fs.FileInfo) (int64, er
 	if err != nil {
 		return n, err
 	}
-	if err := os.Chtimes(tmp.Name(), time.Now(), info.ModTime()); err != nil {
+	if err := root.Chtimes(tmpRel, time.Now(), info.ModTime()); err != nil {
 		return n, err
 	}
-	return n, os.Rename(tmp.Name(), dst)
+	if err := root.Rename(tmpRel, rel); err != nil {
+		return n, fmt.Errorf("move the copy of %s into place in the mirror: %w", rel, err)
+	}
+	return n, nil
 }
 
 // sameFile reports whether a and b are the same inode on the same device.
@@ -223,13 +454,25 @@ func sameFile(a, b fs.FileInfo) bool {
 // asRoot: only root can give files away; other agents keep their own user.
 var asRoot = os.Geteuid() == 0
 
-// keepOwner gives dst (not following a symlink) the owner of the source.
-func keepOwner(dst string, src fs.FileInfo) error {
+// keepOwner gives rel in root (not following a symlink) the owner of the source.
+func keepOwner(root *os.Root, rel string, src fs.FileInfo) error {
 	st, ok := src.Sys().(*syscall.Stat_t)
 	if !asRoot || !ok {
 		return nil
 	}
-	err := os.Lchown(dst, int(st.Uid), int(st.Gid))
+	return ownerError(rel, root.Lchown(rel, int(st.Uid), int(st.Gid)))
+}
+
+// keepFileOwner gives the open file f the owner of the source.
+func keepFileOwner(f *os.File, rel string, src fs.FileInfo) error {
+	st, ok := src.Sys().(*syscall.Stat_t)
+	if !asRoot || !ok {
+		return nil
+	}
+	return ownerError(rel, f.Chown(int(st.Uid), int(st.Gid)))
+}
+
+func ownerError(rel string, err error) error {
 	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EPERM) {
 		// Root that cannot give files away (ids unmapped in a user
 		// namespace, a root-squashed state directory): the copy keeps the
@@ -237,7 +480,7 @@ func keepOwner(dst string, src fs.FileInfo) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("keep the owner of %s: %w", dst, err)
+		return fmt.Errorf("keep the owner of %s: %w", rel, err)
 	}
 	return nil
 }

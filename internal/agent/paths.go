@@ -17,9 +17,10 @@ const MetadataDir = ".clusterguard"
 // ResolveWorkloadPath turns a workload data path, relative to the shared volume,
 // into an absolute path inside the volume. It refuses absolute paths, paths that
 // climb out of the volume with "..", the volume root itself, clusterguard's own
-// metadata directory, and paths that leave the volume through a symlink. Paths
-// that do not exist yet are allowed (a workload may create its data directory);
-// the existing part of the path is checked.
+// metadata directory, and paths that leave the volume, or lead into the metadata
+// directory, through a symlink. Paths that do not exist yet are allowed (a
+// workload may create its data directory); the existing part of the path is
+// checked.
 func ResolveWorkloadPath(sharedVolume, rel string) (string, error) {
 	if rel == "" {
 		return "", errors.New("the path is empty; give a directory relative to the shared volume, e.g. \"apps/web\"")
@@ -71,6 +72,12 @@ func ResolveWorkloadPath(sharedVolume, rel string) (string, error) {
 		}
 		if inside == "." {
 			return "", fmt.Errorf("%q resolves to the shared volume itself through a symlink; name a directory inside it", rel)
+		}
+		// The metadata guard above looks at the path as written; a symlink
+		// (e.g. a workload's "link" -> "../.clusterguard") could still lead
+		// into it, so the resolved path is checked too.
+		if first, _, _ := strings.Cut(inside, string(filepath.Separator)); first == MetadataDir {
+			return "", fmt.Errorf("%q leads into %s through a symlink (it resolves to %s); clusterguard reserves that directory for its own metadata, so choose a path without that symlink", rel, MetadataDir, real)
 		}
 	}
 	return filepath.Join(sharedVolume, clean), nil

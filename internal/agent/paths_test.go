@@ -11,7 +11,7 @@ func TestResolveWorkloadPath(t *testing.T) {
 	root := t.TempDir()
 	volume := filepath.Join(root, "volume")
 	outside := filepath.Join(root, "outside")
-	for _, dir := range []string{filepath.Join(volume, "apps", "web"), filepath.Join(volume, "data"), outside} {
+	for _, dir := range []string{filepath.Join(volume, "apps", "web"), filepath.Join(volume, "data"), filepath.Join(volume, MetadataDir), outside} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -23,6 +23,7 @@ func TestResolveWorkloadPath(t *testing.T) {
 		"apps/up-link":     "../..",                       // climbs out through a relative link
 		"apps/root-link":   "..",                          // the volume root itself
 		"apps/dangling":    filepath.Join(root, "gone"),   // target does not exist, outside
+		"apps/meta-link":   "../" + MetadataDir,           // inside, but into the metadata directory
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(volume, name)); err != nil {
@@ -54,6 +55,8 @@ func TestResolveWorkloadPath(t *testing.T) {
 		{rel: "apps/up-link", wantErr: "through a symlink"},
 		{rel: "apps/root-link", wantErr: "the shared volume itself"},
 		{rel: "apps/dangling", wantErr: "resolve workload path"},
+		{rel: "apps/meta-link", wantErr: "leads into .clusterguard through a symlink"},
+		{rel: "apps/meta-link/coordinator.json", wantErr: "leads into .clusterguard through a symlink"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.rel, func(t *testing.T) {

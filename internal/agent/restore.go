@@ -49,6 +49,10 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
+	if err := s.checkRestoreDestination(wl, req.Destination); err != nil {
+		s.writeError(w, http.StatusForbidden, CodeDestinationNotAllowed, err.Error())
+		return
+	}
 	if req.InspectOnly {
 		res, err := s.runRestore(r.Context(), wl, req)
 		s.writeRestoreResult(w, r, wl, req, res, err)
@@ -180,7 +184,7 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	if err := s.fence.Check(req.Epoch); err != nil {
 		return res, err
 	}
-	stats, err := repo.Restore(ctx, snap.ID, repository.RestoreOptions{Target: staging, Include: include})
+	stats, err := repo.Restore(ctx, snap.ID, repository.RestoreOptions{Target: staging, Include: include, KeepSetuid: req.KeepSetuid})
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: read recovery point %s; the previous data is untouched: %w", name, snap.ShortID(), err)
 	}
@@ -191,7 +195,7 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	if len(req.Files) == 0 {
 		err = swapIn(s.cfg.SharedVolume, staging, filepath.Join(opDir, "old"), wl.cfg.Paths)
 	} else {
-		err = placeFiles(s.cfg.SharedVolume, staging, req.Files, req.Destination)
+		err = placeFiles(s.cfg.SharedVolume, staging, req.Files, req.Destination, s.restorePrefixes(wl))
 	}
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: %w", name, err)
@@ -262,6 +266,14 @@ func swapIn(volume, staging, old string, paths []string) error {
 			_ = os.Rename(done[i].to, done[i].from)
 		}
 	}
+	// The paths were checked when the config was loaded; a symlink made
+	// since (a parent swapped for a link into .clusterguard) must not
+	// redirect the renames.
+	for _, p := range paths {
+		if _, err := ResolveWorkloadPath(volume, p); err != nil {
+			return fmt.Errorf("workload path %s: %w; nothing was changed", p, err)
+		}
+	}
 	for _, p := range paths {
 		rel := filepath.Clean(p)
 		live := filepath.Join(volume, rel)
@@ -290,26 +302,6 @@ func swapIn(volume, staging, old string, paths []string) error {
 			return fmt.Errorf("move restored %s in place: %w; the previous data was put back", rel, err)
 		}
 		done = append(done, moved{restored, live})
-	}
-	return nil
-}
-
-// placeFiles moves restored files to dest (relative to the volume) or, when
-// dest is empty, over their original paths; each move is one rename.
-func placeFiles(volume, staging string, files []string, dest string) error {
-	for _, f := range files {
-		src := filepath.Join(staging, filepath.FromSlash(f))
-		target := filepath.Join(dest, filepath.FromSlash(f))
-		abs, err := ResolveWorkloadPath(volume, target)
-		if err != nil {
-			return fmt.Errorf("file %s: %w", f, err)
-		}
-		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-			return err
-		}
-		if err := os.Rename(src, abs); err != nil {
-			return fmt.Errorf("place %s at %s: %w", f, target, err)
-		}
 	}
 	return nil
 }

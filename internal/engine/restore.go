@@ -63,6 +63,9 @@ type RestoreSpec struct {
 	// It is not part of the request's identity (RestoreKey): confirming a
 	// node dead resumes the same job.
 	AssumeDown []string `json:"-"`
+	// KeepSetuid keeps setuid and setgid bits of restored files (dropped
+	// by default).
+	KeepSetuid bool `json:"keep_setuid,omitempty"`
 }
 
 // RestoreStepPlan is what will happen to one workload (T3).

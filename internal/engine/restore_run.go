@@ -243,6 +243,7 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	}
 	req := api.RestoreRequest{OperationID: opID, Repository: repo.Name, RepositoryID: e.repositoryID(ctx, repo), SnapshotID: SnapshotOf(p.RecoveryPoint),
 		Verify: s.Verify, Files: w.Files, Destination: w.DestinationPath}
+	req.KeepSetuid = s.KeepSetuid
 	// Inspect before anything is stopped or written (M8): a damaged
 	// recovery point must cost neither data nor downtime.
 	if s.Verify != api.VerifyNone {

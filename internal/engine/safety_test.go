@@ -41,11 +41,13 @@ func newSafetyFixture(t *testing.T, nodes int, workloads ...string) *safetyFixtu
 // engine (0: the default).
 func newSafetyFixtureWith(t *testing.T, nodes int, env map[string]string, leaseTTL time.Duration, workloads ...string) *safetyFixture {
 	t.Helper()
-	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env})
-	fx := &safetyFixture{c: c, repoDir: filepath.Join(t.TempDir(), "repo"), leaseTTL: leaseTTL}
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env,
+		Repositories: []agenttest.Repository{{Name: "r", URL: repoDir, Password: "safety-test-password"}}})
+	fx := &safetyFixture{c: c, repoDir: repoDir, leaseTTL: leaseTTL}
 	fx.eng, fx.store = fx.newEngine(t, c.Token)
 	ctx := context.Background()
-	if _, err := fx.eng.RegisterRepository(ctx, catalog.Repository{Name: "r", URL: fx.repoDir, Password: "safety-test-password"}); err != nil {
+	if _, err := fx.eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: fx.repoDir, Password: "safety-test-password"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := fx.eng.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "c", Repository: "r", Workloads: workloads,

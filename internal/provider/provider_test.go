@@ -67,7 +67,9 @@ func newTestEnvWith(t *testing.T, nodes int, env map[string]string, workloads ..
 	t.Helper()
 	testAccPreCheck(t)
 	repo := testRepository(t)
-	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env, Repositories: []agenttest.Repository{repo}})
+	// "restored" is where tests restore single files elsewhere (M9).
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env, Repositories: []agenttest.Repository{repo},
+		ExtraConfig: "restore_destinations = [\"restored\"]\n"})
 	return &testEnv{cluster: c, catalog: filepath.Join(t.TempDir(), "catalog.db"), repoDir: repo.URL}
 }
 

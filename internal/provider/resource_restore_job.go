@@ -100,7 +100,7 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 						Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(validate.RelativePath())},
 					},
 					"destination": schema.SingleNestedAttribute{
-						MarkdownDescription: "With `files`: write them under `path` (relative to the shared volume) by the agent of `node`, instead of in place. The workload is not stopped for a restore elsewhere.",
+						MarkdownDescription: "With `files`: write them under `path` (relative to the shared volume) by the agent of `node`, instead of in place. The workload is not stopped for a restore elsewhere. The agent refuses a `path` outside the workload's own paths unless its config lists it in `restore_destinations`.",
 						Optional:            true,
 						Attributes: map[string]schema.Attribute{
 							"node": schema.StringAttribute{MarkdownDescription: "Node whose agent writes the files (default: where the workload runs).", Optional: true, Validators: []validator.String{validate.Name()}},
@@ -130,6 +130,10 @@ func (r *restoreJobResource) Schema(ctx context.Context, _ resource.SchemaReques
 					"that may still be running: two nodes would write the same data.",
 				Optional: true, ElementType: types.StringType,
 				Validators: []validator.List{listvalidator.ValueStringsAre(validate.Name())},
+			},
+			"keep_setuid": schema.BoolAttribute{
+				MarkdownDescription: "Keep the setuid and setgid bits of restored files. Default `false`: the agents drop them, so a recovery point (whoever wrote into the repository) cannot place a setuid program on a node. Directories keep setgid and every entry keeps the sticky bit.",
+				Optional:            true, Computed: true, Default: booldefault.StaticBool(false), PlanModifiers: replaceBool,
 			},
 			"triggers": schema.MapAttribute{
 				MarkdownDescription: "Arbitrary values; changing any of them restores again (the resource is replaced).",
@@ -344,6 +348,7 @@ type restoreJobModelV0 struct {
 	Colocate      types.Bool               `tfsdk:"colocate"`
 	Verify        types.String             `tfsdk:"verify"`
 	ActivateAfter types.Bool               `tfsdk:"activate_after"`
+	KeepSetuid    types.Bool               `tfsdk:"keep_setuid"`
 	Triggers      types.Map                `tfsdk:"triggers"`
 	AssumeDown    types.List               `tfsdk:"assume_down"`
 	Plan          types.List               `tfsdk:"plan"`
@@ -403,6 +408,7 @@ func (m restoreJobModelV0) spec(ctx context.Context) (engine.RestoreSpec, diag.D
 		Cluster: m.Cluster.ValueString(), Repository: m.Repository.ValueString(), Colocate: m.Colocate.ValueBool(),
 		Verify: m.Verify.ValueString(), ActivateAfter: m.ActivateAfter.ValueBool(),
 	}
+	s.KeepSetuid = m.KeepSetuid.ValueBool()
 	if !m.Triggers.IsNull() {
 		diags.Append(m.Triggers.ElementsAs(ctx, &s.Triggers, false)...)
 	}

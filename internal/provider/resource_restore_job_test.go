@@ -232,7 +232,7 @@ func TestAccRestoreJob(t *testing.T) {
 			{
 				ResourceName: jobAddr, ImportState: true, ImportStateIdFunc: stateAttr(jobAddr, "id"), ImportStateVerify: true,
 				ConfigVariables:         config.Variables{"before": before},
-				ImportStateVerifyIgnore: []string{"timeouts", "workloads", "cluster", "repository", "colocate", "verify", "activate_after", "triggers", "plan", "resumed"},
+				ImportStateVerifyIgnore: []string{"timeouts", "workloads", "cluster", "repository", "colocate", "verify", "activate_after", "keep_setuid", "triggers", "plan", "resumed"},
 			},
 			{
 				// Specified node while active elsewhere, deactivate: stopped on

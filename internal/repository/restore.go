@@ -33,6 +33,12 @@ type RestoreOptions struct {
 	// KeepDamaged keeps files whose content could not be fully restored
 	// (with the readable parts written) instead of removing them.
 	KeepDamaged bool
+	// KeepSetuid keeps the setuid and setgid bits of restored files. By
+	// default they are dropped: a recovery point is data, and restoring it
+	// should not hand out privileges (a setuid-root binary written into a
+	// workload's path). Directories keep setgid, which only makes new
+	// entries inherit the directory's group, and every entry keeps sticky.
+	KeepSetuid bool
 }
 
 // RestoreStats summarise a restore.
@@ -395,7 +401,12 @@ func (rs *restoreSession) applyFileMeta(f *restoreFile) error {
 			return fmt.Errorf("restore: set owner of %s in %s: %w", f.path, rs.o.Target, err)
 		}
 	}
-	if err := f.f.Chmod(nd.Mode & modeMask); err != nil {
+	mode := nd.Mode & modeMask
+	if !rs.o.KeepSetuid {
+		mode &^= fs.ModeSetuid | fs.ModeSetgid
+	}
+	// After the chown above, which would clear the bits.
+	if err := f.f.Chmod(mode); err != nil {
 		return fmt.Errorf("restore: set mode of %s in %s: %w", f.path, rs.o.Target, err)
 	}
 	if err := setFileTimes(f.f, nd.MTime); err != nil {

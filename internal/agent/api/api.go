@@ -183,6 +183,10 @@ type RestoreRequest struct {
 	// engine asks for it before it stops a running workload, so a damaged
 	// recovery point costs no downtime. It needs no coordinator epoch.
 	InspectOnly bool `json:"inspect_only,omitempty"`
+	// KeepSetuid keeps the setuid and setgid bits of restored files; by
+	// default they are dropped, so a recovery point cannot hand out
+	// privileges (a setuid-root binary) on the node.
+	KeepSetuid bool `json:"keep_setuid,omitempty"`
 }
 
 // RestoreResult is returned by POST /v1/workloads/{name}/restore.

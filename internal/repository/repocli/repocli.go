@@ -549,11 +549,12 @@ func (c *cli) restore(args []string) error {
 	var target string
 	var include multiFlag
 	var concurrency int
-	var keepDamaged bool
+	var keepDamaged, keepSetuid bool
 	fs.StringVar(&target, "target", "", "directory to restore into")
 	fs.Var(&include, "include", "restore only this snapshot path (repeatable)")
 	fs.IntVar(&concurrency, "concurrency", 0, "worker count")
 	fs.BoolVar(&keepDamaged, "keep-damaged", false, "keep partially restored damaged files")
+	fs.BoolVar(&keepSetuid, "keep-setuid", false, "keep setuid and setgid bits of restored files (dropped by default)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -566,7 +567,7 @@ func (c *cli) restore(args []string) error {
 		return err
 	}
 	defer closeRepo()
-	st, err := r.Restore(c.ctx, pos[0], repository.RestoreOptions{Target: target, Include: include, Concurrency: concurrency, KeepDamaged: keepDamaged})
+	st, err := r.Restore(c.ctx, pos[0], repository.RestoreOptions{Target: target, Include: include, Concurrency: concurrency, KeepDamaged: keepDamaged, KeepSetuid: keepSetuid})
 	c.printf("restored %d files, %d dirs, %d symlinks, %s in %s\n", st.Files, st.Dirs, st.Symlinks, human(st.Bytes), st.Duration.Round(time.Millisecond))
 	return err
 }
