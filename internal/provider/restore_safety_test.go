@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"path/filepath"
 	"regexp"
 	"testing"
 
@@ -17,7 +16,7 @@ import (
 func TestAccRestoreJob_unreachableNode(t *testing.T) {
 	e := newTestEnv(t, 3, "web")
 	e.cluster.StartWorkload(t, "node-3", "web")
-	repoDir := filepath.Join(t.TempDir(), "repo")
+	repoDir := e.repoDir
 	backup := testAccBackupConfig(e, repoDir, `  workloads = ["web"]`, `  triggers = { n = "1" }`)
 	base := testAccRepoConfig(e, repoDir)
 	watch := watchOverlaps(t, e)
