@@ -65,6 +65,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Adopt the workloads running here and renew their ownership leases.
+	go srv.RunOwnership(ctx)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -62,6 +62,10 @@ type Config struct {
 	TLS          *TLSConfig
 	LogLevel     slog.Level
 	Workloads    []WorkloadConfig
+	// Ownership is the timing of the per-workload ownership lease
+	// (ownership block; defaults without it).
+	Ownership    OwnershipConfig
+	ownershipSet bool
 	// Warnings are problems that do not stop the agent (e.g. a token file others
 	// can read), each prefixed with its file position.
 	Warnings []string
@@ -175,6 +179,7 @@ var (
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"},
 			{Type: "workload", LabelNames: []string{"name"}},
+			{Type: "ownership"},
 		},
 	}
 	tlsSchema = &hcl.BodySchema{
@@ -385,6 +390,12 @@ func (p *configParser) parse(body hcl.Body) {
 					fmt.Sprintf("%q is not a usable workload name; use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name))
 			}
 			p.parseWorkload(block)
+		case "ownership":
+			if p.cfg.ownershipSet {
+				p.errorAt(block.DefRange, "Duplicate ownership block", "keep a single ownership block")
+				continue
+			}
+			p.parseOwnership(block)
 		}
 	}
 }

@@ -121,6 +121,9 @@ type Options struct {
 	// Traversable makes the directories above the shared volume reachable
 	// by every user (0755), for workloads that run as their own user.
 	Traversable bool
+	// Ownership is the agents' ownership lease timing; zero picks
+	// TestOwnership, short enough that starts do not slow tests down.
+	Ownership agent.OwnershipConfig
 }
 
 // Cluster is a running test cluster.
@@ -455,6 +458,7 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 		}
 		b.WriteString("  }\n}\n")
 	}
+	b.WriteString(c.ownershipBlock())
 	b.WriteString(c.opts.ExtraConfig)
 	return b.String()
 }

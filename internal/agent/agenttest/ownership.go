@@ -1,0 +1,61 @@
+package agenttest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
+)
+
+// TestOwnership is the lease timing of test agents: starts wait 300 ms
+// instead of seconds, and the expiry still leaves fifteen renewals of slack
+// on a loaded machine, so no test workload is stopped by a late renewal.
+var TestOwnership = agent.OwnershipConfig{RenewInterval: 200 * time.Millisecond, Expiry: 3 * time.Second, ClockSkewMargin: 500 * time.Millisecond}
+
+// OwnershipTiming is the lease timing the cluster's agents use.
+func (c *Cluster) OwnershipTiming() agent.OwnershipConfig {
+	if c.opts.Ownership == (agent.OwnershipConfig{}) {
+		return TestOwnership
+	}
+	return c.opts.Ownership
+}
+
+func (c *Cluster) ownershipBlock() string {
+	o := c.OwnershipTiming()
+	return fmt.Sprintf("\nownership {\n  renew_interval    = %q\n  expiry            = %q\n  clock_skew_margin = %q\n}\n",
+		o.RenewInterval, o.Expiry, o.ClockSkewMargin)
+}
+
+// OwnerRecords reads every owner record on the cluster's shared volume, by workload.
+func (c *Cluster) OwnerRecords() (map[string]agent.OwnerRecord, error) {
+	return ReadOwnerRecords(c.SharedVolume)
+}
+
+// ReadOwnerRecords reads every owner record on a shared volume, by workload.
+func ReadOwnerRecords(volume string) (map[string]agent.OwnerRecord, error) {
+	entries, err := os.ReadDir(filepath.Join(volume, agent.OwnersDir))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]agent.OwnerRecord{}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		rec, found, err := agent.ReadOwnerRecord(volume, name)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out[name] = rec
+		}
+	}
+	return out, nil
+}
