@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
@@ -58,4 +59,43 @@ func ReadOwnerRecords(volume string) (map[string]agent.OwnerRecord, error) {
 		}
 	}
 	return out, nil
+}
+
+// KillAgent kills node's agent with SIGKILL, as a crash would: it releases
+// nothing and its workloads keep running.
+func (c *Cluster) KillAgent(t testing.TB, node string) {
+	t.Helper()
+	n := c.node(t, node)
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil || closed(exited) {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+// StopWorkloadProcess stops the test workload on node directly, not through
+// its agent (which may be dead), as an operator fencing a node would.
+func (c *Cluster) StopWorkloadProcess(t testing.TB, node, workload string) {
+	t.Helper()
+	c.stopWorkloadProcess(t, c.node(t, node), workload)
+}
+
+// WaitOwnerRecord polls the shared volume until workload's owner record
+// satisfies cond, and returns it.
+func (c *Cluster) WaitOwnerRecord(t testing.TB, workload, what string, timeout time.Duration, cond func(agent.OwnerRecord) bool) agent.OwnerRecord {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rec, ok, err := agent.ReadOwnerRecord(c.SharedVolume, workload)
+		if err == nil && ok && cond(rec) {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("owner record of %s: %s not within %v; last %+v (found %v, error %v)", workload, what, timeout, rec, ok, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
