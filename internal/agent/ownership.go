@@ -121,6 +121,10 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 type Owners struct {
 	node   string
 	volume string
+	// stateDir (node-local) keeps the last claim this node confirmed per
+	// workload, so a restarted agent knows whether a newer lease elsewhere
+	// superseded its own.
+	stateDir string
 	cfg    OwnershipConfig
 	clock  leaseClock
 	logger *slog.Logger
@@ -141,11 +145,11 @@ type heldLease struct {
 }
 
 // NewOwners returns the lease keeper of node on volume.
-func NewOwners(node, volume string, cfg OwnershipConfig, clock leaseClock, logger *slog.Logger, lost func(workload, reason string)) *Owners {
+func NewOwners(node, volume, stateDir string, cfg OwnershipConfig, clock leaseClock, logger *slog.Logger, lost func(workload, reason string)) *Owners {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Owners{node: node, volume: volume, cfg: cfg, clock: clock, logger: logger, lost: lost, held: map[string]*heldLease{}, busy: map[string]bool{}}
+	return &Owners{node: node, volume: volume, stateDir: stateDir, cfg: cfg, clock: clock, logger: logger, lost: lost, held: map[string]*heldLease{}, busy: map[string]bool{}}
 }
 
 // OwnerRecordPath is the owner record of workload on volume.
@@ -258,6 +262,9 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		return OwnerRecord{}, err
 	}
 	o.held[workload] = h
+	if err := o.rememberClaim(h.rec); err != nil {
+		o.logger.Warn("cannot note the claim in the state directory", "workload", workload, "error", err)
+	}
 	o.logger.Info("ownership lease acquired", "workload", workload, "generation", claim.Generation)
 	return h.rec, nil
 }
@@ -409,4 +416,40 @@ func (o *Owners) end(workload string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.busy, workload)
+}
+
+func (o *Owners) localClaimPath(workload string) string {
+	return filepath.Join(o.stateDir, "owners", workload+".json")
+}
+
+// rememberClaim notes a confirmed claim in the node-local state directory.
+func (o *Owners) rememberClaim(rec OwnerRecord) error {
+	if o.stateDir == "" {
+		return nil
+	}
+	path := o.localClaimPath(rec.Workload)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data, 0o600)
+}
+
+// LastOwnClaim is the last claim this node confirmed for workload, if any.
+func (o *Owners) LastOwnClaim(workload string) (OwnerRecord, bool) {
+	if o.stateDir == "" {
+		return OwnerRecord{}, false
+	}
+	data, err := os.ReadFile(o.localClaimPath(workload))
+	if err != nil {
+		return OwnerRecord{}, false
+	}
+	var rec OwnerRecord
+	if json.Unmarshal(data, &rec) != nil {
+		return OwnerRecord{}, false
+	}
+	return rec, true
 }

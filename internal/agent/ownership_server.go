@@ -122,10 +122,14 @@ func (s *Server) background(wl *workload, fn func(*workload)) {
 // adoptOrFence decides, under the workload's lock, about a workload active
 // here whose lease this node does not hold. Without a live lease elsewhere
 // it is adopted (the lease is taken: an agent restarted under a running
-// workload). If another node holds a lease valid even after the clock-skew
-// margin, that node acquired it by the protocol after this node lost or
-// never had it: it is the legitimate holder, and the copy here is stopped.
-// A lease that may have expired is never a reason to stop anything.
+// workload). If another node holds a lease, it is a conflict, and the copy
+// here is stopped only when all of these hold: this node started it under a
+// lease of its own (its last confirmed claim is in state_dir), the other
+// lease is newer (a higher generation: it was taken over from this node,
+// e.g. while this agent was down), and it is valid even after the
+// clock-skew margin. The holder of the newest valid lease is never stopped;
+// a copy started by hand outside clusterguard is reported, not stopped,
+// since the agent cannot tell which copy the operator meant.
 func (s *Server) adoptOrFence(wl *workload) {
 	name := wl.cfg.Name
 	wl.actionMu.Lock()
@@ -147,13 +151,19 @@ func (s *Server) adoptOrFence(wl *workload) {
 		return
 	}
 	rec := other.Record
+	own, hadLease := s.owners.LastOwnClaim(name)
+	if !hadLease || own.Generation >= rec.Generation {
+		s.logger.Error("workload active here, apparently started outside clusterguard, while another node holds its ownership lease: left running; stop one copy by hand",
+			"workload", name, "holder", rec.Node, "generation", rec.Generation)
+		return
+	}
 	if !s.now().Before(rec.ExpiresAt().Add(-cfg.ClockSkewMargin)) {
 		s.logger.Error("workload active here while another node's ownership lease may still be live: left running, resolve the conflict by hand",
 			"workload", name, "holder", rec.Node, "generation", rec.Generation, "expires_at", rec.ExpiresAt())
 		return
 	}
 	s.logger.Error("workload active here while another node holds its ownership lease: stopping it here",
-		"workload", name, "holder", rec.Node, "generation", rec.Generation, "heartbeat_at", rec.HeartbeatAt, "expires_at", rec.ExpiresAt())
+		"workload", name, "own_generation", own.Generation, "holder", rec.Node, "generation", rec.Generation, "heartbeat_at", rec.HeartbeatAt, "expires_at", rec.ExpiresAt())
 	if err := wl.driver.Stop(ctx); err != nil {
 		s.driverErrors.Add(1)
 		s.logger.Error("could not stop the conflicting workload here", "workload", name, "error", err)

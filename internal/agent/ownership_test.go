@@ -54,7 +54,7 @@ type lostCall struct{ workload, reason string }
 func newTestOwners(t *testing.T, node, volume string, clock *fakeClock) (*Owners, chan lostCall) {
 	t.Helper()
 	lost := make(chan lostCall, 4)
-	return NewOwners(node, volume, testLease, clock, nil, func(w, r string) { lost <- lostCall{w, r} }), lost
+	return NewOwners(node, volume, filepath.Join(volume, "..", node+"-state"), testLease, clock, nil, func(w, r string) { lost <- lostCall{w, r} }), lost
 }
 
 func mustRecord(t *testing.T, volume, workload string) OwnerRecord {

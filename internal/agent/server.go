@@ -84,7 +84,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s.fence = fence
-	s.owners = NewOwners(cfg.Node, cfg.SharedVolume, cfg.ownershipOrDefault(), realClock{s.now}, s.logger, s.ownershipLost)
+	s.owners = NewOwners(cfg.Node, cfg.SharedVolume, cfg.StateDir, cfg.ownershipOrDefault(), realClock{s.now}, s.logger, s.ownershipLost)
 	for _, w := range cfg.Workloads {
 		d, err := NewDriver(cfg, w, s.logger)
 		if err != nil {

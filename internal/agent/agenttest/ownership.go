@@ -3,6 +3,7 @@ package agenttest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,5 +98,24 @@ func (c *Cluster) WaitOwnerRecord(t testing.TB, workload, what string, timeout t
 			t.Fatalf("owner record of %s: %s not within %v; last %+v (found %v, error %v)", workload, what, timeout, rec, ok, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StartWorkloadProcess starts the test workload on node directly, behind its
+// agent's back, as an operator starting it by hand would: no ownership
+// lease is taken. Cleanup stops it like any other.
+func (c *Cluster) StartWorkloadProcess(t testing.TB, node, workload string) {
+	t.Helper()
+	n := c.node(t, node)
+	stateDir := agent.WorkloadStateDir(n.StateDir, workload)
+	must(t, os.MkdirAll(stateDir, 0o755))
+	cmd := exec.Command(c.workloadBin, agent.ActionStart)
+	cmd.Env = append(os.Environ(), "CLUSTERGUARD_STATE_DIR="+stateDir, "CLUSTERGUARD_NODE="+node, "CLUSTERGUARD_WORKLOAD="+workload,
+		"CLUSTERGUARD_SHARED_VOLUME="+c.SharedVolume, "CLUSTERGUARD_PATHS="+filepath.Join(c.SharedVolume, "apps", workload))
+	for k, v := range c.opts.WorkloadEnv {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start %s on %s by hand: %v\n%s", workload, node, err, out)
 	}
 }

@@ -300,3 +300,28 @@ func waitFile(t *testing.T, path string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A copy started by hand, outside clusterguard, while another node holds
+// the lease is reported as a conflict and left running: the agent cannot
+// tell which copy the operator meant, and it never stops the lease holder.
+func TestCopyStartedByHandIsReportedNotStopped(t *testing.T) {
+	c := Start(t, Options{Nodes: 2, Workloads: []string{"web"}, WorkloadEnv: fastWorkload})
+	c.StartWorkload(t, "node-2", "web")
+	c.StartWorkloadProcess(t, "node-1", "web")
+	w, err := c.Client(t, "node-1").Workload(context.Background(), "web")
+	if err != nil || w.State != api.StateActive || !strings.Contains(w.OwnerConflict, "node node-2 holds its ownership lease") || w.Owner == nil || w.Owner.Node != "node-2" {
+		t.Fatalf("node-1 reports %+v (%v), want active with a conflict naming node-2's lease", w, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(tail(c.Node("node-1").LogPath, 20000), "apparently started outside clusterguard") {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-1 did not decide about the conflict; its log:\n%s", tail(c.Node("node-1").LogPath, 5000))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, n := range []string{"node-1", "node-2"} {
+		if s := state(t, c, n, "web"); s != api.StateActive {
+			t.Fatalf("%s reports %s: a copy was stopped", n, s)
+		}
+	}
+}
