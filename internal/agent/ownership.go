@@ -125,9 +125,9 @@ type Owners struct {
 	// workload, so a restarted agent knows whether a newer lease elsewhere
 	// superseded its own.
 	stateDir string
-	cfg    OwnershipConfig
-	clock  leaseClock
-	logger *slog.Logger
+	cfg      OwnershipConfig
+	clock    leaseClock
+	logger   *slog.Logger
 	// lost is called (in its own goroutine) when a held lease was taken
 	// over or could not be renewed for longer than the expiry.
 	lost func(workload, reason string)
