@@ -148,10 +148,19 @@ func TestNodeThatLosesItsLeaseStopsItsWorkload(t *testing.T) {
 	c := Start(t, Options{Nodes: 2, Workloads: []string{"web"}, WorkloadEnv: fastWorkload})
 	c.StartWorkload(t, "node-1", "web")
 	rec := c.WaitOwnerRecord(t, "web", "held by node-1", time.Second, func(r agent.OwnerRecord) bool { return r.Node == "node-1" })
+	pid := waitStatus(t, c.WorkloadStateDir("node-1", "web"), "workload running", func(s testworkload.Status) bool { return s.PID > 0 }).PID
 	// node-2's takeover, as it would write it.
 	rec.Node, rec.Claim, rec.Generation, rec.HeartbeatAt = "node-2", "takeover", rec.Generation+1, time.Now().UTC()
 	writeOwnerRecord(t, c, rec)
-	c.WaitWorkloadState(t, "node-1", "web", api.StateInactive, 10*time.Second)
+	// Watched on the process, not through the agent: a probe would find the
+	// conflict by itself, and this test is about the renewal loop.
+	deadline := time.Now().Add(10 * time.Second)
+	for testworkload.IsRunProcess(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node-1 still runs the workload (pid %d) after losing its lease", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if log := tail(c.Node("node-1").LogPath, 20000); !strings.Contains(log, "lost its ownership lease") || !strings.Contains(log, "node-2 took over") {
 		t.Fatalf("node-1's log does not say why it stopped the workload:\n%s", log)
 	}
