@@ -92,8 +92,8 @@
 // the workload itself. A stop releases the lease, so another node may start
 // at once. At agent start a workload running here is adopted when no other
 // node holds a live lease; if one does, the copy here is stopped only when
-// this node ran it under an older lease of its own (its last claim is kept
-// in state_dir) and the other lease is valid even after the margin — never
+// this node ran it under an older lease of its own that it never released
+// (the claim is noted in state_dir until a stop) and the other lease is valid even after the margin — never
 // the newest holder, never a copy started by hand (that is reported in
 // owner_conflict). Backups re-check, under the workload's lock right before
 // the copy, that it is still active here and the lease still held here.

@@ -365,6 +365,7 @@ func (o *Owners) Release(workload string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.held, workload)
+	o.ForgetClaim(workload)
 	rec, exists, err := ReadOwnerRecord(o.volume, workload)
 	if err != nil {
 		return err
@@ -452,4 +453,13 @@ func (o *Owners) LastOwnClaim(workload string) (OwnerRecord, bool) {
 		return OwnerRecord{}, false
 	}
 	return rec, true
+}
+
+// ForgetClaim drops the node-local note of workload's claim once the
+// workload no longer runs here under it (stopped, or released): a copy
+// found here later was not started under this node's lease.
+func (o *Owners) ForgetClaim(workload string) {
+	if o.stateDir != "" {
+		_ = os.Remove(o.localClaimPath(workload))
+	}
 }

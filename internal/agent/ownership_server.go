@@ -124,7 +124,8 @@ func (s *Server) background(wl *workload, fn func(*workload)) {
 // it is adopted (the lease is taken: an agent restarted under a running
 // workload). If another node holds a lease, it is a conflict, and the copy
 // here is stopped only when all of these hold: this node started it under a
-// lease of its own (its last confirmed claim is in state_dir), the other
+// lease of its own and never stopped or released it since (its confirmed
+// claim is still noted in state_dir), the other
 // lease is newer (a higher generation: it was taken over from this node,
 // e.g. while this agent was down), and it is valid even after the
 // clock-skew margin. The holder of the newest valid lease is never stopped;
@@ -167,7 +168,9 @@ func (s *Server) adoptOrFence(wl *workload) {
 	if err := wl.driver.Stop(ctx); err != nil {
 		s.driverErrors.Add(1)
 		s.logger.Error("could not stop the conflicting workload here", "workload", name, "error", err)
+		return
 	}
+	s.owners.ForgetClaim(name)
 }
 
 // ownershipLost stops a workload whose lease this node lost: taken over by
@@ -188,7 +191,9 @@ func (s *Server) ownershipLost(name, reason string) {
 	if err := wl.driver.Stop(ctx); err != nil {
 		s.driverErrors.Add(1)
 		s.logger.Error("could not stop the workload after losing its ownership lease", "workload", name, "error", err)
+		return
 	}
+	s.owners.ForgetClaim(name)
 }
 
 // checkOwnedHere re-checks, under the workload's lock, that the workload is

@@ -315,7 +315,9 @@ func waitFile(t *testing.T, path string) {
 // tell which copy the operator meant, and it never stops the lease holder.
 func TestCopyStartedByHandIsReportedNotStopped(t *testing.T) {
 	c := Start(t, Options{Nodes: 2, Workloads: []string{"web"}, WorkloadEnv: fastWorkload})
-	c.StartWorkload(t, "node-2", "web")
+	// node-1 ran it under an older lease, but stopped it cleanly since.
+	c.StartWorkload(t, "node-1", "web")
+	c.MoveWorkload(t, "web", "node-1", "node-2")
 	c.StartWorkloadProcess(t, "node-1", "web")
 	w, err := c.Client(t, "node-1").Workload(context.Background(), "web")
 	if err != nil || w.State != api.StateActive || !strings.Contains(w.OwnerConflict, "node node-2 holds its ownership lease") || w.Owner == nil || w.Owner.Node != "node-2" {
