@@ -96,7 +96,8 @@
 // (the claim is noted in state_dir until a stop) and the other lease is valid even after the margin — never
 // the newest holder, never a copy started by hand (that is reported in
 // owner_conflict). Backups re-check, under the workload's lock right before
-// the copy, that it is still active here and the lease still held here.
+// the copy, that it is still active here and the lease still held here; an
+// in-place restore is refused while another node holds a live lease.
 //
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
 // clock_skew_margin 2s by default. It assumes node clocks agree within the

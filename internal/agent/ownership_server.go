@@ -226,3 +226,17 @@ func (s *Server) RunOwnership(ctx context.Context) {
 	}
 	s.owners.Run(ctx)
 }
+
+// leaseElsewhere refuses an in-place restore while another node holds the
+// workload's live ownership lease: the workload runs there, on this data.
+func (s *Server) leaseElsewhere(wl *workload) error {
+	rec, ok, err := ReadOwnerRecord(s.cfg.SharedVolume, wl.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("in-place restore of %s refused: %w", wl.cfg.Name, err)
+	}
+	if ok && rec.Node != s.cfg.Node && rec.LiveAt(s.now(), s.owners.cfg.ClockSkewMargin) {
+		return fmt.Errorf("in-place restore of %s on node %s refused: node %s holds its ownership lease (generation %d, expires %s unless renewed), so it runs there on this data; stop it there first",
+			wl.cfg.Name, s.cfg.Node, rec.Node, rec.Generation, rec.ExpiresAt().UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}

@@ -336,3 +336,27 @@ func TestCopyStartedByHandIsReportedNotStopped(t *testing.T) {
 		}
 	}
 }
+
+// An in-place restore on a node is refused while another node holds the
+// workload's lease: it runs there, on the data the restore would replace.
+func TestInPlaceRestoreRefusedWhileAnotherNodeHoldsTheLease(t *testing.T) {
+	c := Start(t, Options{Nodes: 2, Workloads: []string{"web"}, WorkloadEnv: fastWorkload})
+	c.StartWorkload(t, "node-1", "web")
+	ctx := context.Background()
+	n1, n2 := c.Client(t, "node-1"), c.Client(t, "node-2")
+	if _, err := n1.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: "c", Epoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	repo := newRepo(t)
+	snap, err := n1.Backup(ctx, "web", api.BackupRequest{Epoch: 1, Repository: repo, Consistency: api.ConsistencyApplication, Cluster: "c", Group: "g", RunID: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n2.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: "c", Epoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n2.Restore(ctx, "web", api.RestoreRequest{Epoch: 2, OperationID: "op", Repository: repo, SnapshotID: snap.SnapshotID, Verify: api.VerifyNone})
+	if !client.IsActive(err) || !strings.Contains(err.Error(), "node node-1 holds its ownership lease") {
+		t.Fatalf("in-place restore on node-2 while node-1 runs the workload: %v, want active naming node-1's lease", err)
+	}
+}
