@@ -212,6 +212,23 @@ func TestRestartedAgentStopsACopyAnotherNodeOwns(t *testing.T) {
 // F6: a workload stopped after its backup request was accepted, but before
 // the copy, is not copied and labelled consistent.
 func TestBackupRefusedWhenWorkloadStopsWhileRequestWaits(t *testing.T) {
+	backupWhileStopping(t, func(cl *client.Client, repo api.RepositoryAccess) error {
+		_, err := cl.Backup(context.Background(), "web", api.BackupRequest{Epoch: 1, Repository: repo, Consistency: api.ConsistencyApplication, Cluster: "c", Group: "g", RunID: "r"})
+		return err
+	})
+}
+
+// F6 for a node backup (extract_at = "restore"): the same re-check per workload.
+func TestNodeBackupRefusedWhenWorkloadStopsWhileRequestWaits(t *testing.T) {
+	backupWhileStopping(t, func(cl *client.Client, repo api.RepositoryAccess) error {
+		_, err := cl.NodeBackup(context.Background(), api.NodeBackupRequest{Epoch: 1, Repository: repo, Consistency: api.ConsistencyApplication, Workloads: []string{"web"}, Cluster: "c", Group: "g", RunID: "r"})
+		return err
+	})
+}
+
+// backupWhileStopping stops web while backup's request waits between its
+// first probe (which sees web active) and the copy, and checks the refusal.
+func backupWhileStopping(t *testing.T, backup func(*client.Client, api.RepositoryAccess) error) {
 	holdDir := t.TempDir()
 	env := map[string]string{testworkload.HoldDirEnv: holdDir}
 	for k, v := range fastWorkload {
@@ -234,10 +251,8 @@ func TestBackupRefusedWhenWorkloadStopsWhileRequestWaits(t *testing.T) {
 	statusHold, statusHeld := testworkload.HoldFiles(holdDir, "web", "status")
 	must(t, os.WriteFile(statusHold, nil, 0o644))
 	backedUp := make(chan error, 1)
-	go func() {
-		_, err := cl.Backup(ctx, "web", api.BackupRequest{Epoch: 1, Repository: newRepo(t), Consistency: api.ConsistencyApplication, Cluster: "c", Group: "g", RunID: "r"})
-		backedUp <- err
-	}()
+	repo := newRepo(t)
+	go func() { backedUp <- backup(cl, repo) }()
 	waitFile(t, statusHeld)
 	data, err := os.ReadFile(statusHeld)
 	must(t, err)
