@@ -62,6 +62,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Adopt the workloads running here and renew their ownership leases.
+	go srv.RunOwnership(ctx)
 
 	ln, scheme, err := listen(cfg, logger)
 	if err != nil {

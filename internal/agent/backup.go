@@ -105,6 +105,12 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, http.StatusConflict, CodeStaleEpoch, err.Error())
 			return
 		}
+		var notHere *NotOwnedHereError
+		if errors.As(err, &notHere) {
+			s.logger.Warn("backup refused", "workload", wl.cfg.Name, "run", req.RunID, "reason", err)
+			s.writeError(w, http.StatusConflict, CodeNotActive, err.Error())
+			return
+		}
 		if s.writeRepositoryError(w, err) {
 			return
 		}
@@ -172,6 +178,11 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	mst, copyErr := func() (MirrorStats, error) {
 		wl.actionMu.Lock()
 		defer wl.actionMu.Unlock()
+		// Re-checked under the lock: the workload may have stopped, or moved,
+		// since the request was accepted (F6).
+		if err := s.checkOwnedHere(ctx, wl); err != nil {
+			return MirrorStats{}, err
+		}
 		frozenAt = s.now()
 		if err := freeze(ctx); err != nil {
 			doRelease(false) // a half-done quiesce must not leave the workload frozen
@@ -185,6 +196,9 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		if err := s.fence.Check(req.Epoch); err != nil {
 			return MirrorStats{}, err
 		}
+		if err := s.owners.Verify(name); err != nil {
+			return MirrorStats{}, &NotOwnedHereError{Reason: fmt.Sprintf("backup of %s on node %s refused right before the copy: %v; no copy was taken", name, s.cfg.Node, err)}
+		}
 		copyStart := s.now()
 		st, err := syncMirror(ctx, s.cfg.SharedVolume, wl.cfg.Paths, mirror, s.copyExclusions(wl)...)
 		res.CopyMS = s.now().Sub(copyStart).Milliseconds()
@@ -197,7 +211,8 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	timedOut := byTimer
 	releaseLock.Unlock()
 	var stale *StaleEpochError
-	if errors.As(copyErr, &stale) {
+	var notHere *NotOwnedHereError
+	if errors.As(copyErr, &stale) || errors.As(copyErr, &notHere) {
 		return res, copyErr
 	}
 	if copyErr != nil {

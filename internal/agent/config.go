@@ -67,6 +67,10 @@ type Config struct {
 	// volume, that file-level restores may write to besides each
 	// workload's own paths (restoredest.go).
 	RestoreDestinations []string
+	// Ownership is the timing of the per-workload ownership lease
+	// (ownership block; defaults without it).
+	Ownership    OwnershipConfig
+	ownershipSet bool
 	// Warnings are problems that do not stop the agent, each prefixed with
 	// its file position.
 	Warnings []string
@@ -196,6 +200,7 @@ var (
 			{Type: "limits"},
 			{Type: "workload", LabelNames: []string{"name"}},
 			{Type: "repository", LabelNames: []string{"name"}},
+			{Type: "ownership"},
 		},
 	}
 	tlsSchema = &hcl.BodySchema{
@@ -417,6 +422,12 @@ func (p *configParser) parse(body hcl.Body) {
 			p.parseWorkload(block)
 		case "repository":
 			p.parseRepository(block)
+		case "ownership":
+			if p.cfg.ownershipSet {
+				p.errorAt(block.DefRange, "Duplicate ownership block", "keep a single ownership block")
+				continue
+			}
+			p.parseOwnership(block)
 		}
 	}
 	p.parseTransport(attrs, content.Blocks)

@@ -328,3 +328,23 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestOwnershipBlock(t *testing.T) {
+	e := newAgentEnv(t)
+	base := fmt.Sprintf("node = \"node-1\"\nlisten = \"127.0.0.1:0\"\nshared_volume = %q\ntoken_file = %q\nstate_dir = %q\n", e.volume, e.tokenFile, filepath.Join(e.dir, "state"))
+	cfg, err := ParseConfig("agent.hcl", []byte(base))
+	if err != nil || cfg.ownershipOrDefault() != DefaultOwnershipConfig() {
+		t.Fatalf("without a block: %+v, %v; want the defaults", cfg, err)
+	}
+	cfg, err = ParseConfig("agent.hcl", []byte(base+"ownership {\n  renew_interval = \"100ms\"\n  expiry = \"1s\"\n  clock_skew_margin = \"50ms\"\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ownershipOrDefault(); got != (OwnershipConfig{RenewInterval: 100 * time.Millisecond, Expiry: time.Second, ClockSkewMargin: 50 * time.Millisecond}) {
+		t.Fatalf("ownership = %+v", got)
+	}
+	_, err = ParseConfig("agent.hcl", []byte(base+"ownership {\n  renew_interval = \"1s\"\n  expiry = \"2s\"\n}\n"))
+	if err == nil || !strings.Contains(err.Error(), "agent.hcl:6:1: Ownership expiry too short") {
+		t.Fatalf("expiry below three renewals: %v, want an error at the block", err)
+	}
+}

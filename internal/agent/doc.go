@@ -11,8 +11,9 @@
 //     carries its own identity in .clusterguard/volume-id, which lets the engine
 //     check that every agent of a cluster really serves the same volume.
 //   - agent: this daemon. It is configured by an HCL file (see LoadConfig), keeps
-//     node-local state in its state directory and answers the engine; it enforces
-//     no cluster-wide rule (e.g. "active on one node at a time"), the engine does.
+//     node-local state in its state directory and answers the engine. The one
+//     cluster-wide rule it enforces itself is the ownership lease (below):
+//     it starts a workload only under a lease no other node holds.
 //   - repository: where backups are stored (a directory or an S3 bucket),
 //     defined by a `repository "NAME"` block of the agent config with its URL,
 //     S3 settings and the files holding its password and keys (mode 0600). The
@@ -62,6 +63,7 @@
 //	GET  /v1/workloads/{name}                one workload
 //	POST /v1/workloads/{name}/{action}       start, stop, quiesce, thaw; state probed afterwards
 //	                                         (quiesce: optional {"max_hold_ms": N}, see below)
+//	                                         (start: 409 lease_held while another node holds the lease)
 //	GET  /v1/coordinator                     the coordinator role: epoch held, highest seen, marker
 //	POST /v1/coordinator                     claim the role with a fencing epoch (409 stale_epoch if lower,
 //	                                         or more than MaxEpochStep above the highest seen)
@@ -123,6 +125,34 @@
 // max_connections connections are served at once, and responses have no write
 // deadline (a backup answers after minutes); see the limits block. The actual listen address is logged and written to
 // <state_dir>/agent.addr, so "127.0.0.1:0" works for tests.
+//
+// # Ownership lease
+//
+// Every start takes the workload's ownership lease on the shared volume
+// (Owners, .clusterguard/owners/<workload>.json), like a sanlock delta
+// lease: read the record; refuse while another node's lease is live
+// (heartbeat + expiry + clock_skew_margin not passed); write a claim (node,
+// generation + 1, random claim id, heartbeat); wait 1.5 renewal intervals
+// (expiry + margin when taking over a lease another node let expire);
+// re-read; own it only if the record is still that claim. While the
+// workload runs here the lease is renewed every renew_interval; a node that
+// finds its claim replaced, or cannot renew for longer than expiry, stops
+// the workload itself. A stop releases the lease, so another node may start
+// at once. At agent start a workload running here is adopted when no other
+// node holds a live lease; if one does, the copy here is stopped only when
+// this node ran it under an older lease of its own that it never released
+// (the claim is noted in state_dir until a stop) and the other lease is valid even after the margin — never
+// the newest holder, never a copy started by hand (that is reported in
+// owner_conflict). Backups re-check, under the workload's lock right before
+// the copy, that it is still active here and the lease still held here; an
+// in-place restore is refused while another node holds a live lease.
+//
+// Timing (config block ownership): renew_interval 2s, expiry 10s,
+// clock_skew_margin 2s by default. It assumes node clocks agree within the
+// margin and that a rename on the shared volume is atomic and seen by every
+// node within one renewal interval. An agent that dies leaves its workloads
+// running and its lease expiring: only an operator's confirmation that the
+// node is dead lets the engine start the workload elsewhere after that.
 //
 // # Failure counters
 //

@@ -72,11 +72,14 @@ func (s *Server) nodeBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.runNodeBackup(r.Context(), wls, req)
 	var stale *StaleEpochError
+	var notHere *NotOwnedHereError
 	switch {
 	case err == nil:
 		s.writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &stale):
 		s.writeError(w, http.StatusConflict, CodeStaleEpoch, err.Error())
+	case errors.As(err, &notHere):
+		s.writeError(w, http.StatusConflict, CodeNotActive, err.Error())
 	case s.writeRepositoryError(w, err):
 	default:
 		s.otherFailures.Add(1)
@@ -136,6 +139,11 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 			freeze, release = p.Pause, p.Resume
 		}
 		wl.actionMu.Lock()
+		// Re-checked under the lock (F6): still active here, lease held.
+		if err := s.checkOwnedHere(ctx, wl); err != nil {
+			wl.actionMu.Unlock()
+			return res, err
+		}
 		at := s.now()
 		if err := freeze(ctx); err != nil {
 			wl.actionMu.Unlock()

@@ -73,6 +73,10 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, http.StatusConflict, CodeActive, fmt.Sprintf("workload %s is active on node %s: an in-place restore needs it stopped (the engine deactivates it first)", wl.cfg.Name, s.cfg.Node))
 			return
 		}
+		if err := s.leaseElsewhere(wl); err != nil {
+			s.writeError(w, http.StatusConflict, CodeActive, err.Error())
+			return
+		}
 	}
 	res, err := s.runRestore(r.Context(), wl, req)
 	s.writeRestoreResult(w, r, wl, req, res, err)

@@ -46,6 +46,7 @@ type Server struct {
 	workloads map[string]*workload
 	fence     *Fence
 	repoIDs   sync.Map // repository name -> id, once opened (repoaccess.go)
+	owners    *Owners  // per-workload ownership leases on the shared volume
 
 	authFailures  atomic.Int64
 	driverErrors  atomic.Int64
@@ -86,6 +87,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s.fence = fence
+	s.owners = NewOwners(cfg.Node, cfg.SharedVolume, cfg.StateDir, cfg.ownershipOrDefault(), realClock{s.now}, s.logger, s.ownershipLost)
 	for _, w := range cfg.Workloads {
 		d, err := NewDriver(cfg, w, s.logger)
 		if err != nil {
@@ -182,6 +184,7 @@ func (s *Server) probe(ctx context.Context, wl *workload) api.Workload {
 			s.driverErrors.Add(1)
 		}
 	}
+	s.observeOwnership(ctx, wl, &out)
 	return out
 }
 
@@ -194,9 +197,9 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	var run func(context.Context) error
 	switch action {
 	case ActionStart:
-		run = wl.driver.Start
+		run = s.fencedStart(wl)
 	case ActionStop:
-		run = wl.driver.Stop
+		run = s.releasingStop(wl)
 	case ActionQuiesce:
 		run = wl.driver.Quiesce
 	case ActionThaw:
@@ -218,6 +221,9 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	err := run(r.Context())
 	thawBy := s.afterAction(wl, action, hold, err)
 	if err != nil {
+		if s.leaseRefused(w, wl, err) {
+			return
+		}
 		if r.Context().Err() == nil {
 			s.driverErrors.Add(1)
 		}

@@ -61,6 +61,8 @@ func (e agentEnv) config(t *testing.T, extra string, workloads ...script) string
 	var b strings.Builder
 	fmt.Fprintf(&b, "node = \"node-1\"\nlisten = \"127.0.0.1:0\"\nshared_volume = %q\nstate_dir = %q\ntoken_file = %q\nlog_level = \"debug\"\n%s\n",
 		e.volume, filepath.Join(e.dir, "state"), e.tokenFile, extra)
+	// Short lease timing, so that starts do not wait seconds.
+	b.WriteString("ownership {\n  renew_interval = \"50ms\"\n  expiry = \"1s\"\n  clock_skew_margin = \"100ms\"\n}\n")
 	q := func(s string) string {
 		s = strings.ReplaceAll(s, "{{s}}", e.scratch)
 		return fmt.Sprintf("[\"/bin/sh\", \"-c\", %q]", s)

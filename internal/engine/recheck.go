@@ -32,7 +32,7 @@ func (e *UnreachableNodesError) Error() string {
 		"Bring the agent back and plan again, or, only if the node is really down (powered off or fenced), confirm it with assume_down = [%s] on the restore job",
 		e.Workload, strings.Join(names, ", "), strings.Join(why, "; "), quoted)
 	for _, n := range sortedKeys(e.Live) {
-		msg += fmt.Sprintf("; node %s is listed in assume_down but its ownership lease on %q is renewed until %s, so it is alive: it is not honoured before that lease expires",
+		msg += fmt.Sprintf("; node %s is listed in assume_down, but its ownership lease on %q binds until %s (its agent renewed it recently, so the node may well be alive): assume_down for it is honoured only after that time",
 			n, e.Workload, e.Live[n].UTC().Format(time.RFC3339))
 	}
 	return msg
@@ -46,12 +46,32 @@ func (e *UnreachableNodesError) Unwrap() []error {
 	return out
 }
 
-// liveOwnerLease reports whether node still holds, and renews, the
-// on-volume ownership lease of workload, and until when. It is the hook
-// for the per-workload ownership lease the agents keep on the shared
-// volume: until the agents report it, no live lease is known, and an
-// operator's assume_down is honoured as given.
+// ownerLeaseSkewMargin is added to an ownership lease's expiry before the
+// engine treats it as gone: the holder's clock may run behind ours by up to
+// the agents' default clock-skew margin.
+const ownerLeaseSkewMargin = 2 * time.Second
+
+// liveOwnerLease reports whether node still holds the on-volume ownership
+// lease of workload, and until when. The owner record lives on the shared
+// volume, so any node that answers reports it, also for a node that cannot
+// be asked. A released lease binds no one; an expired one binds no one once
+// the skew margin has passed too.
 func liveOwnerLease(status ClusterStatus, workload, node string, now time.Time) (time.Time, bool) {
+	for _, n := range status.Nodes {
+		if !n.Reachable {
+			continue
+		}
+		for _, w := range n.Workloads {
+			o := w.Owner
+			if w.Name != workload || o == nil || o.Node != node || o.Released {
+				continue
+			}
+			until := o.ExpiresAt.Add(ownerLeaseSkewMargin)
+			if now.Before(until) {
+				return until, true
+			}
+		}
+	}
 	return time.Time{}, false
 }
 

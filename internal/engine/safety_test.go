@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/agenttest"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
@@ -37,12 +38,28 @@ func newSafetyFixture(t *testing.T, nodes int, workloads ...string) *safetyFixtu
 	return newSafetyFixtureWith(t, nodes, nil, 0, workloads...)
 }
 
+// slowLeaseOwnership gives agents an ownership lease that outlives a few
+// engine calls on a loaded machine, so a test can see it still binding.
+var slowLeaseOwnership = agent.OwnershipConfig{RenewInterval: 200 * time.Millisecond, Expiry: 12 * time.Second, ClockSkewMargin: 500 * time.Millisecond}
+
+// newSafetyFixtureOwnership is newSafetyFixture with the agents' ownership
+// lease timing.
+func newSafetyFixtureOwnership(t *testing.T, nodes int, own agent.OwnershipConfig, workloads ...string) *safetyFixture {
+	t.Helper()
+	return newSafetyFixtureWithOptions(t, nodes, nil, 0, own, workloads...)
+}
+
 // newSafetyFixtureWith passes env to the test workloads and leaseTTL to the
 // engine (0: the default).
 func newSafetyFixtureWith(t *testing.T, nodes int, env map[string]string, leaseTTL time.Duration, workloads ...string) *safetyFixture {
 	t.Helper()
+	return newSafetyFixtureWithOptions(t, nodes, env, leaseTTL, agent.OwnershipConfig{}, workloads...)
+}
+
+func newSafetyFixtureWithOptions(t *testing.T, nodes int, env map[string]string, leaseTTL time.Duration, own agent.OwnershipConfig, workloads ...string) *safetyFixture {
+	t.Helper()
 	repoDir := filepath.Join(t.TempDir(), "repo")
-	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env,
+	c := agenttest.Start(t, agenttest.Options{Nodes: nodes, Workloads: workloads, WorkloadEnv: env, Ownership: own,
 		Repositories: []agenttest.Repository{{Name: "r", URL: repoDir, Password: "safety-test-password"}}})
 	fx := &safetyFixture{c: c, repoDir: repoDir, leaseTTL: leaseTTL}
 	fx.eng, fx.store = fx.newEngine(t, c.Token)
@@ -195,7 +212,7 @@ func webSpec() RestoreSpec {
 // go on without it.
 func TestSafetyF1UnreachableNodeBlocksRestore(t *testing.T) {
 	t.Parallel()
-	fx := newSafetyFixture(t, 3, "web")
+	fx := newSafetyFixtureOwnership(t, 3, slowLeaseOwnership, "web")
 	fx.c.StartWorkload(t, "node-3", "web")
 	fx.watchOverlaps(t, "web")
 	fx.backup(t)
@@ -223,9 +240,27 @@ func TestSafetyF1UnreachableNodeBlocksRestore(t *testing.T) {
 	if RestoreKey(spec) != RestoreKey(webSpec()) {
 		t.Error("assume_down changed the restore's key: confirming a node dead must resume the same job")
 	}
-	plan, _, err := fx.eng.PreviewRestore(ctx, spec)
+	// node-3's ownership lease on web was renewed until its agent died:
+	// the confirmation is not honoured before that lease has expired.
+	_, _, err = fx.eng.PreviewRestore(ctx, spec)
+	if !errors.As(err, &u) || u.Live["node-3"].IsZero() || !strings.Contains(err.Error(), "honoured only after") {
+		t.Fatalf("plan with assume_down = [node-3] while its lease is live: err = %v; want a refusal naming the lease's expiry", err)
+	}
+	until := u.Live["node-3"]
+	deadline := time.Now().Add(30 * time.Second)
+	var plan RestorePlan
+	for {
+		plan, _, err = fx.eng.PreviewRestore(ctx, spec)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
-		t.Fatalf("plan with assume_down = [node-3]: %v", err)
+		t.Fatalf("plan with assume_down = [node-3] after its lease expired: %v", err)
+	}
+	if time.Now().Before(until) {
+		t.Fatalf("assume_down was honoured at %s, before node-3's lease expired at %s", time.Now().UTC(), until.UTC())
 	}
 	if s := plan.Steps[0]; s.Node == "node-3" || s.Node == "" || s.DeactivateOn != "" {
 		t.Fatalf("plan with node-3 assumed down = %+v; want a restore on a reachable node", s)

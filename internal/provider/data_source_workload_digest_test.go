@@ -65,7 +65,8 @@ func TestAccWorkloadDigest(t *testing.T) {
 				},
 			},
 			{
-				PreConfig: func() { e.cluster.StartWorkload(t, "node-1", "web") },
+				// Started by hand: the agent refuses a second start through its API.
+				PreConfig: func() { e.cluster.StartWorkloadProcess(t, "node-1", "web") },
 				Config:    cfg,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(digestAddr, workload(2, "state"), knownvalue.StringExact("conflict")),

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
@@ -40,7 +41,9 @@ variable "before" {
 `
 
 // overlapWatch polls every agent while restores run and records any moment
-// a workload is active on two nodes: the invariant of E12.
+// a workload is active on two nodes (the invariant of E12), two agents
+// believe they hold its ownership lease, or a node runs it while the owner
+// record on the shared volume names another node's live lease.
 type overlapWatch struct {
 	stop     chan struct{}
 	done     chan struct{}
@@ -61,7 +64,8 @@ func watchOverlaps(t *testing.T, e *testEnv) *overlapWatch {
 				return
 			case <-tick.C:
 			}
-			active := map[string][]string{}
+			before, _ := e.cluster.OwnerRecords()
+			active, held := map[string][]string{}, map[string][]string{}
 			for _, n := range e.cluster.Nodes {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				list, err := e.cluster.Client(t, n.Name).Workloads(ctx)
@@ -73,8 +77,12 @@ func watchOverlaps(t *testing.T, e *testEnv) *overlapWatch {
 					if wl.State == api.StateActive {
 						active[wl.Name] = append(active[wl.Name], n.Name)
 					}
+					if wl.Owner != nil && wl.Owner.HeldHere {
+						held[wl.Name] = append(held[wl.Name], n.Name)
+					}
 				}
 			}
+			after, _ := e.cluster.OwnerRecords()
 			w.mu.Lock()
 			w.polls++
 			for name, nodes := range active {
@@ -82,10 +90,40 @@ func watchOverlaps(t *testing.T, e *testEnv) *overlapWatch {
 					w.overlaps = append(w.overlaps, fmt.Sprintf("%s on %v", name, nodes))
 				}
 			}
+			for name, nodes := range held {
+				if len(nodes) > 1 {
+					w.overlaps = append(w.overlaps, fmt.Sprintf("%s: live ownership leases on %v", name, nodes))
+				}
+			}
+			w.overlaps = append(w.overlaps, ownerViolations(before, after, active, held)...)
 			w.mu.Unlock()
 		}
 	}()
 	return w
+}
+
+// ownerViolations finds nodes active, or believing they hold the lease,
+// while the owner record on the volume named another node's live claim for
+// the whole poll (the same claim before and after it, so a lease handed
+// over between two samples is not mistaken for an overlap).
+func ownerViolations(before, after map[string]agent.OwnerRecord, active, held map[string][]string) []string {
+	var out []string
+	for name, rec := range after {
+		if prev, ok := before[name]; !ok || prev.Claim != rec.Claim || prev.Released || rec.Released || !rec.LiveAt(time.Now(), 0) {
+			continue
+		}
+		for _, n := range active[name] {
+			if n != rec.Node {
+				out = append(out, fmt.Sprintf("%s active on %s while %s holds its ownership lease (generation %d)", name, n, rec.Node, rec.Generation))
+			}
+		}
+		for _, n := range held[name] {
+			if n != rec.Node {
+				out = append(out, fmt.Sprintf("%s: %s believes it holds the ownership lease the volume gives %s (generation %d)", name, n, rec.Node, rec.Generation))
+			}
+		}
+	}
+	return out
 }
 
 func (w *overlapWatch) check(t *testing.T) {

@@ -3,6 +3,9 @@ package provider
 import (
 	"regexp"
 	"testing"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -31,6 +34,9 @@ func TestAccRestoreJob_unreachableNode(t *testing.T) {
 				ExpectError: regexp.MustCompile(`(?s)Workload Location Unknown.*node-3.*assume_down`),
 			},
 			{
+				// assume_down is honoured once node-3's ownership lease on
+				// web (renewed until its agent died) has expired.
+				PreConfig: func() { waitOwnerLeaseExpired(t, e, "web") },
 				Config: base + restoreJob(`  workloads   = [{ name = "web" }]
   assume_down = ["node-3"]`),
 				PlanOnly:           true,
@@ -65,4 +71,24 @@ data "clusterguard_workload_digest" "all" {
 			},
 		},
 	})
+}
+
+// waitOwnerLeaseExpired waits until workload's ownership lease on the
+// shared volume no longer binds anyone, the engine's skew margin included.
+func waitOwnerLeaseExpired(t *testing.T, e *testEnv, workload string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rec, ok, err := agent.ReadOwnerRecord(e.cluster.SharedVolume, workload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok || rec.Released || time.Now().After(rec.HeartbeatAt.Add(time.Duration(rec.ExpiryMS)*time.Millisecond+3*time.Second)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ownership lease of %s did not expire: %+v", workload, rec)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -130,6 +130,9 @@ type Options struct {
 	// restores names its repository here, before the agents start. The
 	// repository need not exist yet (the engine initialises it).
 	Repositories []Repository
+	// Ownership is the agents' ownership lease timing; zero picks
+	// TestOwnership, short enough that starts do not slow tests down.
+	Ownership agent.OwnershipConfig
 }
 
 // Repository is a repository block of the agents' config; its password is
@@ -479,6 +482,7 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 		}
 		b.WriteString("  }\n}\n")
 	}
+	b.WriteString(c.ownershipBlock())
 	b.WriteString(c.opts.ExtraConfig)
 	return b.String()
 }

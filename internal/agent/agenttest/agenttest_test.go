@@ -156,12 +156,14 @@ func TestTLSClusterAndWrongToken(t *testing.T) {
 func TestCleanupStopsAgentsAndWorkloads(t *testing.T) {
 	var agentPIDs, workloadPIDs []int
 	t.Run("cluster", func(t *testing.T) {
-		c := Start(t, Options{Nodes: 2, Workloads: []string{"web"}})
+		c := Start(t, Options{Nodes: 2, Workloads: []string{"web", "db"}})
+		// One workload per node: the ownership lease refuses a second node.
+		onNode := map[string]string{"node-1": "web", "node-2": "db"}
 		c.StartWorkload(t, "node-1", "web")
-		c.StartWorkload(t, "node-2", "web") // active on two nodes: harmless for the harness
+		c.StartWorkload(t, "node-2", "db")
 		for _, n := range c.Nodes {
 			agentPIDs = append(agentPIDs, n.cmd.Process.Pid)
-			st := waitStatus(t, c.WorkloadStateDir(n.Name, "web"), "workload running", func(s testworkload.Status) bool { return s.PID > 0 })
+			st := waitStatus(t, c.WorkloadStateDir(n.Name, onNode[n.Name]), "workload running", func(s testworkload.Status) bool { return s.PID > 0 })
 			workloadPIDs = append(workloadPIDs, st.PID)
 		}
 		c.StopAgent(t, "node-2") // its workload must be stopped all the same

@@ -54,6 +54,11 @@ type Workload struct {
 	Paths      []string  `json:"paths"` // relative to the shared volume
 	Error      string    `json:"error,omitempty"`
 	ObservedAt time.Time `json:"observed_at"`
+	// Owner is the workload's ownership lease as read from the shared
+	// volume (nil when no node ever took it); OwnerConflict is set when the
+	// workload is active here while another node holds a live lease.
+	Owner         *WorkloadOwner `json:"owner,omitempty"`
+	OwnerConflict string         `json:"owner_conflict,omitempty"`
 }
 
 // WorkloadList is served by GET /v1/workloads.

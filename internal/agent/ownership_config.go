@@ -1,0 +1,53 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+var ownershipSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "renew_interval"},
+		{Name: "expiry"},
+		{Name: "clock_skew_margin"},
+	},
+}
+
+// parseOwnership reads the ownership block: the timing of the per-workload
+// ownership lease. The expiry must leave room for several renewals, or one
+// slow write of the volume would make a node stop its workloads.
+func (p *configParser) parseOwnership(block *hcl.Block) {
+	content, diags := block.Body.Content(ownershipSchema)
+	p.diags = append(p.diags, diags...)
+	o := DefaultOwnershipConfig()
+	if a := content.Attributes["renew_interval"]; a != nil {
+		if d, ok := p.duration(a.Expr, "renew_interval"); ok {
+			o.RenewInterval = d
+		}
+	}
+	if a := content.Attributes["expiry"]; a != nil {
+		if d, ok := p.duration(a.Expr, "expiry"); ok {
+			o.Expiry = d
+		}
+	}
+	if a := content.Attributes["clock_skew_margin"]; a != nil {
+		if d, ok := p.duration(a.Expr, "clock_skew_margin"); ok {
+			o.ClockSkewMargin = d
+		}
+	}
+	if o.Expiry < 3*o.RenewInterval {
+		p.errorAt(block.DefRange, "Ownership expiry too short",
+			fmt.Sprintf("expiry (%s) must be at least three renewal intervals (renew_interval = %s), so that one late renewal does not stop the node's workloads; raise expiry or lower renew_interval", o.Expiry, o.RenewInterval))
+	}
+	p.cfg.Ownership = o
+	p.cfg.ownershipSet = true
+}
+
+// ownershipOrDefault is cfg's lease timing, the defaults without an ownership block.
+func (cfg *Config) ownershipOrDefault() OwnershipConfig {
+	if cfg.ownershipSet {
+		return cfg.Ownership
+	}
+	return DefaultOwnershipConfig()
+}
