@@ -154,6 +154,10 @@ type BackupResult struct {
 	UploadMS    int64     `json:"upload_ms"`   // into the repository
 	StartedAt   time.Time `json:"started_at"`
 	FinishedAt  time.Time `json:"finished_at"`
+
+	// RepositoryID is the id of the repository written to; the engine
+	// records the recovery point only when it is the registered one's.
+	RepositoryID string `json:"repository_id"`
 }
 
 // Integrity inspection before a restore writes anything (M8).
@@ -183,6 +187,11 @@ type RestoreRequest struct {
 	// engine asks for it before it stops a running workload, so a damaged
 	// recovery point costs no downtime. It needs no coordinator epoch.
 	InspectOnly bool `json:"inspect_only,omitempty"`
+
+	// Cluster, when set, must be the cluster the recovery point was taken
+	// in: the agent refuses another cluster's recovery point (and any
+	// workload's but the one restored).
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // RestoreResult is returned by POST /v1/workloads/{name}/restore.
@@ -196,6 +205,9 @@ type RestoreResult struct {
 	VerifyMS     int64     `json:"verify_ms"`
 	StartedAt    time.Time `json:"started_at"`
 	FinishedAt   time.Time `json:"finished_at"`
+
+	// RepositoryID is the id of the repository read from.
+	RepositoryID string `json:"repository_id"`
 }
 
 // Drivers are the workload drivers agents know.
@@ -239,4 +251,7 @@ type NodeBackupResult struct {
 	StunMS     map[string]int64 `json:"stun_ms"` // per workload
 	StartedAt  time.Time        `json:"started_at"`
 	FinishedAt time.Time        `json:"finished_at"`
+
+	// RepositoryID is the id of the repository written to (as in BackupResult).
+	RepositoryID string `json:"repository_id"`
 }
