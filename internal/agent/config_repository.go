@@ -166,6 +166,7 @@ func (c *Config) unknownRepositoryMessage(name string) string {
 	if name == "" {
 		return fmt.Sprintf("the request names no repository; node %s has repository blocks: %s", c.Node, have)
 	}
-	return fmt.Sprintf("node %s has no repository %q (its agent config defines: %s); add `repository %q { url = \"...\", password_file = \"...\" }` with the clusterguard_repository's url and password to %s and restart the agent",
-		c.Node, name, have, name, c.Path)
+	// The config's path is not named: any caller holding a token reads this.
+	return fmt.Sprintf("node %s has no repository %q (its agent config defines: %s); add `repository %q { url = \"...\", password_file = \"...\" }` with the clusterguard_repository's url and password to the node's agent config and restart the agent",
+		c.Node, name, have, name)
 }
