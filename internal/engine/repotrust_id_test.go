@@ -139,3 +139,34 @@ func TestRestoreRequestNamesTheCluster(t *testing.T) {
 		t.Fatal("no restore request recorded")
 	}
 }
+
+// A restore fails closed too: without the repository's id no restore
+// request goes out.
+func TestRestoreWithoutRepositoryIDFailsClosed(t *testing.T) {
+	t.Parallel()
+	fx := newTrustFixture(t)
+	ctx := context.Background()
+	if err := fx.putGroup(t, ExtractAtBackup); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.eng.RunBackup(ctx, RunOptions{Group: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(fx.repo.URL, fx.repo.URL+".away"); err != nil {
+		t.Fatal(err)
+	}
+	fx.eng.repoIDs.Delete("r") // as after an engine restart
+	fx.rec.mu.Lock()
+	fx.rec.bodies = nil
+	fx.rec.mu.Unlock()
+	_, err := fx.eng.RunRestore(ctx, restoreSpec(TargetActiveNode, ""), nil, RestoreHooks{})
+	var idErr *RepositoryIDError
+	if !errors.As(err, &idErr) {
+		t.Fatalf("RunRestore without a reachable repository: %v, want a RepositoryIDError", err)
+	}
+	fx.rec.mu.Lock()
+	defer fx.rec.mu.Unlock()
+	if len(fx.rec.bodies) != 0 {
+		t.Errorf("requests went out without the repository's id: %v", fx.rec.bodies)
+	}
+}
