@@ -136,6 +136,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		return res, fmt.Errorf("backup of %s: %w", name, err)
 	}
 	defer closeRepo()
+	res.RepositoryID = repo.ID()
 
 	freeze, release, how := wl.driver.Quiesce, wl.driver.Thaw, "quiesce"
 	if req.Consistency == api.ConsistencyCrash {

@@ -1,8 +1,8 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -135,26 +135,18 @@ func (p *configParser) parseRepository(block *hcl.Block) {
 func (p *configParser) loadSecretFile(a *hcl.Attribute, path, attr, what string) (Secret, bool) {
 	rng := a.Expr.Range()
 	if !filepath.IsAbs(path) {
-		p.errorAt(rng, "Invalid "+attr, fmt.Sprintf("%q is relative; give the absolute path of the file holding %s", path, what))
+		// The value is not repeated: someone may have written the secret itself here.
+		p.errorAt(rng, "Invalid "+attr, fmt.Sprintf("%s is not an absolute path; give the absolute path of the file holding %s", attr, what))
 		return "", false
 	}
-	info, err := os.Stat(path)
+	raw, err := readSecretFile(path, attr)
 	if err != nil {
-		p.errorAt(rng, "Cannot read "+attr, fmt.Sprintf("%v; write %s into it and run `chmod 600 %s`", err, what, path))
-		return "", false
-	}
-	if !info.Mode().IsRegular() {
-		p.errorAt(rng, "Invalid "+attr, fmt.Sprintf("%s is not a regular file; point %s at the file holding %s", path, attr, what))
-		return "", false
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		p.errorAt(rng, "Secret file readable by others",
-			fmt.Sprintf("%s has mode %04o; anyone who can read it can read or change every backup in the repository, so run `chmod 600 %s`", path, perm, path))
-		return "", false
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		p.errorAt(rng, "Cannot read "+attr, fmt.Sprintf("%v; make it readable by the user running the agent", err))
+		var se *secretFileError
+		if errors.As(err, &se) {
+			p.errorAt(rng, se.Title, fmt.Sprintf("%v (%s: %s)", err, attr, what))
+		} else {
+			p.errorAt(rng, "Cannot read "+attr, err.Error())
+		}
 		return "", false
 	}
 	v := strings.TrimRight(string(raw), "\r\n")
@@ -174,6 +166,7 @@ func (c *Config) unknownRepositoryMessage(name string) string {
 	if name == "" {
 		return fmt.Sprintf("the request names no repository; node %s has repository blocks: %s", c.Node, have)
 	}
-	return fmt.Sprintf("node %s has no repository %q (its agent config defines: %s); add `repository %q { url = \"...\", password_file = \"...\" }` with the clusterguard_repository's url and password to %s and restart the agent",
-		c.Node, name, have, name, c.Path)
+	// The config's path is not named: any caller holding a token reads this.
+	return fmt.Sprintf("node %s has no repository %q (its agent config defines: %s); add `repository %q { url = \"...\", password_file = \"...\" }` with the clusterguard_repository's url and password to the node's agent config and restart the agent",
+		c.Node, name, have, name)
 }

@@ -166,28 +166,20 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 // owner can read, holding one word of at least MinTokenLength characters.
 func (p *configParser) readTokenFile(rng hcl.Range, file, attr string) (Secret, bool) {
 	if !filepath.IsAbs(file) {
-		p.errorAt(rng, "Invalid token file", fmt.Sprintf("%s = %q is relative; give the absolute path of the file holding the bearer token", attr, file))
-		return "", false
-	}
-	info, err := os.Stat(file)
-	if err != nil {
-		p.errorAt(rng, "Cannot read token file", fmt.Sprintf("%v; create it with a random token of at least %d characters (e.g. `openssl rand -hex 32 > %s && chmod 600 %s`)", err, MinTokenLength, file, file))
-		return "", false
-	}
-	if info.IsDir() {
-		p.errorAt(rng, "Invalid token file", fmt.Sprintf("%s is a directory; point %s at the file holding the token", file, attr))
+		// The value is not repeated: someone may have written the token itself here.
+		p.errorAt(rng, "Invalid token file", fmt.Sprintf("%s is not an absolute path; give the absolute path of the file holding the bearer token", attr))
 		return "", false
 	}
 	// Anyone who can read the token can drive this node's workloads; refuse
 	// rather than warn, so the mistake cannot go unnoticed in a log.
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		p.errorAt(rng, "Token file readable by others",
-			fmt.Sprintf("%s has mode %04o, so other users can read the token and drive this node's workloads; run `chmod 600 %s` (and make the agent's user its owner)", file, perm, file))
-		return "", false
-	}
-	raw, err := os.ReadFile(file)
+	raw, err := readSecretFile(file, attr)
 	if err != nil {
-		p.errorAt(rng, "Cannot read token file", fmt.Sprintf("%v; make it readable by the user running the agent", err))
+		title := "Cannot read token file"
+		var se *secretFileError
+		if errors.As(err, &se) {
+			title = se.Title
+		}
+		p.errorAt(rng, title, fmt.Sprintf("%v; the file must hold a random token of at least %d characters (e.g. `openssl rand -hex 32 > %s && chmod 600 %s`)", err, MinTokenLength, file, file))
 		return "", false
 	}
 	token := strings.TrimSpace(string(raw))

@@ -21,7 +21,16 @@
 //     URL or secret, so the token does not let a caller move data to or from
 //     a repository of their own. A request may carry the repository's id as
 //     the engine knows it; a block of that name that opens a repository with
-//     another id is refused (409 repository_mismatch).
+//     another id is refused (409 repository_mismatch). The check is made
+//     against the repository as it is at request time; the id GET /v1/node
+//     shows is the one last opened and may be stale. Results carry the id
+//     written to or read from. A restore uses only a recovery point of the
+//     workload it restores (and of the request's cluster, when it names one):
+//     another's is refused with 422 wrong_recovery_point, file-level
+//     restores too. Secret files are opened once, without following
+//     symlinks, and must be regular files owned by root or the agent's user
+//     that no one else can read. HTTP answers name the repository block,
+//     never its location or the config's path (the log has those).
 //   - workload: a service, database or virtual machine defined identically in the
 //     config of every node that may run it: a name, a driver, driver settings and
 //     data paths relative to the shared volume.

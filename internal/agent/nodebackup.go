@@ -95,6 +95,7 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 		return res, fmt.Errorf("node backup: %w", err)
 	}
 	defer closeRepo()
+	res.RepositoryID = repo.ID()
 	stunLimit := time.Duration(req.StunTimeoutMS) * time.Millisecond
 	if stunLimit <= 0 {
 		stunLimit = DefaultStunTimeout

@@ -39,7 +39,7 @@ func (s *Server) checkRepository(w http.ResponseWriter, name string) bool {
 	if _, ok := s.cfg.Repository(name); ok {
 		return true
 	}
-	s.logger.Warn("request names an unknown repository", "repository", name, "configured", s.cfg.RepositoryNames())
+	s.logger.Warn("request names an unknown repository", "repository", name, "configured", s.cfg.RepositoryNames(), "config", s.cfg.Path)
 	s.writeError(w, http.StatusUnprocessableEntity, CodeUnknownRepository, s.cfg.unknownRepositoryMessage(name))
 	return false
 }
@@ -64,25 +64,58 @@ func (s *Server) openRepository(ctx context.Context, name, wantID string) (*repo
 	if !ok {
 		return nil, "", nil, &RepositoryError{Status: http.StatusUnprocessableEntity, Code: CodeUnknownRepository, Message: s.cfg.unknownRepositoryMessage(name)}
 	}
+	// The repository's location and the config's path stay in the agent's
+	// log: an HTTP answer names only the block (any caller holding a token
+	// reads it).
 	be, err := location.Open(ctx, rc.location())
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("open repository %q (%s:%d): %w", name, rc.Range.Filename, rc.Range.Start.Line, err)
+		s.logger.Warn("cannot open a configured repository", "repository", name, "block", fmt.Sprintf("%s:%d", rc.Range.Filename, rc.Range.Start.Line), "error", err)
+		return nil, "", nil, &repositoryOpenError{name: name, node: s.cfg.Node, err: err}
 	}
 	repo, err := repository.Open(ctx, be, rc.Password.Reveal(), repository.OpenOptions{Now: s.now})
 	if err != nil {
+		s.logger.Warn("cannot open a configured repository", "repository", name, "location", be.Location(), "block", fmt.Sprintf("%s:%d", rc.Range.Filename, rc.Range.Start.Line), "error", err)
 		be.Close()
-		return nil, "", nil, fmt.Errorf("open repository %q at %s: %w; check the url and password_file of its block in %s", name, be.Location(), err, s.cfg.Path)
+		return nil, "", nil, &repositoryOpenError{name: name, node: s.cfg.Node, err: err}
 	}
 	closeRepo := func() { repo.Close(); be.Close() }
 	s.repoIDs.Store(name, repo.ID())
 	if wantID != "" && repo.ID() != wantID {
 		closeRepo()
+		s.logger.Warn("a request's repository id differs from the configured repository's", "repository", name, "location", be.Location(),
+			"block", fmt.Sprintf("%s:%d", rc.Range.Filename, rc.Range.Start.Line), "id", repo.ID(), "engine_id", wantID)
 		return nil, "", nil, &RepositoryError{Status: http.StatusConflict, Code: CodeRepositoryMismatch, Message: fmt.Sprintf(
-			"repository %q on node %s is %s with id %s, but the engine's repository %q has id %s: point the repository %q block (%s:%d) at the repository the engine registered, or register this one under another name",
-			name, s.cfg.Node, be.Location(), repo.ID(), name, wantID, name, rc.Range.Filename, rc.Range.Start.Line)}
+			"repository %q on node %s has id %s, but the engine's repository %q has id %s: point the agent's repository %q block at the repository the engine registered (the agent's log names the block's location and line), or register this one under another name",
+			name, s.cfg.Node, repo.ID(), name, wantID, name)}
 	}
 	return repo, be.Location(), closeRepo, nil
 }
+
+// repositoryOpenError is a configured repository the agent cannot open.
+// Its message names the block and the kind of failure, not the location
+// or the underlying error's text (which may hold a path or a URL); the
+// agent logs those.
+type repositoryOpenError struct {
+	name, node string
+	err        error
+}
+
+func (e *repositoryOpenError) Error() string {
+	why := "it cannot be reached or read"
+	switch {
+	case errors.Is(e.err, repository.ErrWrongPassword):
+		why = "its password_file holds the wrong password"
+	case errors.Is(e.err, repository.ErrNoRepository):
+		why = "there is no repository at its url (create it with the clusterguard_repository resource)"
+	case errors.Is(e.err, repository.ErrLocked):
+		why = "it is locked by another process"
+	case errors.Is(e.err, context.Canceled), errors.Is(e.err, context.DeadlineExceeded):
+		why = "the request ended before it was opened"
+	}
+	return fmt.Sprintf("cannot open repository %q on node %s: %s; the agent's log on that node has the details and the block's location", e.name, e.node, why)
+}
+
+func (e *repositoryOpenError) Unwrap() error { return e.err }
 
 // repositoryFacts lists the configured repositories for GET /v1/node, with
 // the id of each one opened since the agent started.

@@ -158,6 +158,10 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	if err != nil {
 		return res, fmt.Errorf("restore of %s: recovery point %s: %w", name, req.SnapshotID, err)
 	}
+	res.RepositoryID = repo.ID()
+	if err := s.checkRestoreSource(snap, name, req.Cluster); err != nil {
+		return res, fmt.Errorf("restore of %s: %w", name, err)
+	}
 	res.SnapshotID = snap.ID
 	include := req.Files
 	if len(include) == 0 {

@@ -76,13 +76,14 @@ func (e *Engine) RunBackup(ctx context.Context, o RunOptions) (RunReport, error)
 	if err != nil {
 		return RunReport{}, fmt.Errorf("protection group %q: cluster %q: %w", g.Name, g.Cluster, err)
 	}
-	if err := checkRepositoryOnNodes(status, repo, e.repositoryID(ctx, repo)); err != nil {
+	repoID, err := e.checkRunRepository(ctx, status, repo)
+	if err != nil {
 		return RunReport{}, fmt.Errorf("protection group %q: %w", g.Name, err)
 	}
 	if o.RunID == "" {
 		o.RunID = newRunID(e.now())
 	}
-	r := &runner{e: e, o: o, g: g, repo: repo, cluster: status.Cluster}
+	r := &runner{e: e, o: o, g: g, repo: repo, repoID: repoID, cluster: status.Cluster}
 	return r.run(ctx, status)
 }
 
@@ -110,6 +111,7 @@ type runner struct {
 	g       catalog.ProtectionGroup
 	repo    catalog.Repository
 	cluster catalog.Cluster
+	repoID  string // learned once per run; sent with and checked in every result
 
 	run_     catalog.Run
 	steps    []catalog.Step
@@ -341,10 +343,13 @@ func (r *runner) backupNodeView(ctx context.Context, cl AgentClient, node, phase
 	e := r.e
 	started := e.now().UTC()
 	res, err := cl.NodeBackup(ctx, api.NodeBackupRequest{
-		Epoch: epoch, Repository: r.repo.Name, RepositoryID: e.repositoryID(ctx, r.repo), Consistency: r.g.Consistency,
+		Epoch: epoch, Repository: r.repo.Name, RepositoryID: r.repoID, Consistency: r.g.Consistency,
 		StunTimeoutMS: r.o.StunTimeout.Milliseconds(), Workloads: todo, Cluster: r.g.Cluster, Group: r.g.Name,
 		RunID: r.run_.ID, Tags: r.o.Tags,
 	})
+	if err == nil {
+		err = checkResultRepositoryID(node, r.repo.Name, res.RepositoryID, r.repoID)
+	}
 	for _, w := range todo {
 		step := catalog.Step{RunID: r.run_.ID, Seq: len(r.steps) + 1, Phase: phase, Node: node, Epoch: epoch, Workload: w,
 			StartedAt: started, FinishedAt: e.now().UTC()}
@@ -384,7 +389,7 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 	res, err := cl.Backup(ctx, w, api.BackupRequest{
 		Epoch:         epoch,
 		Repository:    r.repo.Name,
-		RepositoryID:  e.repositoryID(ctx, r.repo),
+		RepositoryID:  r.repoID,
 		Consistency:   r.g.Consistency,
 		StunTimeoutMS: r.o.StunTimeout.Milliseconds(),
 		Cluster:       r.g.Cluster,
@@ -392,6 +397,9 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 		RunID:         r.run_.ID,
 		Tags:          r.o.Tags,
 	})
+	if err == nil {
+		err = checkResultRepositoryID(node, r.repo.Name, res.RepositoryID, r.repoID)
+	}
 	step.FinishedAt = e.now().UTC()
 	if lost := lostCause(ctx); err != nil && lost != nil && !strings.Contains(err.Error(), lost.Error()) {
 		err = fmt.Errorf("%w (%w)", lost, err)

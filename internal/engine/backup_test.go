@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -138,7 +139,8 @@ func (a *fakeAgent) Backup(_ context.Context, w string, req api.BackupRequest) (
 		hook(a.node, w)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, len(a.f.backups), 0, time.UTC)
-	return api.BackupResult{Workload: w, Node: a.node, Epoch: req.Epoch, SnapshotID: fmt.Sprintf("snap-%s-%s", a.node, w),
+	// Like a real agent, whose block opens the repository the engine names.
+	return api.BackupResult{Workload: w, Node: a.node, Epoch: req.Epoch, SnapshotID: fmt.Sprintf("snap-%s-%s", a.node, w), RepositoryID: req.RepositoryID,
 		Consistency: req.Consistency, TotalBytes: 100, StunMS: 5, StartedAt: now, FinishedAt: now}, nil
 }
 
@@ -174,7 +176,9 @@ func newRunFixture(t *testing.T, placement map[string]string, g catalog.Protecti
 	if _, err := eng.RegisterCluster(ctx, ClusterSpec{Name: "c", SharedVolume: "/vol", Nodes: nodes, MasterPolicy: MasterFixed, MasterNode: "n1", JoinOrder: JoinParallel}); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.PutRepository(ctx, catalog.Repository{Name: "r", URL: "/repo", Password: "pw"}); err != nil {
+	// A real repository: every run opens it to learn the id it sends.
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	if _, err := eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "long enough password"}); err != nil {
 		t.Fatal(err)
 	}
 	g.Name, g.Cluster, g.Repository = "g", "c", "r"

@@ -274,6 +274,7 @@ func (e *Engine) UpdateRepositoryAccess(ctx context.Context, r catalog.Repositor
 	if err := ValidateRepository(r); err != nil {
 		return err
 	}
+	e.repoIDs.Delete(r.Name) // learned with the old access; repositoryID keys on it too
 	return e.store.PutRepository(ctx, r)
 }
 

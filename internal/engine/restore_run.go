@@ -241,15 +241,23 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	if err != nil {
 		return fail(err)
 	}
-	req := api.RestoreRequest{OperationID: opID, Repository: repo.Name, RepositoryID: e.repositoryID(ctx, repo), SnapshotID: SnapshotOf(p.RecoveryPoint),
-		Verify: s.Verify, Files: w.Files, Destination: w.DestinationPath}
+	repoID, err := e.repositoryID(ctx, repo)
+	if err != nil {
+		return fail(err)
+	}
+	req := api.RestoreRequest{OperationID: opID, Repository: repo.Name, RepositoryID: repoID, SnapshotID: SnapshotOf(p.RecoveryPoint),
+		Verify: s.Verify, Files: w.Files, Destination: w.DestinationPath, Cluster: s.Cluster}
 	req.KeepSetuid = s.KeepSetuid
 	// Inspect before anything is stopped or written (M8): a damaged
 	// recovery point must cost neither data nor downtime.
 	if s.Verify != api.VerifyNone {
 		inspect := req
 		inspect.InspectOnly = true
-		if _, err := target.Restore(ctx, p.Workload, inspect); err != nil {
+		ires, err := target.Restore(ctx, p.Workload, inspect)
+		if err == nil {
+			err = checkResultRepositoryID(p.Node, repo.Name, ires.RepositoryID, repoID)
+		}
+		if err != nil {
 			return fail(err)
 		}
 		req.Verify = api.VerifyMetadata // the data was read once already
@@ -308,6 +316,11 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	}
 	if lost := leaseLost(held); lost != nil && err != nil {
 		err = fmt.Errorf("%w (%w)", lost, err)
+	}
+	if err == nil {
+		// The agent checked the id before writing; this catches an agent
+		// that did not (an older one) before the step counts as done.
+		err = checkResultRepositoryID(p.Node, repo.Name, res.RepositoryID, repoID)
 	}
 	if err != nil {
 		// The previous data is in place (the agent swaps only at the end).

@@ -118,9 +118,10 @@ func (r *repositoryResource) Schema(ctx context.Context, _ resource.SchemaReques
 				Validators: []validator.String{validate.RepositoryPassword()},
 			},
 			"password_version": schema.Int64Attribute{
-				MarkdownDescription: "Increase to apply a changed `password` (Terraform cannot see changes of a write-only value). Default 0.",
-				Optional:            true,
-				Validators:          []validator.Int64{int64validator.AtLeast(0)},
+				MarkdownDescription: "Increase to apply a changed `password` (Terraform cannot see changes of a write-only value). Default 0. " +
+					"The key is re-wrapped and the old password stops opening the repository: write the new password into the `password_file` of this repository's block in every agent's config and restart every agent, or their backups and restores fail.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.AtLeast(0)},
 			},
 			"force_destroy": schema.BoolAttribute{
 				MarkdownDescription: "On destroy, delete every object of the repository (all recovery points). Default `false`: destroy only unregisters it.",

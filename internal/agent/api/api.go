@@ -159,6 +159,10 @@ type BackupResult struct {
 	UploadMS    int64     `json:"upload_ms"`   // into the repository
 	StartedAt   time.Time `json:"started_at"`
 	FinishedAt  time.Time `json:"finished_at"`
+
+	// RepositoryID is the id of the repository written to; the engine
+	// records the recovery point only when it is the registered one's.
+	RepositoryID string `json:"repository_id"`
 }
 
 // Integrity inspection before a restore writes anything (M8).
@@ -192,6 +196,11 @@ type RestoreRequest struct {
 	// default they are dropped, so a recovery point cannot hand out
 	// privileges (a setuid-root binary) on the node.
 	KeepSetuid bool `json:"keep_setuid,omitempty"`
+
+	// Cluster, when set, must be the cluster the recovery point was taken
+	// in: the agent refuses another cluster's recovery point (and any
+	// workload's but the one restored).
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // RestoreResult is returned by POST /v1/workloads/{name}/restore.
@@ -205,6 +214,9 @@ type RestoreResult struct {
 	VerifyMS     int64     `json:"verify_ms"`
 	StartedAt    time.Time `json:"started_at"`
 	FinishedAt   time.Time `json:"finished_at"`
+
+	// RepositoryID is the id of the repository read from.
+	RepositoryID string `json:"repository_id"`
 }
 
 // Drivers are the workload drivers agents know.
@@ -248,4 +260,7 @@ type NodeBackupResult struct {
 	StunMS     map[string]int64 `json:"stun_ms"` // per workload
 	StartedAt  time.Time        `json:"started_at"`
 	FinishedAt time.Time        `json:"finished_at"`
+
+	// RepositoryID is the id of the repository written to (as in BackupResult).
+	RepositoryID string `json:"repository_id"`
 }
