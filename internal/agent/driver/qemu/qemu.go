@@ -26,13 +26,21 @@
 // in the foreground of its own session (-daemonize would fork, which the
 // sandbox forbids). The agent creates the QMP socket in its private state
 // directory and hands QEMU the listening descriptor, so QEMU's user needs
-// no access there; its output goes to the log the agent opened. Before
-// each start the driver checks every disk image: the image and its whole
-// backing chain (and any external data file) must resolve inside the
-// workload's directory, name their formats (QEMU is told every format and
-// never probes one) and be usable by QEMU's user; anything else is refused
-// with the reason. The operator gives that user read and write access to
-// the images on every node (same uid everywhere).
+// no access there; its output goes to the log the agent opened. The state
+// directory is the agent's alone (a directory a workload user owned or
+// could write is handed back to the agent), and the agent never follows a
+// link in it. Before each start the driver checks every disk image: the
+// image and its whole backing chain must resolve inside the workload's
+// directory, name their formats and be usable by QEMU's user; images with
+// an external data file are refused; anything else is refused with the
+// reason. QEMU is then given exactly the checked chain as a -blockdev tree
+// (resolved paths, formats, each backing named, the last one null), so it
+// reads no backing name or format from an image itself. What remains: an
+// image replaced at the same resolved path between the check and QEMU's
+// open is opened in its place (only the file itself, never what it names).
+// The operator gives QEMU's user read and write access to the images on
+// every node (same uid everywhere); VMs sharing one user can reach each
+// other's images, so give each workload its own user.
 package qemu
 
 import (
@@ -136,8 +144,8 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("qemu workload %q: state directory: %w", cfg.Workload, err)
+	if err := marker.SecureDir(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("qemu workload %q: %w", cfg.Workload, err)
 	}
 	// A Unix socket path is limited to 107 bytes.
 	if len(filepath.Join(cfg.StateDir, "qmp.sock")) > 107 {
@@ -213,14 +221,16 @@ func (d *Driver) Start(ctx context.Context) error {
 		"-sandbox", sandbox,
 	}
 	for i, disk := range d.cfg.Disks {
-		if err := d.checkDisk(ctx, disk); err != nil {
+		chain, err := d.checkDisk(ctx, disk)
+		if err != nil {
 			return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
 		}
-		abs := filepath.Join(d.cfg.Dir, disk)
-		// Writeback: guest writes reach the host's page cache, which the
-		// agent's copy reads; QMP stop flushes what QEMU itself holds.
-		// A comma in a value is written twice in QEMU's option syntax.
-		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,cache=writeback,node-name=disk%d", strings.ReplaceAll(abs, ",", ",,"), formatOf(disk), i))
+		node := fmt.Sprintf("disk%d", i)
+		bd, err := blockdevArg(node, chain)
+		if err != nil {
+			return fmt.Errorf("start %s: disk %s: %w", d.cfg.Workload, disk, err)
+		}
+		args = append(args, "-blockdev", bd, "-device", "virtio-blk-pci,drive="+node)
 	}
 	args = append(args, d.cfg.ExtraArgs...)
 
@@ -238,7 +248,7 @@ func (d *Driver) Start(ctx context.Context) error {
 		return fmt.Errorf("start %s: QMP socket: %w", d.cfg.Workload, err)
 	}
 	defer sock.Close()
-	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		return fmt.Errorf("start %s: QEMU log: %w", d.cfg.Workload, err)
 	}
@@ -293,13 +303,7 @@ func (d *Driver) Start(ctx context.Context) error {
 // this one.
 const vmIDVar = "CLUSTERGUARD_QEMU_PIDFILE"
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeFileAtomic(path string, data []byte) error { return marker.WriteFile(path, data) }
 
 func tail(path string) string {
 	data, _ := os.ReadFile(path)
