@@ -118,6 +118,9 @@ func New(cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("qemu workload %q: disk %q must be relative to the workload's first path and stay inside it", cfg.Workload, d)
 		}
 	}
+	if err := CheckExtraArgs(cfg.ExtraArgs); err != nil {
+		return nil, fmt.Errorf("qemu workload %q: %w", cfg.Workload, err)
+	}
 	if cfg.Binary == "" {
 		cfg.Binary = DefaultBinary
 	}
