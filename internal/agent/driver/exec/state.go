@@ -17,7 +17,11 @@ import (
 
 // workDir is the commands' own directory (CLUSTERGUARD_STATE_DIR, their
 // working directory), inside the agent's state directory of the workload.
-func workDir(cfg Config) string { return filepath.Join(cfg.StateDir, "work") }
+func workDir(cfg Config) string { return WorkDir(cfg.StateDir) }
+
+// WorkDir is the commands' directory (CLUSTERGUARD_STATE_DIR) of the
+// workload whose state directory is stateDir.
+func WorkDir(stateDir string) string { return filepath.Join(stateDir, "work") }
 
 // prepareDirs (re)creates the agent's state directory (owned by the agent,
 // writable by nobody else) and the commands' work directory (handed to
