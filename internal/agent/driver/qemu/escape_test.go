@@ -109,6 +109,14 @@ func TestImageSwappedAfterTheCheckCannotReachOutside(t *testing.T) {
 		qemuImg(t, "create", "-q", "-f", "qcow2", filepath.Join(vmDir, "disk.qcow2"), "64M")
 		qemuImg(t, "create", "-q", "-f", "qcow2", "-b", outside, "-F", "raw", filepath.Join(vmDir, "evil.qcow2"))
 	})
+	inode := func(path string) uint64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	checked, evil := inode(filepath.Join(vm, "disk.qcow2")), inode(filepath.Join(vm, "evil.qcow2"))
 	done := make(chan bool)
 	go func() { // the attacker swaps as soon as a QEMU of this VM exists
 		deadline := time.Now().Add(20 * time.Second)
@@ -116,7 +124,8 @@ func TestImageSwappedAfterTheCheckCannotReachOutside(t *testing.T) {
 			ents, _ := os.ReadDir("/proc")
 			for _, e := range ents {
 				b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-				if strings.Contains(string(b), "qemu-system") && strings.Contains(string(b), vm) {
+				env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+				if strings.Contains(string(b), "qemu-system") && strings.Contains(string(env), filepath.Dir(vm)+"/state/") {
 					done <- os.Rename(filepath.Join(vm, "evil.qcow2"), filepath.Join(vm, "disk.qcow2")) == nil
 					return
 				}
@@ -131,11 +140,24 @@ func TestImageSwappedAfterTheCheckCannotReachOutside(t *testing.T) {
 	if err != nil {
 		return // QEMU refusing the swapped image is fine too
 	}
-	files := openImages(t, vmPID(t, d))
+	pid := vmPID(t, d)
+	files := openImages(t, pid)
 	for _, f := range files {
 		if f == outside {
 			t.Errorf("QEMU opened %s, outside the workload directory, after the check passed (open: %v)", f, files)
 		}
+	}
+	// QEMU holds the image that was checked (by descriptor), not the one
+	// swapped in at its path.
+	fds, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	held := map[uint64]bool{}
+	for _, fd := range fds {
+		if fi, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/fd/" + fd.Name()); err == nil {
+			held[fi.Sys().(*syscall.Stat_t).Ino] = true
+		}
+	}
+	if held[evil] || !held[checked] {
+		t.Errorf("QEMU holds the swapped-in image (%v) or not the checked one (%v): it opened the path again after the check", held[evil], held[checked])
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
@@ -17,11 +18,10 @@ const maxBackingDepth = 16
 
 // imageInfo is what the driver reads of `qemu-img info --output=json`.
 type imageInfo struct {
-	Format              string `json:"format"`
-	BackingFilename     string `json:"backing-filename"`
-	FullBackingFilename string `json:"full-backing-filename"`
-	BackingFormat       string `json:"backing-filename-format"`
-	FormatSpecific      struct {
+	Format          string `json:"format"`
+	BackingFilename string `json:"backing-filename"`
+	BackingFormat   string `json:"backing-filename-format"`
+	FormatSpecific  struct {
 		Data struct {
 			DataFile string `json:"data-file"`
 		} `json:"data"`
@@ -30,7 +30,10 @@ type imageInfo struct {
 
 // layer is one image of a disk's backing chain, as checked: its resolved
 // path and its format.
-type layer struct{ path, format string }
+type layer struct {
+	path, format string
+	files        []*os.File // the descriptors checked, handed to QEMU (read-write first for the top image)
+}
 
 // checkDisk refuses a disk image that would make QEMU open a file outside
 // the workload's directory: the image itself through a symbolic link, a
@@ -42,11 +45,17 @@ type layer struct{ path, format string }
 // and all) before anything opens it. Each backing file must name its
 // format. It also checks that QEMU's user can use every file of the chain
 // (read and write the disk, read its backing files). It returns the chain,
-// top first, with resolved paths: Start gives QEMU exactly that chain
-// (blockdevArg), so QEMU neither resolves a backing name nor probes a
-// format itself.
-func (d *Driver) checkDisk(ctx context.Context, disk string) ([]layer, error) {
-	var chain []layer
+// top first, with resolved paths and the open descriptors (openBeneath)
+// the check read; the caller closes them. Start gives QEMU exactly that
+// chain (blockdevArg), so QEMU neither opens a path, nor resolves a backing
+// name, nor probes a format itself.
+func (d *Driver) checkDisk(ctx context.Context, disk string) (chain []layer, err error) {
+	defer func() {
+		if err != nil {
+			closeChains([][]layer{chain})
+			chain = nil
+		}
+	}()
 	root, err := filepath.EvalSymlinks(d.cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("resolve the workload directory %s: %w", d.cfg.Dir, err)
@@ -63,11 +72,15 @@ func (d *Driver) checkDisk(ctx context.Context, disk string) ([]layer, error) {
 		if err := d.user.Can(real, access); err != nil {
 			return nil, fmt.Errorf("disk %s: QEMU runs as %s (uid %d), who cannot use %s: %w; give %s access (chown or a group) on every node", disk, d.user.Name, d.user.UID, real, err, d.user.Name)
 		}
-		chain = append(chain, layer{path: real, format: format})
+		files, err := openBeneath(root, real, access&runas.Write != 0)
+		if err != nil {
+			return chain, fmt.Errorf("disk %s: %w", disk, err)
+		}
+		chain = append(chain, layer{path: real, format: format, files: files})
 		if format == "raw" {
 			return chain, nil // a raw image names no other file
 		}
-		info, err := d.imageInfo(ctx, real, format)
+		info, err := d.imageInfo(ctx, files[len(files)-1], real, format)
 		if err != nil {
 			return nil, fmt.Errorf("disk %s: %w", disk, err)
 		}
@@ -82,10 +95,9 @@ func (d *Driver) checkDisk(ctx context.Context, disk string) ([]layer, error) {
 		if info.BackingFilename == "" {
 			return chain, nil
 		}
-		backing := info.FullBackingFilename
-		if backing == "" {
-			backing = info.BackingFilename
-		}
+		// Resolved here, beside the image's resolved path (qemu-img saw
+		// only a descriptor); QEMU is given the result, never the name.
+		backing := info.BackingFilename
 		if strings.HasPrefix(backing, "json:") || !filepath.IsAbs(backing) && strings.Contains(backing, ":") {
 			return nil, fmt.Errorf("disk %s: image %s names the backing file %q, which is not a plain file path (a protocol or json: description); QEMU may only open files inside the workload directory %s", disk, real, backing, d.cfg.Dir)
 		}
@@ -118,10 +130,13 @@ func inside(root, path string) (string, error) {
 
 // imageInfo runs qemu-img info on one image, without its backing file, as
 // QEMU's user and with the format given (no probing).
-func (d *Driver) imageInfo(ctx context.Context, path, format string) (imageInfo, error) {
+func (d *Driver) imageInfo(ctx context.Context, f *os.File, path, format string) (imageInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	cmd := osexec.CommandContext(ctx, d.qemuImg, "info", "--output=json", "-f", format, path)
+	// The descriptor the agent opened (3 in qemu-img), so the file checked
+	// is the file QEMU gets.
+	cmd := osexec.CommandContext(ctx, d.qemuImg, "info", "--output=json", "-f", format, "/proc/self/fd/3")
+	cmd.ExtraFiles = []*os.File{f}
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred, Setsid: true}
@@ -142,18 +157,16 @@ func (d *Driver) imageInfo(ctx context.Context, path, format string) (imageInfo,
 }
 
 // blockdevArg is the -blockdev tree of one checked disk: every image of the
-// chain by its resolved path and format, each image's backing given as the
-// next node and the last one's as null, so QEMU opens exactly the checked
-// files and reads no backing name or format from an image header. (A file
-// replaced at the same resolved path between the check and QEMU's open is
-// still opened: its backing names and data file are not, since the tree
-// fixes the backing and a data file makes the qcow2 open fail.)
-func blockdevArg(node string, chain []layer) (string, error) {
+// chain by the descriptors the check read (fdset names /dev/fdset/N for a
+// layer) and its format, each image's backing given as the next node and
+// the last one's as null, so QEMU opens exactly the checked files and reads
+// no backing name or format from an image header.
+func blockdevArg(node string, chain []layer, fdset func(layer) string) (string, error) {
 	var next any
 	for i := len(chain) - 1; i >= 0; i-- {
 		n := map[string]any{
 			"driver": chain[i].format,
-			"file":   map[string]any{"driver": "file", "filename": chain[i].path},
+			"file":   map[string]any{"driver": "file", "filename": fdset(chain[i])},
 		}
 		if chain[i].format == "qcow2" {
 			n["backing"] = next // nil: JSON null, no backing file

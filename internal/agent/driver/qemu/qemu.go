@@ -33,11 +33,13 @@
 // image and its whole backing chain must resolve inside the workload's
 // directory, name their formats and be usable by QEMU's user; images with
 // an external data file are refused; anything else is refused with the
-// reason. QEMU is then given exactly the checked chain as a -blockdev tree
-// (resolved paths, formats, each backing named, the last one null), so it
-// reads no backing name or format from an image itself. What remains: an
-// image replaced at the same resolved path between the check and QEMU's
-// open is opened in its place (only the file itself, never what it names).
+// reason. The agent opens every image of the chain itself (relative to
+// the workload directory, no link followed on the way: openat2
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), checks it through that descriptor
+// and hands the same descriptors to QEMU (-add-fd, /dev/fdset/N) in a
+// -blockdev tree naming each format and each backing (the last one null):
+// QEMU opens no path and reads no backing name or format from an image, so
+// an image swapped after the check is not the one QEMU gets.
 // The operator gives QEMU's user read and write access to the images on
 // every node (same uid everywhere); VMs sharing one user can reach each
 // other's images, so give each workload its own user.
@@ -223,13 +225,27 @@ func (d *Driver) Start(ctx context.Context) error {
 		"-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
 		"-sandbox", sandbox,
 	}
+	// Every image is handed to QEMU as the descriptors the check read
+	// (-add-fd, /dev/fdset/N), after the QMP socket (descriptor 3).
+	var chains [][]layer
+	defer func() { closeChains(chains) }()
+	var images []*os.File
+	fdset := func(l layer) string {
+		set := len(images) + 1 // unique per image: images only grows
+		for _, f := range l.files {
+			args = append(args, "-add-fd", fmt.Sprintf("fd=%d,set=%d", 4+len(images), set))
+			images = append(images, f)
+		}
+		return fmt.Sprintf("/dev/fdset/%d", set)
+	}
 	for i, disk := range d.cfg.Disks {
 		chain, err := d.checkDisk(ctx, disk)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
 		}
 		node := fmt.Sprintf("disk%d", i)
-		bd, err := blockdevArg(node, chain)
+		bd, err := blockdevArg(node, chain, fdset)
+		chains = append(chains, chain)
 		if err != nil {
 			return fmt.Errorf("start %s: disk %s: %w", d.cfg.Workload, disk, err)
 		}
@@ -262,7 +278,7 @@ func (d *Driver) Start(ctx context.Context) error {
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=" + d.user.Home, vmIDVar + "=" + d.pidPath()}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.ExtraFiles = []*os.File{sock} // descriptor 3
+	cmd.ExtraFiles = append([]*os.File{sock}, images...) // descriptor 3, then the images
 	// Its own session, so signals to the agent's group do not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: d.cred}
 	if err := cmd.Start(); err != nil {
