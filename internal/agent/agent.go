@@ -54,6 +54,12 @@ func Run(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state directory %s: %w; set state_dir to a writable node-local directory", cfg.StateDir, err)
 	}
+	// Before any driver is built: building one recovers (thaws) workloads.
+	unlock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	volumeID, err := EnsureVolumeID(cfg.SharedVolume)
 	if err != nil {
 		return fmt.Errorf("shared volume %s: %w", cfg.SharedVolume, err)

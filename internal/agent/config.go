@@ -544,8 +544,10 @@ func (p *configParser) parseQEMU(block *hcl.Block) *QEMUSettings {
 	if a := attrs["cpus"]; a != nil && p.decode(a.Expr, &s.CPUs) && s.CPUs < 1 {
 		p.errorAt(a.Expr.Range(), "Invalid cpus", fmt.Sprintf("cpus = %d; give at least 1", s.CPUs))
 	}
-	if a := attrs["extra_args"]; a != nil {
-		p.decode(a.Expr, &s.ExtraArgs)
+	if a := attrs["extra_args"]; a != nil && p.decode(a.Expr, &s.ExtraArgs) {
+		if err := qemu.CheckExtraArgs(s.ExtraArgs); err != nil {
+			p.errorAt(a.Expr.Range(), "Invalid extra_args", err.Error())
+		}
 	}
 	if a := attrs["shutdown_timeout"]; a != nil {
 		if d, ok := p.duration(a.Expr, "shutdown_timeout"); ok {

@@ -45,6 +45,7 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/client"
+	execdriver "github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/exec"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload/testworkloadtest"
 )
@@ -260,13 +261,14 @@ func (c *Cluster) WorkloadDataDir(workload string) string {
 	return filepath.Join(c.SharedVolume, "apps", workload)
 }
 
-// WorkloadStateDir is the workload's node-local state directory on node.
+// WorkloadStateDir is the exec workload's node-local directory on node, the
+// commands' CLUSTERGUARD_STATE_DIR (where the test workload keeps its status).
 func (c *Cluster) WorkloadStateDir(node, workload string) string {
 	n := c.Node(node)
 	if n == nil {
 		return ""
 	}
-	return agent.WorkloadStateDir(n.StateDir, workload)
+	return execdriver.WorkDir(agent.WorkloadStateDir(n.StateDir, workload))
 }
 
 // Client returns an agent client for node, with the cluster's token and CA
@@ -521,7 +523,7 @@ func (c *Cluster) shutdown(t testing.TB) {
 // stopWorkloadProcess stops a test workload directly (not through the agent,
 // which may be stopped), and kills it if that fails.
 func (c *Cluster) stopWorkloadProcess(t testing.TB, n *Node, workload string) {
-	stateDir := agent.WorkloadStateDir(n.StateDir, workload)
+	stateDir := execdriver.WorkDir(agent.WorkloadStateDir(n.StateDir, workload)) // the commands' directory
 	if _, err := os.Stat(filepath.Join(stateDir, testworkload.PIDFile)); err != nil {
 		return // never started on this node
 	}

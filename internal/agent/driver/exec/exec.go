@@ -14,14 +14,22 @@
 // HOME, USER and LOGNAME of its user, then the configured env, then
 // CLUSTERGUARD_WORKLOAD, CLUSTERGUARD_NODE, CLUSTERGUARD_SHARED_VOLUME,
 // CLUSTERGUARD_PATHS (absolute paths joined by ':'), CLUSTERGUARD_STATE_DIR
-// (node-local, created, owned by the user) and CLUSTERGUARD_ACTION. The
-// working directory is the state directory.
+// (node-local: the "work" sub-directory of the workload's state directory,
+// created, owned by the user) and CLUSTERGUARD_ACTION. The working directory
+// is CLUSTERGUARD_STATE_DIR. The state directory itself (the agent's freeze
+// markers) belongs to the agent and is writable by nobody else, so a
+// command cannot plant a link where the agent writes. Program names without
+// a '/' are looked up in the command's PATH (its absolute entries), never
+// the agent's.
 //
 // A node-local marker records a quiesce (or pause) from just before its
-// command runs until the thaw (or resume) succeeds; a driver built while the
-// marker is set (an agent restarted after dying mid-backup) runs the thaw
-// (or resume) command at once, so no workload stays quiesced because its
-// agent died.
+// command runs until the thaw (or resume) succeeds, with the command's
+// process group once it started; a driver built while the marker is set (an
+// agent restarted after dying mid-backup) kills what is left of that group
+// (waiting until it is gone, so a quiesce still under way cannot land after
+// the thaw) and runs the thaw (or resume) command at once, so no workload
+// stays quiesced because its agent died. Each command runs in a session of
+// its own.
 package exec
 
 import (
@@ -30,7 +38,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	osexec "os/exec"
 	"slices"
 	"strconv"
@@ -108,8 +115,9 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.StateDir == "" {
 		return nil, fmt.Errorf("exec driver for workload %q: no state directory", cfg.Workload)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("exec driver for workload %q: create state directory: %w", cfg.Workload, err)
+	// 0711: the commands' user must pass through it to its work directory.
+	if err := marker.SecureDir(cfg.StateDir, 0o711); err != nil {
+		return nil, fmt.Errorf("exec driver for workload %q: %w", cfg.Workload, err)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -132,15 +140,15 @@ func New(cfg Config) (*Driver, error) {
 		"CLUSTERGUARD_NODE="+cfg.Node,
 		"CLUSTERGUARD_SHARED_VOLUME="+cfg.SharedVolume,
 		"CLUSTERGUARD_PATHS="+strings.Join(cfg.Paths, ":"),
-		"CLUSTERGUARD_STATE_DIR="+cfg.StateDir,
+		"CLUSTERGUARD_STATE_DIR="+workDir(cfg),
 	)
 	d := &Driver{cfg: cfg, env: env, cred: cred, logger: logger.With("workload", cfg.Workload, "driver", "exec")}
 	if u.UID == 0 {
 		d.logger.Warn("exec commands run as root; set user in the workload's exec block to run them as the service's own user")
 	}
 	// An agent that died mid-backup left the workload quiesced or paused.
-	_ = d.quiescedMarker().Recover(d.logger, d.timeout(Thaw)+pipeGrace, "quiesced", d.Thaw)
-	_ = d.pausedMarker().Recover(d.logger, d.timeout(Resume)+pipeGrace, "paused", d.Resume)
+	_ = d.quiescedMarker().Recover(d.logger, d.timeout(Thaw)+pipeGrace, "quiesced", d.afterLeftover(d.quiescedMarker(), d.Thaw))
+	_ = d.pausedMarker().Recover(d.logger, d.timeout(Resume)+pipeGrace, "paused", d.afterLeftover(d.pausedMarker(), d.Resume))
 	return d, nil
 }
 
@@ -283,20 +291,23 @@ func (d *Driver) run(ctx context.Context, name string) (int, error) {
 	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 
-	if err := os.MkdirAll(d.cfg.StateDir, 0o755); err != nil { // it may have been cleaned up
+	if err := d.prepareDirs(); err != nil { // they may have been cleaned up
 		return -1, &CommandError{Workload: d.cfg.Workload, Action: name, Argv: argv, ExitCode: -1, Timeout: limit, Err: err}
 	}
-	if d.cred != nil {
-		if err := os.Chown(d.cfg.StateDir, int(d.cred.Uid), int(d.cred.Gid)); err != nil {
-			return -1, &CommandError{Workload: d.cfg.Workload, Action: name, Argv: argv, ExitCode: -1, Timeout: limit, Err: err}
-		}
+	env := append(slices.Clip(d.env), "CLUSTERGUARD_ACTION="+name)
+	bin, err := lookPath(argv[0], env)
+	if err != nil {
+		return -1, &CommandError{Workload: d.cfg.Workload, Action: name, Argv: argv, ExitCode: -1, Timeout: limit, Err: err}
 	}
-	cmd := osexec.CommandContext(runCtx, argv[0], argv[1:]...)
-	cmd.Env = append(slices.Clip(d.env), "CLUSTERGUARD_ACTION="+name)
-	cmd.Dir = d.cfg.StateDir
+	cmd := osexec.CommandContext(runCtx, bin, argv[1:]...)
+	cmd.Args[0] = argv[0]
+	cmd.Env = env
+	cmd.Dir = workDir(d.cfg)
 	stdout, stderr := &tailBuffer{max: outputTail}, &tailBuffer{max: outputTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: d.cred}
+	// A session of its own (so also a process group): the agent's terminal
+	// and signals to the agent's group do not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: d.cred}
 	cmd.Cancel = func() error {
 		// The negative pid addresses the whole process group.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -304,7 +315,11 @@ func (d *Driver) run(ctx context.Context, name string) (int, error) {
 	cmd.WaitDelay = pipeGrace
 
 	started := time.Now()
-	err := cmd.Run()
+	err = cmd.Start()
+	if err == nil {
+		d.started(name, cmd.Process.Pid)
+		err = cmd.Wait()
+	}
 	elapsed := time.Since(started)
 	if errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
 		d.logger.Warn("command exited but left processes holding its output; redirect their stdio", "action", name)

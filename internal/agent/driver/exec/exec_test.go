@@ -121,7 +121,7 @@ func TestEnvironmentAndWorkingDirectory(t *testing.T) {
 	if err := d.Quiesce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	env := readEnv(t, filepath.Join(cfg.StateDir, "env.start"))
+	env := readEnv(t, filepath.Join(cfg.StateDir, "work", "env.start"))
 	want := map[string]string{
 		"CG_TEST_INHERITED":          "", // the agent's environment stays with the agent
 		"PATH":                       "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -130,7 +130,7 @@ func TestEnvironmentAndWorkingDirectory(t *testing.T) {
 		"CLUSTERGUARD_NODE":          "node-1", // the agent's value wins over configured env
 		"CLUSTERGUARD_SHARED_VOLUME": cfg.SharedVolume,
 		"CLUSTERGUARD_PATHS":         cfg.Paths[0] + ":" + cfg.Paths[1],
-		"CLUSTERGUARD_STATE_DIR":     cfg.StateDir,
+		"CLUSTERGUARD_STATE_DIR":     filepath.Join(cfg.StateDir, "work"),
 		"CLUSTERGUARD_ACTION":        "start",
 	}
 	for k, v := range want {
@@ -138,12 +138,12 @@ func TestEnvironmentAndWorkingDirectory(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, env[k], v)
 		}
 	}
-	if got := readEnv(t, filepath.Join(cfg.StateDir, "env.quiesce"))["CLUSTERGUARD_ACTION"]; got != "quiesce" {
+	if got := readEnv(t, filepath.Join(cfg.StateDir, "work", "env.quiesce"))["CLUSTERGUARD_ACTION"]; got != "quiesce" {
 		t.Errorf("CLUSTERGUARD_ACTION for quiesce = %q", got)
 	}
-	pwd, err := os.ReadFile(filepath.Join(cfg.StateDir, "pwd"))
-	if err != nil || strings.TrimSpace(string(pwd)) != cfg.StateDir {
-		t.Errorf("working directory = %q (%v), want the state dir %s", pwd, err, cfg.StateDir)
+	pwd, err := os.ReadFile(filepath.Join(cfg.StateDir, "work", "pwd"))
+	if err != nil || strings.TrimSpace(string(pwd)) != filepath.Join(cfg.StateDir, "work") {
+		t.Errorf("working directory = %q (%v), want the commands' directory %s/work", pwd, err, cfg.StateDir)
 	}
 }
 
@@ -182,7 +182,7 @@ func TestTimeoutKillsTheProcessGroup(t *testing.T) {
 	if elapsed > 5*time.Second {
 		t.Errorf("Stop took %v with a 300ms timeout", elapsed)
 	}
-	data, err := os.ReadFile(filepath.Join(cfg.StateDir, "child"))
+	data, err := os.ReadFile(filepath.Join(cfg.StateDir, "work", "child"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestConformance(t *testing.T) {
 			Driver: d,
 			Reopen: func() (agent.Driver, error) { return exec.New(cfg) },
 			Frozen: func(context.Context) (bool, error) {
-				st, err := testworkload.ReadStatus(cfg.StateDir)
+				st, err := testworkload.ReadStatus(filepath.Join(cfg.StateDir, "work"))
 				if err != nil {
 					return false, err
 				}

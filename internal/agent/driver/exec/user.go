@@ -12,8 +12,8 @@ import (
 // the system directories, not whatever the agent was started with.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// commandUser resolves the user the commands run as, hands the workload's
-// state directory to it, and checks that it can reach that directory (its
+// commandUser resolves the user the commands run as, hands the commands'
+// work directory to it, and checks that it can reach that directory (its
 // working directory and CLUSTERGUARD_STATE_DIR).
 func commandUser(cfg Config) (runas.User, *syscall.Credential, error) {
 	var (
@@ -35,10 +35,10 @@ func commandUser(cfg Config) (runas.User, *syscall.Credential, error) {
 	if cred == nil {
 		return u, nil, nil
 	}
-	if err := os.Chown(cfg.StateDir, u.UID, u.GID); err != nil {
-		return u, nil, fmt.Errorf("exec driver for workload %q: hand the state directory %s to user %s: %w", cfg.Workload, cfg.StateDir, u.Name, err)
+	if err := userDir(workDir(cfg), cred); err != nil {
+		return u, nil, fmt.Errorf("exec driver for workload %q: hand the commands' directory to user %s: %w", cfg.Workload, u.Name, err)
 	}
-	if err := u.Can(cfg.StateDir, runas.Read|runas.Write|runas.Execute); err != nil {
+	if err := u.Can(workDir(cfg), runas.Read|runas.Write|runas.Execute); err != nil {
 		return u, nil, fmt.Errorf("exec driver for workload %q: commands run as %s, who cannot use the workload's state directory: %w; let %s search the directories above it (e.g. chmod o+x, or a group) or set a state_dir it can reach", cfg.Workload, u.Name, err, u.Name)
 	}
 	return u, cred, nil

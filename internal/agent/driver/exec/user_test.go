@@ -46,7 +46,7 @@ func TestCommandsRunAsTheUserWithAMinimalEnvironment(t *testing.T) {
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	id, err := os.ReadFile(filepath.Join(stateDir, "id"))
+	id, err := os.ReadFile(filepath.Join(stateDir, "work", "id"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestCommandsRunAsTheUserWithAMinimalEnvironment(t *testing.T) {
 			t.Errorf("the command kept group %s, which is not one of nobody's (%v): the agent's groups leaked", g, groups)
 		}
 	}
-	env := readEnv(t, filepath.Join(stateDir, "env"))
+	env := readEnv(t, filepath.Join(stateDir, "work", "env"))
 	if v, ok := env["CG_AGENT_SECRET"]; ok {
 		t.Errorf("the agent's environment reached the command: CG_AGENT_SECRET=%q", v)
 	}

@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -28,12 +30,27 @@ func New(stateDir, name string) Marker { return Marker{path: filepath.Join(state
 func (m Marker) Path() string { return m.path }
 
 // Set records a freeze. Call it before freezing: an agent killed half-way
-// through the freeze must still thaw at its next start.
+// through the freeze must still thaw at its next start. It writes a new
+// file (O_EXCL, random name) and renames it over the marker, so a symbolic
+// link planted at the marker's name is replaced, never followed.
 func (m Marker) Set(detail string) error {
-	if err := os.WriteFile(m.path, []byte(detail+"\n"), 0o600); err != nil {
+	if err := writeNew(m.path, []byte(detail+"\n")); err != nil {
 		return fmt.Errorf("record the freeze in %s: %w; check that the state directory is writable", m.path, err)
 	}
 	return nil
+}
+
+// Detail is what the last Set recorded ("" when unset). It reads a regular
+// file only (O_NOFOLLOW).
+func (m Marker) Detail() string {
+	f, err := os.OpenFile(m.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, _ := f.Read(buf)
+	return strings.TrimSpace(string(buf[:n]))
 }
 
 // Clear removes the record once the workload is thawed (or stopped);
@@ -45,10 +62,11 @@ func (m Marker) Clear() error {
 	return nil
 }
 
-// IsSet reports whether a freeze is recorded.
+// IsSet reports whether a freeze is recorded: the marker's name is a
+// regular file (not followed when it is a link).
 func (m Marker) IsSet() bool {
-	_, err := os.Stat(m.path)
-	return err == nil
+	fi, err := os.Lstat(m.path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // Recover thaws a workload a previous agent left frozen: when the marker is
@@ -64,7 +82,7 @@ func (m Marker) Recover(log *slog.Logger, timeout time.Duration, what string, th
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := thaw(ctx); err != nil {
-		err = fmt.Errorf("release the workload left %s by a previous agent (marker %s): %w; release it by hand (thaw) or it stays %s until the next backup", what, m.path, err, what)
+		err = fmt.Errorf("release the workload left %s by a previous agent (marker %s): %w; release it by hand (thaw) or it stays %s until a later thaw of this workload succeeds (the next start of the agent or the end of the next backup retries it)", what, m.path, err, what)
 		log.Error("releasing a workload left frozen failed", "error", err.Error())
 		return err
 	}

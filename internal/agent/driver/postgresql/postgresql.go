@@ -159,8 +159,8 @@ func New(cfg Config) (*Driver, error) {
 	if d.cfg.SocketDir == "" {
 		d.cfg.SocketDir = os.TempDir()
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("postgresql workload %q: state directory: %w", cfg.Workload, err)
+	if err := marker.SecureDir(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("postgresql workload %q: %w", cfg.Workload, err)
 	}
 	d.thawLeftFrozen()
 	return d, nil
@@ -252,7 +252,7 @@ func (d *Driver) Start(ctx context.Context) error {
 	// The agent opens the log and hands it to pg_ctl (and so to the
 	// server) as its output: the server's user need not reach the agent's
 	// state directory.
-	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		return fmt.Errorf("start %s: server log: %w", d.cfg.Workload, err)
 	}
@@ -430,12 +430,7 @@ func (d *Driver) signalAll(postmaster int, sig syscall.Signal) {
 // writePIDRecord replaces the record atomically: a Status running beside
 // Start never reads it half-written, nor does an agent after a crash.
 func (d *Driver) writePIDRecord(pid int) error {
-	path := filepath.Join(d.cfg.StateDir, pidRecord)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return marker.WriteFile(filepath.Join(d.cfg.StateDir, pidRecord), []byte(strconv.Itoa(pid)+"\n"))
 }
 
 func (d *Driver) recordedPID() (int, error) {
@@ -491,11 +486,9 @@ func (d *Driver) readOwner() (owner, bool) {
 
 func (d *Driver) writeOwner(pid int) error {
 	data, _ := json.Marshal(owner{Node: d.cfg.Node, BootID: bootID(), PID: pid})
-	tmp := d.ownerPath() + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, d.ownerPath())
+	// The data directory is the server's user's: a new file and a rename,
+	// so a link that user planted is replaced, never written through.
+	return marker.WriteFile(d.ownerPath(), data)
 }
 
 // bootID changes when the machine restarts: a pid recorded before is

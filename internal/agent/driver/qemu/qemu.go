@@ -26,13 +26,23 @@
 // in the foreground of its own session (-daemonize would fork, which the
 // sandbox forbids). The agent creates the QMP socket in its private state
 // directory and hands QEMU the listening descriptor, so QEMU's user needs
-// no access there; its output goes to the log the agent opened. Before
-// each start the driver checks every disk image: the image and its whole
-// backing chain (and any external data file) must resolve inside the
-// workload's directory, name their formats (QEMU is told every format and
-// never probes one) and be usable by QEMU's user; anything else is refused
-// with the reason. The operator gives that user read and write access to
-// the images on every node (same uid everywhere).
+// no access there; its output goes to the log the agent opened. The state
+// directory is the agent's alone (a directory a workload user owned or
+// could write is handed back to the agent), and the agent never follows a
+// link in it. Before each start the driver checks every disk image: the
+// image and its whole backing chain must resolve inside the workload's
+// directory, name their formats and be usable by QEMU's user; images with
+// an external data file are refused; anything else is refused with the
+// reason. The agent opens every image of the chain itself (relative to
+// the workload directory, no link followed on the way: openat2
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), checks it through that descriptor
+// and hands the same descriptors to QEMU (-add-fd, /dev/fdset/N) in a
+// -blockdev tree naming each format and each backing (the last one null):
+// QEMU opens no path and reads no backing name or format from an image, so
+// an image swapped after the check is not the one QEMU gets.
+// The operator gives QEMU's user read and write access to the images on
+// every node (same uid everywhere); VMs sharing one user can reach each
+// other's images, so give each workload its own user.
 package qemu
 
 import (
@@ -110,6 +120,9 @@ func New(cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("qemu workload %q: disk %q must be relative to the workload's first path and stay inside it", cfg.Workload, d)
 		}
 	}
+	if err := CheckExtraArgs(cfg.ExtraArgs); err != nil {
+		return nil, fmt.Errorf("qemu workload %q: %w", cfg.Workload, err)
+	}
 	if cfg.Binary == "" {
 		cfg.Binary = DefaultBinary
 	}
@@ -136,8 +149,8 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("qemu workload %q: state directory: %w", cfg.Workload, err)
+	if err := marker.SecureDir(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("qemu workload %q: %w", cfg.Workload, err)
 	}
 	// A Unix socket path is limited to 107 bytes.
 	if len(filepath.Join(cfg.StateDir, "qmp.sock")) > 107 {
@@ -212,15 +225,31 @@ func (d *Driver) Start(ctx context.Context) error {
 		"-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
 		"-sandbox", sandbox,
 	}
+	// Every image is handed to QEMU as the descriptors the check read
+	// (-add-fd, /dev/fdset/N), after the QMP socket (descriptor 3).
+	var chains [][]layer
+	defer func() { closeChains(chains) }()
+	var images []*os.File
+	fdset := func(l layer) string {
+		set := len(images) + 1 // unique per image: images only grows
+		for _, f := range l.files {
+			args = append(args, "-add-fd", fmt.Sprintf("fd=%d,set=%d", 4+len(images), set))
+			images = append(images, f)
+		}
+		return fmt.Sprintf("/dev/fdset/%d", set)
+	}
 	for i, disk := range d.cfg.Disks {
-		if err := d.checkDisk(ctx, disk); err != nil {
+		chain, err := d.checkDisk(ctx, disk)
+		if err != nil {
 			return fmt.Errorf("start %s: %w", d.cfg.Workload, err)
 		}
-		abs := filepath.Join(d.cfg.Dir, disk)
-		// Writeback: guest writes reach the host's page cache, which the
-		// agent's copy reads; QMP stop flushes what QEMU itself holds.
-		// A comma in a value is written twice in QEMU's option syntax.
-		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,cache=writeback,node-name=disk%d", strings.ReplaceAll(abs, ",", ",,"), formatOf(disk), i))
+		node := fmt.Sprintf("disk%d", i)
+		bd, err := blockdevArg(node, chain, fdset)
+		chains = append(chains, chain)
+		if err != nil {
+			return fmt.Errorf("start %s: disk %s: %w", d.cfg.Workload, disk, err)
+		}
+		args = append(args, "-blockdev", bd, "-device", "virtio-blk-pci,drive="+node)
 	}
 	args = append(args, d.cfg.ExtraArgs...)
 
@@ -238,7 +267,7 @@ func (d *Driver) Start(ctx context.Context) error {
 		return fmt.Errorf("start %s: QMP socket: %w", d.cfg.Workload, err)
 	}
 	defer sock.Close()
-	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	logFile, err := os.OpenFile(d.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
 		return fmt.Errorf("start %s: QEMU log: %w", d.cfg.Workload, err)
 	}
@@ -249,7 +278,7 @@ func (d *Driver) Start(ctx context.Context) error {
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=" + d.user.Home, vmIDVar + "=" + d.pidPath()}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.ExtraFiles = []*os.File{sock} // descriptor 3
+	cmd.ExtraFiles = append([]*os.File{sock}, images...) // descriptor 3, then the images
 	// Its own session, so signals to the agent's group do not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: d.cred}
 	if err := cmd.Start(); err != nil {
@@ -293,13 +322,7 @@ func (d *Driver) Start(ctx context.Context) error {
 // this one.
 const vmIDVar = "CLUSTERGUARD_QEMU_PIDFILE"
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeFileAtomic(path string, data []byte) error { return marker.WriteFile(path, data) }
 
 func tail(path string) string {
 	data, _ := os.ReadFile(path)

@@ -50,7 +50,7 @@ func TestVMRunsUnprivilegedAndSandboxed(t *testing.T) {
 	if !strings.Contains(args, "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny") {
 		t.Errorf("QEMU command line lacks the sandbox: %s", args)
 	}
-	if !strings.Contains(args, "format=qcow2") {
+	if !strings.Contains(args, `"driver":"qcow2"`) || !strings.Contains(args, `"backing":null`) {
 		t.Errorf("QEMU command line does not name the disk format (QEMU would probe it): %s", args)
 	}
 	// The agent still controls it over QMP.
