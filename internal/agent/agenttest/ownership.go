@@ -106,8 +106,9 @@ func (c *Cluster) WaitOwnerRecord(t testing.TB, workload, what string, timeout t
 // lease is taken. Cleanup stops it like any other.
 func (c *Cluster) StartWorkloadProcess(t testing.TB, node, workload string) {
 	t.Helper()
-	n := c.node(t, node)
-	stateDir := agent.WorkloadStateDir(n.StateDir, workload)
+	c.node(t, node)
+	// The exec driver's commands see their work directory as their state.
+	stateDir := c.WorkloadStateDir(node, workload)
 	must(t, os.MkdirAll(stateDir, 0o755))
 	cmd := exec.Command(c.workloadBin, agent.ActionStart)
 	cmd.Env = append(os.Environ(), "CLUSTERGUARD_STATE_DIR="+stateDir, "CLUSTERGUARD_NODE="+node, "CLUSTERGUARD_WORKLOAD="+workload,
