@@ -387,13 +387,16 @@ func (o *Owners) Verify(workload string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	h, ok := o.held[workload]
-	if !ok {
-		return fmt.Errorf("this node does not hold the ownership lease of %s", workload)
-	}
 	got, exists, err := ReadOwnerRecord(o.volume, workload)
 	switch {
 	case err != nil:
 		return err
+	case !ok && exists && got.Node != o.node && !got.Released:
+		// Lost before this check (a renewal saw the takeover first): name
+		// the node that holds it now.
+		return &leaseLostError{workload: workload, rec: got, exists: exists}
+	case !ok:
+		return fmt.Errorf("this node does not hold the ownership lease of %s", workload)
 	case !exists || got.Claim != h.rec.Claim:
 		return &leaseLostError{workload: workload, rec: got, exists: exists}
 	}
