@@ -19,6 +19,10 @@ type UnreachableNodesError struct {
 	// Live lists assumed-down nodes whose ownership lease on the workload
 	// is still being renewed (so they are not down), with its expiry.
 	Live map[string]time.Time
+	// Unverified lists assumed-down nodes whose lease no answering agent
+	// could report (none of them defines the workload), so its expiry
+	// cannot be checked.
+	Unverified []string
 }
 
 func (e *UnreachableNodesError) Error() string {
@@ -34,6 +38,10 @@ func (e *UnreachableNodesError) Error() string {
 	for _, n := range sortedKeys(e.Live) {
 		msg += fmt.Sprintf("; node %s is listed in assume_down, but its ownership lease on %q binds until %s (its agent renewed it recently, so the node may well be alive): assume_down for it is honoured only after that time",
 			n, e.Workload, e.Live[n].UTC().Format(time.RFC3339))
+	}
+	for _, n := range e.Unverified {
+		msg += fmt.Sprintf("; node %s is listed in assume_down, but no node that answers defines %q, so nothing can read its ownership lease on the shared volume to check that it expired: bring back an agent that defines the workload",
+			n, e.Workload)
 	}
 	return msg
 }
@@ -75,6 +83,22 @@ func liveOwnerLease(status ClusterStatus, workload, node string, now time.Time) 
 	return time.Time{}, false
 }
 
+// reportedByAnswering reports whether a node that answered defines
+// workload, so the owner record on the volume was read for it.
+func reportedByAnswering(status ClusterStatus, workload string) bool {
+	for _, n := range status.Nodes {
+		if !n.Reachable {
+			continue
+		}
+		for _, w := range n.Workloads {
+			if w.Name == workload {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // locate finds where workload runs now according to status, and which
 // nodes that may run it could not be asked. An unreachable node named in
 // assumeDown counts as down once its ownership lease on the workload has
@@ -91,6 +115,11 @@ func locate(status ClusterStatus, workload string, assumeDown []string, now time
 	u := &UnreachableNodesError{Workload: workload}
 	for _, n := range d.Unreachable {
 		if slices.Contains(assumeDown, n.Node) {
+			if !reportedByAnswering(status, workload) {
+				u.Unverified = append(u.Unverified, n.Node)
+				u.Nodes = append(u.Nodes, n)
+				continue
+			}
 			until, live := liveOwnerLease(status, workload, n.Node, now)
 			if !live {
 				continue

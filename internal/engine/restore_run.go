@@ -282,8 +282,14 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 			return fail(err)
 		}
 		e.log.InfoContext(ctx, "deactivating workload before restore", "workload", p.Workload, "node", p.DeactivateOn)
-		if _, err := cl.Action(ctx, p.Workload, "stop"); err != nil {
+		res, err := cl.Action(ctx, p.Workload, "stop")
+		if err != nil {
 			return fail(fmt.Errorf("could not stop it on %s: %w", p.DeactivateOn, err))
+		}
+		// A stop command that returns before the workload is down (or an
+		// agent that has none) must not let the restore write under it.
+		if res.State != api.StateInactive {
+			return fail(fmt.Errorf("the stop on %s returned, but the agent still reports %s as %s there; nothing was written: make its stop command wait until it is down, then apply again", p.DeactivateOn, p.Workload, res.State))
 		}
 		st.DeactivatedOn = p.DeactivateOn
 		save()

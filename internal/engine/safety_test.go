@@ -604,3 +604,42 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
 }
+
+// stopReturnsEarly is an agent client whose stop answers at once with the
+// workload still active, like a stop command that only asks for a stop.
+type stopReturnsEarly struct{ AgentClient }
+
+func (c stopReturnsEarly) Action(ctx context.Context, workload, action string) (api.ActionResult, error) {
+	if action != "stop" {
+		return c.AgentClient.Action(ctx, workload, action)
+	}
+	return api.ActionResult{Workload: workload, Action: action, State: api.StateActive}, nil
+}
+
+// A stop that returns while the workload still runs does not let the
+// restore go on: nothing is written under the running copy.
+func TestSafetyStopThatLeavesTheWorkloadRunningStopsTheRestore(t *testing.T) {
+	t.Parallel()
+	fx := newSafetyFixture(t, 2, "web")
+	fx.c.StartWorkload(t, "node-1", "web")
+	fx.watchOverlaps(t, "web")
+	fx.backup(t)
+	real := HTTPDialer(HTTPDialerOptions{Token: fx.c.Token, RequestTimeout: time.Minute, RetryMax: -1})
+	eng, err := New(Options{Store: fx.store, Owner: "safety-test", ProbeTimeout: 10 * time.Second,
+		Dial: func(node, endpoint string) (AgentClient, error) {
+			cl, err := real(node, endpoint)
+			return stopReturnsEarly{cl}, err
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := webSpec()
+	spec.Workloads[0].Target, spec.Workloads[0].Node = TargetNode, "node-2"
+	_, err = eng.RunRestore(context.Background(), spec, nil, RestoreHooks{})
+	if err == nil || !strings.Contains(err.Error(), "still reports web as active") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("restore after a stop that left web running: err = %v; want it refused, saying web still runs and nothing was written", err)
+	}
+	if got := fx.activeOn(t, "web"); !slices.Equal(got, []string{"node-1"}) {
+		t.Fatalf("web is active on %v, want node-1 only", got)
+	}
+}
