@@ -24,7 +24,7 @@ func openBeneath(root, real string, writable bool) ([]*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the workload directory %s: %w", root, err)
 	}
-	defer unix.Close(dir)
+	defer func() { _ = unix.Close(dir) }()
 	modes := []uint64{unix.O_RDONLY}
 	if writable {
 		modes = []uint64{unix.O_RDWR, unix.O_RDONLY}

@@ -3,6 +3,7 @@ package qemu
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	osexec "os/exec"
@@ -144,7 +145,7 @@ func (d *Driver) imageInfo(ctx context.Context, f *os.File, path, format string)
 	out, err := cmd.Output()
 	if err != nil {
 		detail := ""
-		if ee, ok := err.(*osexec.ExitError); ok {
+		if ee := (*osexec.ExitError)(nil); errors.As(err, &ee) {
 			detail = strings.TrimSpace(string(ee.Stderr))
 		}
 		return imageInfo{}, fmt.Errorf("qemu-img info %s: %w %s", path, err, detail)

@@ -307,7 +307,7 @@ func (d *Driver) Start(ctx context.Context) error {
 		}
 		select {
 		case werr := <-exited:
-			return fail(fmt.Errorf("QEMU exited before it answered on QMP (%v)", werr))
+			return fail(fmt.Errorf("QEMU exited before it answered on QMP (%w)", werr))
 		case <-ctx.Done():
 			return fail(fmt.Errorf("QEMU did not answer on QMP within %v: %w", d.cfg.Timeout, err))
 		case <-time.After(20 * time.Millisecond): // QEMU sends no notice when ready

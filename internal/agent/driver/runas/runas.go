@@ -8,6 +8,7 @@ package runas
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -84,11 +85,28 @@ func (u User) Credential() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("cannot run programs as %s (uid %d): the agent runs as uid %d, and only root can change user; run the agent as root or remove user", u.Name, u.UID, os.Geteuid())
 	}
+	id := func(n int) (uint32, error) {
+		if n < 0 || n > math.MaxUint32 {
+			return 0, fmt.Errorf("user %s: id %d is not a valid uid or gid", u.Name, n)
+		}
+		return uint32(n), nil
+	}
 	groups := make([]uint32, len(u.Groups))
 	for i, g := range u.Groups {
-		groups[i] = uint32(g)
+		var err error
+		if groups[i], err = id(g); err != nil {
+			return nil, err
+		}
 	}
-	return &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: groups}, nil
+	uid, err := id(u.UID)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := id(u.GID)
+	if err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}, nil
 }
 
 // Access bits for Can.
