@@ -164,7 +164,8 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		once.Do(func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.actionTimeout(wl))
 			defer cancel()
-			releaseErr = release(rctx)
+			// Not resumed once the lease is gone: stopped instead (F6).
+			releaseErr = s.releaseOrStop(rctx, wl, release)
 			releaseLock.Lock()
 			released, byTimer = s.now(), timer
 			releaseLock.Unlock()
@@ -218,6 +219,9 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	}
 	if copyErr != nil {
 		return res, fmt.Errorf("backup of %s: point-in-time copy: %w", name, copyErr)
+	}
+	if errors.As(releaseErr, &notHere) {
+		return res, releaseErr
 	}
 	if releaseErr != nil {
 		return res, fmt.Errorf("backup of %s: release after %s: %w", name, how, releaseErr)

@@ -100,7 +100,12 @@
 // Stun: quiesce (or pause) until release. The agent releases the workload
 // itself when the request's stun timeout passes, whatever happens to the
 // request, and fails the backup as inconsistent if the copy was not done by
-// then. The point-in-time copy is a node-local mirror under state_dir:
+// then. A node backup releases every workload it froze on every failure,
+// including one whose freeze failed half-way or ended after the deadline.
+// A workload whose ownership lease was lost while it was frozen is stopped
+// instead of released (another node may already run it on the same data)
+// and the backup fails "not_active". The point-in-time copy is a
+// node-local mirror under state_dir:
 // unchanged files are not copied again and keep their inode, so the
 // repository does not re-read them either (E9). The mirror is written only
 // through an os.Root on it, and an entry whose type changed on the volume

@@ -123,7 +123,7 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 		defer cancel()
 		for i := len(held) - 1; i >= 0; i-- {
 			f := held[i]
-			if err := f.release(rctx); err != nil {
+			if err := s.releaseOrStop(rctx, f.wl, f.release); err != nil {
 				relErrs = append(relErrs, fmt.Errorf("release %s: %w", f.wl.cfg.Name, err))
 			}
 			res.StunMS[f.wl.cfg.Name] = s.now().Sub(f.at).Milliseconds()
@@ -147,15 +147,31 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 		}
 		at := s.now()
 		if err := freeze(ctx); err != nil {
+			// A half-done freeze must not leave the workload frozen.
+			rerr := s.releaseNow(ctx, wl, release)
 			wl.actionMu.Unlock()
-			return res, fmt.Errorf("node backup: freeze %s: %w", wl.cfg.Name, err)
+			return res, errors.Join(fmt.Errorf("node backup: freeze %s: %w", wl.cfg.Name, err), rerr)
 		}
 		mu.Lock()
+		if released {
+			// The stun timer fired while this one was being frozen: the
+			// others are running again, so no consistent copy can be taken.
+			mu.Unlock()
+			rerr := s.releaseNow(ctx, wl, release)
+			wl.actionMu.Unlock()
+			return res, errors.Join(fmt.Errorf("node backup: the stun timeout (%s) passed while the workloads were being frozen, so they were released and no copy was taken; raise the stun timeout", stunLimit), rerr)
+		}
 		held = append(held, frozen{wl: wl, release: release, at: at})
 		mu.Unlock()
 	}
 	if err := s.fence.Check(req.Epoch); err != nil {
 		return res, err
+	}
+	// Re-checked right before the volume is read, as for a single backup.
+	for _, wl := range wls {
+		if err := s.owners.Verify(wl.cfg.Name); err != nil {
+			return res, &NotOwnedHereError{Reason: fmt.Sprintf("node backup on node %s refused right before the copy: %s: %v; no copy was taken", s.cfg.Node, wl.cfg.Name, err)}
+		}
 	}
 	paths, err := volumeView(s.cfg.SharedVolume)
 	if err != nil {
@@ -198,6 +214,17 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 	res.SnapshotID, res.TotalBytes, res.BytesAdded, res.FinishedAt = snap.ID, stats.Bytes, stats.BytesAdded, s.now().UTC()
 	s.logger.Info("node view backed up", "snapshot", snap.ID, "workloads", len(wls), "bytes", stats.Bytes)
 	return res, nil
+}
+
+// releaseNow releases one workload frozen outside the held set, with its
+// own deadline so a cancelled request still releases it.
+func (s *Server) releaseNow(ctx context.Context, wl *workload, release func(context.Context) error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.actionTimeout(wl))
+	defer cancel()
+	if err := s.releaseOrStop(rctx, wl, release); err != nil {
+		return fmt.Errorf("release %s: %w", wl.cfg.Name, err)
+	}
+	return nil
 }
 
 // volumeView lists the shared volume's top-level entries except the
