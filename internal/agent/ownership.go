@@ -227,9 +227,12 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		o.mu.Unlock()
 		return OwnerRecord{}, &LeaseHeldError{Workload: workload, Record: rec}
 	}
-	delay := o.cfg.freeDelay()
+	// The waits use the longer of our timing and the one the record's
+	// writer declared: a holder or rival with slower renewals than ours
+	// must get its full interval too.
+	delay := o.cfg.freeDelayWith(rec)
 	if exists && rec.Node != o.node && !rec.Released {
-		delay = o.cfg.takeoverDelay()
+		delay = o.cfg.takeoverDelayWith(rec)
 		o.logger.Warn("taking over an expired ownership lease", "workload", workload, "holder", rec.Node,
 			"generation", rec.Generation, "last_renewed", rec.HeartbeatAt, "wait", delay)
 	}
