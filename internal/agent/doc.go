@@ -158,7 +158,9 @@
 // the newest holder, never a copy started by hand (that is reported in
 // owner_conflict). Backups re-check, under the workload's lock right before
 // the copy, that it is still active here and the lease still held here; an
-// in-place restore is refused while another node holds a live lease.
+// in-place restore is refused while another node holds a live lease or the
+// workload is active here, checked again under the workload's lock right
+// before the swap (held through it).
 //
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
 // clock_skew_margin 2s by default. It assumes node clocks agree within the
