@@ -119,3 +119,33 @@ func TestFailedStartKeepsTheLeaseUntilSeenInactiveTwice(t *testing.T) {
 		t.Fatalf("inactive twice a renewal interval apart: held %v, record %+v; want released", s.owners.Holds("web"), rec)
 	}
 }
+
+// A workload whose lease was taken over, and whose stop returned without
+// stopping it, keeps its claim noted here: a later probe still knows this
+// copy ran under an older lease and fences it, instead of taking it for a
+// copy started by hand.
+func TestLostLeaseStopThatLeavesTheWorkloadRunningKeepsTheClaim(t *testing.T) {
+	e := newAgentEnv(t)
+	w := fileWorkload("web")
+	w.stop = "true" // returns success, stops nothing
+	s := startServer(t, e.config(t, "", w), nil)
+	if code := call(t, nil, "POST", s.url+"/v1/workloads/web/start", testToken, nil); code != http.StatusOK {
+		t.Fatalf("start = %d", code)
+	}
+	rec, _, _ := ReadOwnerRecord(e.volume, "web")
+	rec.Node, rec.Claim, rec.Generation = "node-2", "takeover", rec.Generation+1
+	if err := s.owners.write(rec); err != nil {
+		t.Fatal(err)
+	}
+	s.owners.RenewAll() // sees the takeover and stops the workload here
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(s.logs.String(), "still runs here after losing its ownership lease") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no report of a workload still running after losing its lease; logs:\n%s", s.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, ok := s.owners.LastOwnClaim("web"); !ok {
+		t.Fatal("the claim noted here was forgotten although the workload still runs here")
+	}
+}
