@@ -152,14 +152,20 @@
 // workload runs here the lease is renewed every renew_interval; a node that
 // finds its claim replaced, or cannot renew for longer than expiry, stops
 // the workload itself. A stop releases the lease, so another node may start
-// at once. At agent start a workload running here is adopted when no other
+// at once, once Status confirms the workload inactive (a stop that left it
+// running fails and keeps the lease); a failed start or an inactive probe
+// releases it only when the workload is definitely inactive (probes: twice,
+// a renewal interval apart). Waits use the longer of our timing and the
+// record writer's. At agent start a workload running here is adopted when no other
 // node holds a live lease; if one does, the copy here is stopped only when
 // this node ran it under an older lease of its own that it never released
 // (the claim is noted in state_dir until a stop) and the other lease is valid even after the margin — never
 // the newest holder, never a copy started by hand (that is reported in
 // owner_conflict). Backups re-check, under the workload's lock right before
 // the copy, that it is still active here and the lease still held here; an
-// in-place restore is refused while another node holds a live lease.
+// in-place restore is refused while another node holds a live lease or the
+// workload is active here, checked again under the workload's lock right
+// before the swap (held through it).
 //
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
 // clock_skew_margin 2s by default. It assumes node clocks agree within the

@@ -135,6 +135,9 @@ type Owners struct {
 	mu   sync.Mutex // serialises this node's reads and writes of records
 	held map[string]*heldLease
 	busy map[string]bool // workloads with an adoption under way
+	// inactiveSeen is when a held workload was first seen inactive since
+	// it was last seen otherwise (see confirmInactive).
+	inactiveSeen map[string]time.Time
 	// running is set while Run renews: only then are workloads adopted.
 	running atomic.Bool
 }
@@ -227,9 +230,12 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		o.mu.Unlock()
 		return OwnerRecord{}, &LeaseHeldError{Workload: workload, Record: rec}
 	}
-	delay := o.cfg.freeDelay()
+	// The waits use the longer of our timing and the one the record's
+	// writer declared: a holder or rival with slower renewals than ours
+	// must get its full interval too.
+	delay := o.cfg.freeDelayWith(rec)
 	if exists && rec.Node != o.node && !rec.Released {
-		delay = o.cfg.takeoverDelay()
+		delay = o.cfg.takeoverDelayWith(rec)
 		o.logger.Warn("taking over an expired ownership lease", "workload", workload, "holder", rec.Node,
 			"generation", rec.Generation, "last_renewed", rec.HeartbeatAt, "wait", delay)
 	}
@@ -262,6 +268,7 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		return OwnerRecord{}, err
 	}
 	o.held[workload] = h
+	delete(o.inactiveSeen, workload)
 	if err := o.rememberClaim(h.rec); err != nil {
 		o.logger.Warn("cannot note the claim in the state directory", "workload", workload, "error", err)
 	}
@@ -365,6 +372,7 @@ func (o *Owners) Release(workload string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.held, workload)
+	delete(o.inactiveSeen, workload)
 	o.ForgetClaim(workload)
 	rec, exists, err := ReadOwnerRecord(o.volume, workload)
 	if err != nil {

@@ -29,7 +29,10 @@ func (s *Server) fencedStart(wl *workload) func(context.Context) error {
 			return err
 		}
 		if err := wl.driver.Start(ctx); err != nil {
-			if st, _ := wl.driver.Status(context.WithoutCancel(ctx)); st != api.StateActive {
+			// Only a definite "inactive" gives the lease back: a workload
+			// whose state is unknown or failed may run, or be starting; the
+			// renewal keeps its lease until probes see it inactive twice.
+			if st, serr := wl.driver.Status(context.WithoutCancel(ctx)); serr == nil && st == api.StateInactive {
 				if rerr := s.owners.Release(wl.cfg.Name); rerr != nil {
 					s.logger.Warn("could not release the ownership lease after a failed start", "workload", wl.cfg.Name, "error", rerr)
 				}
@@ -46,6 +49,11 @@ func (s *Server) releasingStop(wl *workload) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := wl.driver.Stop(ctx); err != nil {
 			return err // it may still run: keep the lease
+		}
+		// A stop that returned is not proof: a workload without a stop
+		// command, or with an asynchronous one, may still run.
+		if err := s.stoppedHere(ctx, wl); err != nil {
+			return err
 		}
 		if err := s.owners.Release(wl.cfg.Name); err != nil {
 			s.logger.Warn("workload stopped but its ownership lease could not be released; other nodes wait for it to expire", "workload", wl.cfg.Name, "error", err)
@@ -81,6 +89,9 @@ func (s *Server) observeOwnership(ctx context.Context, wl *workload, out *api.Wo
 	if ok {
 		out.Owner = rec.View(held)
 	}
+	if out.State != api.StateInactive {
+		s.owners.clearInactive(name)
+	}
 	switch out.State {
 	case api.StateActive:
 		if held {
@@ -94,8 +105,14 @@ func (s *Server) observeOwnership(ctx context.Context, wl *workload, out *api.Wo
 	case api.StateInactive:
 		if held && wl.actionMu.TryLock() {
 			defer wl.actionMu.Unlock()
-			// Re-checked under the lock: no start is half-way.
+			// Re-checked under the lock: no start is half-way. Released only
+			// when seen inactive twice, a renewal interval apart: a slow
+			// start may look inactive for a moment.
 			if st, err := wl.driver.Status(ctx); err == nil && st == api.StateInactive && s.owners.Holds(name) {
+				if !s.owners.confirmInactive(name, s.now()) {
+					s.logger.Info("workload found stopped here while this node holds its ownership lease: kept until seen stopped again a renewal interval later", "workload", name)
+					return
+				}
 				s.logger.Warn("workload found stopped here while this node held its ownership lease: releasing the lease", "workload", name)
 				if err := s.owners.Release(name); err != nil {
 					s.logger.Warn("release the ownership lease", "workload", name, "error", err)
@@ -191,6 +208,13 @@ func (s *Server) ownershipLost(name, reason string) {
 	if err := wl.driver.Stop(ctx); err != nil {
 		s.driverErrors.Add(1)
 		s.logger.Error("could not stop the workload after losing its ownership lease", "workload", name, "error", err)
+		return
+	}
+	// The claim stays noted while the workload may still run here, so a
+	// later probe still fences this copy.
+	if err := s.stoppedHere(ctx, wl); err != nil {
+		s.driverErrors.Add(1)
+		s.logger.Error("the workload still runs here after losing its ownership lease; stop it by hand", "workload", name, "error", err)
 		return
 	}
 	s.owners.ForgetClaim(name)

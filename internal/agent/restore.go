@@ -89,6 +89,9 @@ func (s *Server) writeRestoreResult(w http.ResponseWriter, r *http.Request, wl *
 		s.writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &stale):
 		s.writeError(w, http.StatusConflict, CodeStaleEpoch, err.Error())
+	case errors.As(err, new(*restoreConflictError)):
+		s.logger.Warn("in-place restore refused before the swap", "workload", wl.cfg.Name, "operation", req.OperationID, "error", err)
+		s.writeError(w, http.StatusConflict, CodeActive, err.Error())
 	case s.writeRepositoryError(w, err):
 	case errors.Is(err, repository.ErrDamaged) || errors.Is(err, repository.ErrSnapshotNotFound) || errors.Is(err, repository.ErrFileNotFound):
 		s.writeError(w, http.StatusUnprocessableEntity, CodeDamaged, err.Error())
@@ -199,6 +202,19 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 	res.Files, res.BytesWritten = stats.Files, stats.BytesWritten
 	if err := s.fence.Check(req.Epoch); err != nil {
 		return res, err
+	}
+	if restoreAfterDownloadHook != nil && req.Destination == "" {
+		restoreAfterDownloadHook()
+	}
+	if req.Destination == "" {
+		// The workload may have been started, here or elsewhere, during the
+		// download: re-checked under its lock, held through the swap, so no
+		// start runs between the check and the write.
+		wl.actionMu.Lock()
+		defer wl.actionMu.Unlock()
+		if err := s.recheckInPlace(ctx, wl); err != nil {
+			return res, err
+		}
 	}
 	if len(req.Files) == 0 {
 		err = swapIn(s.cfg.SharedVolume, staging, filepath.Join(opDir, "old"), wl.cfg.Paths)
