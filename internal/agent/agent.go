@@ -69,7 +69,19 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	// Adopt the workloads running here and renew their ownership leases.
-	go srv.RunOwnership(ctx)
+	// Run returns only once that loop has stopped, so no lease write of a
+	// stopped agent lands after it (or after its lock is released).
+	ownCtx, ownCancel := context.WithCancel(ctx)
+	ownDone := make(chan struct{})
+	go func() { defer close(ownDone); srv.RunOwnership(ownCtx) }()
+	defer func() {
+		ownCancel()
+		select {
+		case <-ownDone:
+		case <-time.After(DefaultShutdownTimeout):
+			logger.Warn("the ownership lease loop did not stop in time")
+		}
+	}()
 
 	ln, scheme, err := listen(cfg, logger)
 	if err != nil {
