@@ -81,6 +81,9 @@ func Run(ctx context.Context, opts Options) error {
 		case <-time.After(DefaultShutdownTimeout):
 			logger.Warn("the ownership lease loop did not stop in time")
 		}
+		if !srv.StopBackground(DefaultShutdownTimeout) {
+			logger.Warn("background ownership work did not stop in time")
+		}
 	}()
 
 	ln, scheme, err := listen(cfg, logger)

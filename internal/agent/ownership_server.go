@@ -130,10 +130,26 @@ func (s *Server) background(wl *workload, fn func(*workload)) {
 	if !s.owners.begin(wl.cfg.Name) {
 		return
 	}
+	s.bgWG.Add(1)
 	go func() {
+		defer s.bgWG.Done()
 		defer s.owners.end(wl.cfg.Name)
 		fn(wl)
 	}()
+}
+
+// StopBackground cancels background ownership work and waits for it, at
+// most timeout.
+func (s *Server) StopBackground(timeout time.Duration) bool {
+	s.bgCancel()
+	done := make(chan struct{})
+	go func() { s.bgWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // adoptOrFence decides, under the workload's lock, about a workload active
@@ -153,7 +169,7 @@ func (s *Server) adoptOrFence(wl *workload) {
 	wl.actionMu.Lock()
 	defer wl.actionMu.Unlock()
 	cfg := s.owners.cfg
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.takeoverDelay()+2*time.Minute)
+	ctx, cancel := context.WithTimeout(s.bgCtx, cfg.takeoverDelay()+2*time.Minute)
 	defer cancel()
 	if st, _ := wl.driver.Status(ctx); st != api.StateActive || s.owners.Holds(name) {
 		return

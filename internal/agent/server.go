@@ -47,6 +47,11 @@ type Server struct {
 	fence     *Fence
 	repoIDs   sync.Map // repository name -> id, once opened (repoaccess.go)
 	owners    *Owners  // per-workload ownership leases on the shared volume
+	// Background ownership work (adoption, fencing) runs under bgCtx and is
+	// waited for by StopBackground, so a stopped agent acts no more.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 
 	authFailures  atomic.Int64
 	driverErrors  atomic.Int64
@@ -75,6 +80,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		workloads: map[string]*workload{},
 		tokenHash: sha256.Sum256([]byte(cfg.Token.Reveal())),
 	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
