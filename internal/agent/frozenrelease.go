@@ -23,7 +23,7 @@ func (s *Server) releaseOrStop(ctx context.Context, wl *workload, release func(c
 	s.logger.Error("ownership lease lost while the workload was frozen for a backup: stopping it instead of resuming it", "workload", name, "reason", verr)
 	if err := wl.driver.Stop(ctx); err != nil {
 		s.driverErrors.Add(1)
-		return fmt.Errorf("workload %s on node %s lost its ownership lease while frozen for a backup (%v) and could not be stopped; it is left frozen, stop it by hand: %w", name, s.cfg.Node, verr, err)
+		return fmt.Errorf("workload %s on node %s lost its ownership lease while frozen for a backup (%w) and could not be stopped; it is left frozen, stop it by hand: %w", name, s.cfg.Node, verr, err)
 	}
 	return &NotOwnedHereError{Reason: fmt.Sprintf("workload %s on node %s lost its ownership lease while frozen for a backup (%v): it was stopped instead of resumed and the backup failed", name, s.cfg.Node, verr)}
 }

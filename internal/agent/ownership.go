@@ -44,12 +44,6 @@ func DefaultOwnershipConfig() OwnershipConfig {
 	return OwnershipConfig{RenewInterval: DefaultRenewInterval, Expiry: DefaultExpiry, ClockSkewMargin: DefaultClockSkewMargin}
 }
 
-// freeDelay is how long an acquirer waits after claiming a free (absent or
-// released) record before it re-reads it: longer than one renewal interval,
-// so that any other acquirer that read the record before our write has
-// written its own claim by then and one of the two sees the other's.
-func (c OwnershipConfig) freeDelay() time.Duration { return c.RenewInterval + c.RenewInterval/2 }
-
 // takeoverDelay is how long an acquirer waits after claiming a record
 // another node let expire: the expiry and the margin once more, so a holder
 // that was only slow either renews over our claim (and we lose) or has

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -21,19 +22,14 @@ func (p *configParser) parseOwnership(block *hcl.Block) {
 	content, diags := block.Body.Content(ownershipSchema)
 	p.diags = append(p.diags, diags...)
 	o := DefaultOwnershipConfig()
-	if a := content.Attributes["renew_interval"]; a != nil {
-		if d, ok := p.duration(a.Expr, "renew_interval"); ok {
-			o.RenewInterval = d
-		}
-	}
-	if a := content.Attributes["expiry"]; a != nil {
-		if d, ok := p.duration(a.Expr, "expiry"); ok {
-			o.Expiry = d
-		}
-	}
-	if a := content.Attributes["clock_skew_margin"]; a != nil {
-		if d, ok := p.duration(a.Expr, "clock_skew_margin"); ok {
-			o.ClockSkewMargin = d
+	for _, f := range []struct {
+		name   string
+		target *time.Duration
+	}{{"renew_interval", &o.RenewInterval}, {"expiry", &o.Expiry}, {"clock_skew_margin", &o.ClockSkewMargin}} {
+		if a := content.Attributes[f.name]; a != nil {
+			if d, ok := p.duration(a.Expr, f.name); ok {
+				*f.target = d
+			}
 		}
 	}
 	if o.Expiry < 3*o.RenewInterval {

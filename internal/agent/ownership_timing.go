@@ -2,8 +2,12 @@ package agent
 
 import "time"
 
-// freeDelayWith is freeDelay for a record written with rec's timing: one
-// and a half of the longer renewal interval, ours or the record's.
+// freeDelayWith is how long an acquirer waits after claiming a free (absent
+// or released) record before it re-reads it: longer than one renewal
+// interval, so that any other acquirer that read the record before our
+// write has written its own claim by then and one of the two sees the
+// other's. It is one and a half of the longer renewal interval, ours or the
+// record's (rec's writer may renew more slowly).
 func (c OwnershipConfig) freeDelayWith(rec OwnerRecord) time.Duration {
 	renew := max(c.RenewInterval, time.Duration(rec.RenewIntervalMS)*time.Millisecond)
 	return renew + renew/2

@@ -23,11 +23,7 @@ const (
 // tokens, in constant time, and always with both.
 func (s *Server) scopeOf(got [sha256.Size]byte) tokenScope {
 	full := subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
-	readOnly := false
-	if ro := s.cfg.ReadOnlyToken.Reveal(); ro != "" {
-		h := sha256.Sum256([]byte(ro))
-		readOnly = subtle.ConstantTimeCompare(got[:], h[:]) == 1
-	}
+	readOnly := s.hasReadOnlyToken && subtle.ConstantTimeCompare(got[:], s.readOnlyTokenHash[:]) == 1
 	switch {
 	case full:
 		return scopeFull

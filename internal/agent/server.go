@@ -41,6 +41,9 @@ type Server struct {
 	now       func() time.Time
 	started   time.Time
 	tokenHash [sha256.Size]byte
+	// The read-only token's hash, when read_only_token_file is set (scope.go).
+	readOnlyTokenHash [sha256.Size]byte
+	hasReadOnlyToken  bool
 
 	names     []string // config order
 	workloads map[string]*workload
@@ -81,6 +84,9 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		tokenHash: sha256.Sum256([]byte(cfg.Token.Reveal())),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	if ro := cfg.ReadOnlyToken.Reveal(); ro != "" {
+		s.hasReadOnlyToken, s.readOnlyTokenHash = true, sha256.Sum256([]byte(ro))
+	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

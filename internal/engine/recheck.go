@@ -99,12 +99,12 @@ func reportedByAnswering(status ClusterStatus, workload string) bool {
 	return false
 }
 
-// locate finds where workload runs now according to status, and which
+// locate finds where workload runs now according to status (d is its
+// merged digest, computed once by the caller), and which
 // nodes that may run it could not be asked. An unreachable node named in
 // assumeDown counts as down once its ownership lease on the workload has
 // expired (or it has none); a node that answers is never assumed down.
-func locate(status ClusterStatus, workload string, assumeDown []string, now time.Time) (DigestEntry, bool, *UnreachableNodesError) {
-	d := mergeDigest(status)
+func locate(status ClusterStatus, d Digest, workload string, assumeDown []string, now time.Time) (DigestEntry, bool, *UnreachableNodesError) {
 	var entry DigestEntry
 	known := false
 	for _, w := range d.Workloads {
@@ -150,7 +150,7 @@ func (e *Engine) recheckStep(ctx context.Context, s RestoreSpec, p RestoreStepPl
 	if err != nil {
 		return fmt.Errorf("probing where %s runs before %s it: %w", p.Workload, before, err)
 	}
-	entry, known, unreachable := locate(status, p.Workload, s.AssumeDown, e.now())
+	entry, known, unreachable := locate(status, mergeDigest(status), p.Workload, s.AssumeDown, e.now())
 	switch {
 	case unreachable != nil:
 		return unreachable

@@ -37,7 +37,7 @@ func TestLocateHonoursAssumeDownOnlyWithEvidence(t *testing.T) {
 		{"no answering node defines web", status(api.Workload{Name: "db", State: api.StateActive}), "no node that answers defines"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, u := locate(c.status, "web", []string{"node-2"}, now)
+			_, _, u := locate(c.status, mergeDigest(c.status), "web", []string{"node-2"}, now)
 			switch {
 			case c.want == "" && u != nil:
 				t.Fatalf("assume_down not honoured: %v", u)

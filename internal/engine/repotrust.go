@@ -23,8 +23,6 @@ import (
 const (
 	// ProblemRepositoryMissing: the agent's config has no block for the repository.
 	ProblemRepositoryMissing NodeProblem = "repository_missing"
-	// ProblemRepositoryMismatch: the agent's block of that name opens another repository.
-	ProblemRepositoryMismatch NodeProblem = "repository_mismatch"
 )
 
 // RepositoryNotOnNodesError lists the nodes of a cluster that cannot use a
@@ -134,7 +132,7 @@ func checkResultRepositoryID(node, repo, got, want string) error {
 // after a repository is re-created at the same location it is stale. The
 // agent checks the id itself on every request (409 repository_mismatch),
 // against the repository as it is then; staleRepositoryFacts only warns.
-func checkRepositoryOnNodes(st ClusterStatus, r catalog.Repository, id string) error {
+func checkRepositoryOnNodes(st ClusterStatus, r catalog.Repository) error {
 	var bad []*NodeError
 	for _, n := range st.Nodes {
 		if n.Err != nil {
@@ -185,7 +183,7 @@ func (e *Engine) checkRunRepository(ctx context.Context, st ClusterStatus, r cat
 		return "", err
 	}
 	e.warnStaleRepositoryFacts(ctx, st, r, id)
-	return id, checkRepositoryOnNodes(st, r, id)
+	return id, checkRepositoryOnNodes(st, r)
 }
 
 func (e *Engine) warnStaleRepositoryFacts(ctx context.Context, st ClusterStatus, r catalog.Repository, id string) {
@@ -209,7 +207,7 @@ func (e *Engine) checkGroupRepository(ctx context.Context, g catalog.ProtectionG
 		e.log.WarnContext(ctx, "protection group written without learning its repository's id; its runs need it", "group", g.Name, "error", err.Error())
 	}
 	e.warnStaleRepositoryFacts(ctx, st, r, id)
-	if err := checkRepositoryOnNodes(st, r, id); err != nil {
+	if err := checkRepositoryOnNodes(st, r); err != nil {
 		return fmt.Errorf("protection group %q: %w", g.Name, err)
 	}
 	return nil

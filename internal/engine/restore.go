@@ -195,7 +195,7 @@ func (e *Engine) PlanRestore(ctx context.Context, s RestoreSpec) (RestorePlan, e
 	colocated := ""
 	for _, w := range s.Workloads {
 		p := RestoreStepPlan{Workload: w.Name, FileLevel: len(w.Files) > 0}
-		de, known, unreachable := locate(status, w.Name, s.AssumeDown, e.now())
+		de, known, unreachable := locate(status, d, w.Name, s.AssumeDown, e.now())
 		if !known {
 			return RestorePlan{}, unknownWorkloadError(s.Cluster, w.Name, d)
 		}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/postgres"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/secretbox"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 )
@@ -18,9 +18,7 @@ const (
 	envCatalogKeyFile = "CLUSTERGUARD_CATALOG_KEY_FILE" // a file holding it (mode 0600)
 )
 
-func isPostgresCatalog(where string) bool {
-	return strings.HasPrefix(where, "postgres://") || strings.HasPrefix(where, "postgresql://")
-}
+func isPostgresCatalog(where string) bool { return postgres.IsURL(where) }
 
 // catalogSecretBox finds the catalog key: CLUSTERGUARD_CATALOG_KEY, else the
 // file CLUSTERGUARD_CATALOG_KEY_FILE names, else (SQLite only) the file

@@ -23,11 +23,6 @@ func diagRepositoryNotOnNodes(attr string, err error) (diags diag.Diagnostics, o
 		summary, todo := "Repository Not Configured On Agent", fmt.Sprintf(
 			"Agents open only the repositories their config defines (they take no URL or password from the engine). The agent config of node %q needs a `repository %q { url = \"...\", password_file = \"...\" }` block with the repository's url and a file (mode 0600) holding its password; the block's name must equal the clusterguard_repository's name. Restart the agent after adding it.",
 			n.Node, rerr.Repository)
-		if n.Problem == engine.ProblemRepositoryMismatch {
-			summary, todo = "Agent Repository Is Another Repository", fmt.Sprintf(
-				"The `repository %q` block of node %q opens a different repository than the one registered under that name. Make its url point at the registered repository's location.",
-				rerr.Repository, n.Node)
-		}
 		diags.AddAttributeError(path.Root(attr), summary,
 			detail(fmt.Sprintf("Node %q (%s) of cluster %q cannot use repository %q: %s.", n.Node, n.Endpoint, rerr.Cluster, rerr.Repository, n.Detail), todo, nil))
 	}

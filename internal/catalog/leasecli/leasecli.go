@@ -14,7 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,7 +51,7 @@ type Store interface {
 // Open opens the catalog named by where without ever creating one: a
 // mistyped path must not look like an empty catalog with no lease.
 var Open = func(ctx context.Context, where string) (Store, error) {
-	if strings.HasPrefix(where, "postgres://") || strings.HasPrefix(where, "postgresql://") {
+	if postgres.IsURL(where) {
 		return postgres.Open(ctx, where, postgres.Options{})
 	}
 	if _, err := os.Stat(where); errors.Is(err, fs.ErrNotExist) {

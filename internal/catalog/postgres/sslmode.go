@@ -14,13 +14,19 @@ import (
 // trusted loopback without TLS needs sslmode=disable in its URL.
 const DefaultSSLMode = "verify-full"
 
+// IsURL reports whether a catalog setting names a PostgreSQL server
+// (a libpq URL) rather than a SQLite file.
+func IsURL(where string) bool {
+	return strings.HasPrefix(where, "postgres://") || strings.HasPrefix(where, "postgresql://")
+}
+
 // withDefaultSSLMode adds sslmode=DefaultSSLMode to a libpq URL or
 // key=value string that sets no sslmode, unless PGSSLMODE does.
 func withDefaultSSLMode(dsn string) string {
 	if os.Getenv("PGSSLMODE") != "" {
 		return dsn
 	}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if IsURL(dsn) {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return dsn // pgx reports the parse error

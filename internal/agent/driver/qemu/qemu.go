@@ -291,7 +291,7 @@ func (d *Driver) Start(ctx context.Context) error {
 		_ = os.Remove(d.pidPath())
 		return fmt.Errorf("start %s: %w; QEMU log %s:\n%s", d.cfg.Workload, err, d.logPath(), tail(d.logPath()))
 	}
-	if err := writeFileAtomic(d.pidPath(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
+	if err := marker.WriteFile(d.pidPath(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n")); err != nil {
 		return fail(fmt.Errorf("record pid: %w", err))
 	}
 	for {
@@ -321,8 +321,6 @@ func (d *Driver) Start(ctx context.Context) error {
 // started it, so a recycled pid or another workload's VM is never taken for
 // this one.
 const vmIDVar = "CLUSTERGUARD_QEMU_PIDFILE"
-
-func writeFileAtomic(path string, data []byte) error { return marker.WriteFile(path, data) }
 
 func tail(path string) string {
 	data, _ := os.ReadFile(path)
