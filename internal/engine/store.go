@@ -15,6 +15,46 @@ type Store interface {
 	LeaseStore
 	BackupStore
 	RestoreStore
+	ScheduleStore
+}
+
+// ScheduleStore holds backup schedules, their slots, daemon leadership and
+// liveness, and agent registrations. Slot writes are fenced: ClaimSlot and
+// UpdateSlot succeed only while s.Token is the current, unexpired token of
+// the "scheduler" leadership at now (else ErrConflict), so a daemon that lost
+// leadership cannot record anything.
+type ScheduleStore interface {
+	PutSchedule(ctx context.Context, s catalog.Schedule) error // insert or replace by name
+	GetSchedule(ctx context.Context, name string) (catalog.Schedule, error)
+	ListSchedules(ctx context.Context, group string) ([]catalog.Schedule, error) // "" lists all, by name
+	DeleteSchedule(ctx context.Context, name string) error                       // with its slots; ErrNotFound if absent
+
+	// ClaimSlot inserts the slot (ErrConflict if (Schedule, Slot) exists or
+	// the token is not the current leadership token).
+	ClaimSlot(ctx context.Context, s catalog.ScheduleSlot, now time.Time) error
+	// UpdateSlot replaces State, Daemon, Token, RunID, Reason, StartedAt and
+	// FinishedAt of an existing slot (ErrNotFound; ErrConflict as ClaimSlot).
+	UpdateSlot(ctx context.Context, s catalog.ScheduleSlot, now time.Time) error
+	GetSlot(ctx context.Context, schedule string, slot time.Time) (catalog.ScheduleSlot, error)
+	// ListSlots returns a schedule's slots, newest first, at most limit (0: all).
+	ListSlots(ctx context.Context, schedule string, limit int) ([]catalog.ScheduleSlot, error)
+	// RunningSlots returns every slot in SlotRunning state, of all schedules.
+	RunningSlots(ctx context.Context) ([]catalog.ScheduleSlot, error)
+
+	// AcquireLeadership grants role to holder (a new token) if it is free or
+	// expired at now, renews it (same token) if holder already holds it, and
+	// returns ErrConflict if another holder's lease is unexpired.
+	AcquireLeadership(ctx context.Context, role, holder string, ttl time.Duration, now time.Time) (catalog.Leadership, error)
+	// ReleaseLeadership ends the role if token is still current (no error otherwise).
+	ReleaseLeadership(ctx context.Context, role string, token int64) error
+	GetLeadership(ctx context.Context, role string) (catalog.Leadership, error) // ErrNotFound if never held
+
+	PutDaemon(ctx context.Context, d catalog.Daemon) error     // insert or replace by ID (heartbeat)
+	ListDaemons(ctx context.Context) ([]catalog.Daemon, error) // most recently seen first
+	DeleteDaemon(ctx context.Context, id string) error
+
+	PutNodeRegistration(ctx context.Context, r catalog.NodeRegistration) error                     // insert or replace by (Cluster, Node)
+	ListNodeRegistrations(ctx context.Context, cluster string) ([]catalog.NodeRegistration, error) // "" lists all
 }
 
 // RestoreStore holds restore operations and their steps.
