@@ -118,7 +118,7 @@ type Daemon struct {
 	running       map[string]*activeRun // by run id
 	busyGroups    map[string]string     // group -> schedule running it
 	plans         map[string]*cachedPlan
-	deferReason   map[string]string    // schedule -> why its due slot waits
+	deferReason   map[string]string    // deferKey(schedule, slot) -> why the due slot waits
 	lastVerify    map[string]time.Time // schedule -> last verification start
 	verifying     map[string]bool      // repository -> verification in progress
 	verifications map[string]VerifyResult
@@ -140,6 +140,7 @@ type cachedPlan struct {
 	plan        *schedule.Plan
 	lastHandled time.Time
 	known       bool      // lastHandled was read from the catalog
+	firstSeen   time.Time // the schedule's CreatedAt, or when this leader first saw it
 	nextEval    time.Time // nothing is due before it
 }
 

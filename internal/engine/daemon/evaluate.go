@@ -45,7 +45,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		if s.Paused {
 			continue
 		}
-		cp, err := d.planFor(ctx, s)
+		cp, err := d.planFor(ctx, s, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -54,7 +54,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		if now.Before(cp.nextEval) {
 			continue
 		}
-		dec := cp.plan.Decide(now, cp.lastHandled)
+		dec := cp.plan.Decide(now, cp.since())
 		for _, m := range dec.Missed {
 			if err := d.claimMissed(ctx, s, cp, m, now); err != nil {
 				errs = append(errs, err)
@@ -86,7 +86,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 
 // planFor returns the schedule's parsed plan and its latest handled slot,
 // read from the catalog once per leadership term or after a conflict.
-func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule) (*cachedPlan, error) {
+func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule, now time.Time) (*cachedPlan, error) {
 	d.mu.Lock()
 	cp := d.plans[s.Name]
 	d.mu.Unlock()
@@ -95,7 +95,10 @@ func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule) (*cachedPlan, 
 		if err != nil {
 			return nil, fmt.Errorf("schedule %q is not run: %w", s.Name, err)
 		}
-		cp = &cachedPlan{updatedAt: s.UpdatedAt, plan: p}
+		cp = &cachedPlan{updatedAt: s.UpdatedAt, plan: p, firstSeen: now}
+		if !s.CreatedAt.IsZero() {
+			cp.firstSeen = s.CreatedAt
+		}
 		d.mu.Lock()
 		d.plans[s.Name] = cp
 		d.mu.Unlock()
@@ -114,6 +117,18 @@ func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule) (*cachedPlan, 
 	return cp, nil
 }
 
+// since is the lastHandled passed to the planner. A schedule without any
+// slot yet starts one start window before it was created (or first seen by
+// this leader), not one start window before now: otherwise a slot that had
+// to wait (its group busy) would slide out of view instead of being
+// recorded as missed.
+func (cp *cachedPlan) since() time.Time {
+	if !cp.lastHandled.IsZero() {
+		return cp.lastHandled
+	}
+	return cp.firstSeen.Add(-cp.plan.StartWindow())
+}
+
 // forget drops what the daemon believes about a schedule's slots, so the
 // next tick reads them again (after a conflict: another daemon wrote).
 func (d *Daemon) forget(name string) {
@@ -128,8 +143,8 @@ func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cached
 		return nil
 	}
 	d.mu.Lock()
-	why := d.deferReason[s.Name]
-	delete(d.deferReason, s.Name)
+	why := d.deferReason[deferKey(s.Name, slot)]
+	delete(d.deferReason, deferKey(s.Name, slot))
 	d.mu.Unlock()
 	reason := fmt.Sprintf("not started within its start window (%s): no engine daemon was leading then", cp.plan.StartWindow())
 	if why != "" {
@@ -162,12 +177,12 @@ func (d *Daemon) startSlot(ctx context.Context, c candidate, now time.Time) erro
 		return nil
 	}
 	if other, busy := d.busyGroups[c.s.Group]; busy {
-		d.deferReason[c.s.Name] = fmt.Sprintf("group %q was busy with a run of schedule %q", c.s.Group, other)
+		d.deferReason[deferKey(c.s.Name, c.slot)] = fmt.Sprintf("group %q was busy with a run of schedule %q", c.s.Group, other)
 		d.mu.Unlock()
 		return nil
 	}
 	if len(d.running) >= d.o.MaxConcurrentRuns {
-		d.deferReason[c.s.Name] = fmt.Sprintf("%d runs were already in progress (max concurrent runs)", len(d.running))
+		d.deferReason[deferKey(c.s.Name, c.slot)] = fmt.Sprintf("%d runs were already in progress (max concurrent runs)", len(d.running))
 		d.mu.Unlock()
 		return nil
 	}
@@ -189,12 +204,16 @@ func (d *Daemon) startSlot(ctx context.Context, c candidate, now time.Time) erro
 	}
 	c.cp.lastHandled = c.slot
 	d.mu.Lock()
-	delete(d.deferReason, c.s.Name)
+	delete(d.deferReason, deferKey(c.s.Name, c.slot))
 	d.mu.Unlock()
 	d.metrics.lag.Observe(max(0, now.Sub(c.due)).Seconds())
 	d.log.InfoContext(ctx, "slot started", "schedule", c.s.Name, "group", c.s.Group, "slot", slot.Slot, "run", slot.RunID, "lag", now.Sub(c.due))
 	d.launch(c.s, slot, engine.RunOptions{Group: c.s.Group, RunID: slot.RunID, Tags: runTags(c.s)}, retryInfo{})
 	return nil
+}
+
+func deferKey(schedule string, slot time.Time) string {
+	return schedule + "@" + slot.UTC().Format(time.RFC3339Nano)
 }
 
 // retryInfo describes the interrupted run a retry completes.
