@@ -197,7 +197,7 @@ func TestMissedSlotsRecordedWithReasons(t *testing.T) {
 	}
 	clk.Add(4*time.Hour + 55*time.Minute) // 15:00: 11..14 missed (daemon down)
 	d.Tick(ctx)
-	waitStarted(t, f) // a's 15:00 slot (held)
+	waitStarted(t, f)           // a's 15:00 slot (held)
 	for i := 0; i < 11*6; i++ { // ticks every 10s: b's start window ends while a runs
 		clk.Add(10 * time.Second)
 		d.Tick(ctx)
