@@ -17,7 +17,7 @@ import (
 )
 
 // RoleScheduler is the leadership role whose holder evaluates schedules.
-const RoleScheduler = "scheduler"
+const RoleScheduler = catalog.RoleScheduler
 
 // Defaults of Options.
 const (
