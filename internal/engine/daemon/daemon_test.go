@@ -319,3 +319,47 @@ func TestStopHandsTheSlotToTheNextLeader(t *testing.T) {
 		t.Fatalf("d2 made %d runs, want 1", len(f2.calls))
 	}
 }
+
+// A deposed leader that is still alive (heartbeat fresh, lease lost) keeps
+// its run: the new leader neither retries the slot nor runs it again, and
+// completes it from the run record once the run ended (the old leader's own
+// slot write is refused).
+func TestDeposedLeaderAliveRunIsNotDuplicated(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
+	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
+	f1.hold["s"] = true
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour})
+	d1.Tick(ctx)
+	runID := waitStarted(t, f1)
+	// d1 is cut off from leadership but alive: it only heartbeats.
+	for i := 0; i < 4; i++ {
+		clk.Add(5 * time.Second)
+		if err := d1.heartbeat(ctx, clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		d2.Tick(ctx)
+	}
+	if !d2.Health().Leader {
+		t.Fatal("d2 did not take over an expired lease")
+	}
+	if n := f2.callCount(); n != 0 {
+		t.Fatalf("d2 started %d runs while d1's run was alive", n)
+	}
+	if s := slotsOf(t, st, "s"); len(s) != 1 || s[0].State != catalog.SlotRunning || s[0].RunID != runID {
+		t.Fatalf("slot while d1 runs: %+v", s)
+	}
+	close(f1.release)
+	d1.WaitIdle()
+	if s := slotsOf(t, st, "s"); s[0].State != catalog.SlotRunning {
+		t.Fatalf("the deposed leader recorded its slot's end: %+v", s)
+	}
+	d2.Tick(ctx)
+	d2.WaitIdle()
+	s := slotsOf(t, st, "s")
+	if len(s) != 1 || s[0].State != catalog.SlotSucceeded || s[0].RunID != runID || f2.callCount() != 0 {
+		t.Fatalf("slot after d1's run ended: %+v (d2 runs %d), want succeeded with d1's run", s, f2.callCount())
+	}
+}
