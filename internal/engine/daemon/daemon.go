@@ -114,6 +114,7 @@ type Daemon struct {
 	lastHeartbeat time.Time
 	lastRecover   time.Time
 	lastTick      time.Time
+	nextDue       time.Time // earliest time a schedule becomes runnable (leader only)
 	lastErr       string
 	running       map[string]*activeRun // by run id
 	busyGroups    map[string]string     // group -> schedule running it
@@ -237,8 +238,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 		d.tick(ctx)
-		t.Reset(d.o.Tick)
+		t.Reset(d.sleep())
 	}
+}
+
+// sleep is the time to the next tick: Tick, or less when a slot becomes
+// runnable sooner, so lag from due to start does not depend on Tick.
+func (d *Daemon) sleep() time.Duration {
+	d.mu.Lock()
+	next, leader := d.nextDue, d.leader
+	d.mu.Unlock()
+	if !leader || next.IsZero() {
+		return d.o.Tick
+	}
+	return max(0, min(d.o.Tick, next.Sub(d.now())))
 }
 
 // stop ends the daemon after Run's context was cancelled.

@@ -40,6 +40,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 	var errs []error
 	var cands []candidate
 	seen := map[string]bool{}
+	var nextDue time.Time
 	for _, s := range scheds {
 		seen[s.Name] = true
 		if s.Paused {
@@ -52,6 +53,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		}
 		d.maybeVerify(ctx, s, now)
 		if now.Before(cp.nextEval) {
+			nextDue = earliest(nextDue, cp.nextEval)
 			continue
 		}
 		dec := cp.plan.Decide(now, cp.since())
@@ -63,12 +65,14 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		}
 		if dec.Run.IsZero() {
 			cp.nextEval = dec.Next.Add(cp.plan.Jitter(dec.Next))
+			nextDue = earliest(nextDue, cp.nextEval)
 			continue
 		}
 		cp.nextEval = time.Time{}
 		cands = append(cands, candidate{s: s, cp: cp, slot: dec.Run, due: dec.Run.Add(cp.plan.Jitter(dec.Run))})
 	}
 	d.mu.Lock()
+	d.nextDue = nextDue
 	for name := range d.plans {
 		if !seen[name] {
 			delete(d.plans, name)
@@ -82,6 +86,13 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // planFor returns the schedule's parsed plan and its latest handled slot,
