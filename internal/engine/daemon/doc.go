@@ -62,7 +62,7 @@
 //	running --owner dead, run interrupted, no retry--> partial | failed
 //	        (reason says why not: retried once already, window over, ...)
 //
-// Failover bound
+// # Failover bound
 //
 // A killed leader stops renewing; its lease expires at most LeaderTTL after
 // its last renewal and a follower tries every Tick, so a new leader holds
@@ -75,7 +75,7 @@
 // run may wait for the dead run's coordinator lease to expire
 // (engine.DefaultLeaseTTL) before it can coordinate the node it held.
 //
-// Exactly one recovery point per slot and workload
+// # Exactly one recovery point per slot and workload
 //
 // One run per slot at a time: a slot is claimed once (unique key, fenced
 // token), and a slot is only taken over when its daemon is not running it
@@ -103,7 +103,7 @@
 // so an interrupted retry is completed as partial or failed, never retried
 // again: no bursts after repeated crashes.
 //
-// Scheduled verification
+// # Scheduled verification
 //
 // A schedule with VerifyEvery verifies its group's repository (reading
 // every pack, like a PBS verify job) when VerifyEvery has passed since this
