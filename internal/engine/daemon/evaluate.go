@@ -57,8 +57,8 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 			continue
 		}
 		dec := cp.plan.Decide(now, cp.since())
-		for _, m := range dec.Missed {
-			if err := d.claimMissed(ctx, s, cp, m, now); err != nil {
+		for i, m := range dec.Missed {
+			if err := d.claimMissed(ctx, s, cp, m, dec.MissedReasons[i], now); err != nil {
 				errs = append(errs, err)
 				break
 			}
@@ -107,9 +107,6 @@ func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule, now time.Time)
 			return nil, fmt.Errorf("schedule %q is not run: %w", s.Name, err)
 		}
 		cp = &cachedPlan{updatedAt: s.UpdatedAt, plan: p, firstSeen: now}
-		if !s.CreatedAt.IsZero() {
-			cp.firstSeen = s.CreatedAt
-		}
 		d.mu.Lock()
 		d.plans[s.Name] = cp
 		d.mu.Unlock()
@@ -129,13 +126,13 @@ func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule, now time.Time)
 }
 
 // since is the lastHandled passed to the planner. A schedule without any
-// slot yet starts one start window before it was created (or first seen by
-// this leader), not one start window before now: otherwise a slot that had
-// to wait (its group busy) would slide out of view instead of being
-// recorded as missed.
+// slot yet starts after its CreatedAt (the planner's NotBefore) or, if that
+// is unknown, one start window before this leader first saw it, not one
+// start window before now: otherwise a slot that had to wait (its group
+// busy) would slide out of view instead of being recorded as missed.
 func (cp *cachedPlan) since() time.Time {
-	if !cp.lastHandled.IsZero() {
-		return cp.lastHandled
+	if !cp.lastHandled.IsZero() || !cp.plan.NotBefore().IsZero() {
+		return cp.lastHandled // the planner starts after CreatedAt
 	}
 	return cp.firstSeen.Add(-cp.plan.StartWindow())
 }
@@ -148,7 +145,9 @@ func (d *Daemon) forget(name string) {
 	d.mu.Unlock()
 }
 
-func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cachedPlan, slot, now time.Time) error {
+// claimMissed records slot as missed. The planner says why in terms of
+// windows; the daemon adds what kept the slot from starting.
+func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cachedPlan, slot time.Time, reason string, now time.Time) error {
 	token, leader := d.currentToken()
 	if !leader {
 		return nil
@@ -157,12 +156,11 @@ func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cached
 	why := d.deferReason[deferKey(s.Name, slot)]
 	delete(d.deferReason, deferKey(s.Name, slot))
 	d.mu.Unlock()
-	reason := fmt.Sprintf("not started within its start window (%s): no engine daemon was leading then", cp.plan.StartWindow())
-	if why != "" {
-		reason = fmt.Sprintf("not started within its start window (%s): %s", cp.plan.StartWindow(), why)
-	}
-	if s.CatchUp == catalog.CatchUpSkip {
-		reason += "; catch-up is skip"
+	switch {
+	case why != "":
+		reason += "; it waited because " + why
+	case strings.HasPrefix(reason, "not started within"):
+		reason += "; no engine daemon was leading then"
 	}
 	err := d.store.ClaimSlot(ctx, catalog.ScheduleSlot{Schedule: s.Name, Slot: slot.UTC(), State: catalog.SlotMissed,
 		Daemon: d.o.ID, Token: token, Reason: reason, ClaimedAt: now.UTC(), FinishedAt: now.UTC()}, now)
