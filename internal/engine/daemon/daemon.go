@@ -25,7 +25,8 @@ const (
 	DefaultLeaderTTL         = 15 * time.Second
 	DefaultMaxConcurrentRuns = 4
 	DefaultStopGrace         = 30 * time.Second
-	// HeartbeatEvery bounds the time between two heartbeats (PutDaemon).
+	// HeartbeatEvery bounds the time between two heartbeats (PutDaemon),
+	// give or take a tick.
 	HeartbeatEvery = 5 * time.Second
 	// RecoverEvery is how often the leader calls Options.Recover.
 	RecoverEvery = time.Minute
@@ -160,7 +161,7 @@ func New(o Options) (*Daemon, error) {
 		o.Tick = DefaultTick
 	}
 	if o.LeaderTTL <= 0 {
-		o.LeaderTTL = DefaultLeaderTTL
+		o.LeaderTTL = max(DefaultLeaderTTL, 3*o.Tick)
 	}
 	if o.LeaderTTL < 3*o.Tick {
 		return nil, fmt.Errorf("engine daemon: leader TTL %s must be at least three ticks (%s) so the lease is renewed in time; raise the TTL or lower the tick", o.LeaderTTL, 3*o.Tick)
@@ -334,7 +335,9 @@ func (d *Daemon) tick(ctx context.Context) {
 
 func (d *Daemon) heartbeat(ctx context.Context, now time.Time) error {
 	d.mu.Lock()
-	due := d.lastHeartbeat.IsZero() || now.Sub(d.lastHeartbeat) >= min(HeartbeatEvery, d.o.Tick)
+	// At least three heartbeats per LeaderTTL: failover takes a daemon
+	// whose heartbeat is LeaderTTL old for dead.
+	due := d.lastHeartbeat.IsZero() || now.Sub(d.lastHeartbeat) >= min(HeartbeatEvery, d.o.LeaderTTL/3)
 	d.mu.Unlock()
 	if !due {
 		return nil

@@ -8,8 +8,9 @@
 // Glossary
 //
 //   - daemon: one process (ID "<host>/<pid>/<start unix nanos>"); it writes
-//     a heartbeat record (PutDaemon) every min(Tick, HeartbeatEvery), so the
-//     provider can warn when none was seen, and deletes it when it stops.
+//     a heartbeat record (PutDaemon) on the first tick after
+//     min(HeartbeatEvery, LeaderTTL/3), so the provider can warn when none
+//     was seen, and deletes it when it stops.
 //   - leader: the daemon holding the "scheduler" leadership, a lease of
 //     LeaderTTL renewed every TTL/3. Only the leader claims slots.
 //   - token: the leadership's fencing token; it grows whenever leadership
