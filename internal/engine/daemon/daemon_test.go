@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -361,5 +363,53 @@ func TestDeposedLeaderAliveRunIsNotDuplicated(t *testing.T) {
 	s := slotsOf(t, st, "s")
 	if len(s) != 1 || s[0].State != catalog.SlotSucceeded || s[0].RunID != runID || f2.callCount() != 0 {
 		t.Fatalf("slot after d1's run ended: %+v (d2 runs %d), want succeeded with d1's run", s, f2.callCount())
+	}
+}
+
+// A schedule with VerifyEvery verifies its group's repository when due,
+// once per period; the result is in Health and the metrics, and a failed
+// verification counts as a failure.
+func TestScheduledVerification(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	reg := prometheus.NewRegistry()
+	d, _ := newTestDaemon(t, st, clk, "d1", reg)
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	if _, err := d.eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "long enough password"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "c", Repository: "r", Workloads: []string{"web"}}); err != nil {
+		t.Fatal(err)
+	}
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: 24 * time.Hour, VerifyEvery: time.Hour})
+	d.Tick(ctx)
+	d.WaitIdle()
+	v, ok := d.Health().Verifications["s"]
+	if !ok || !v.OK || v.Repository != "r" || !v.At.Equal(t0.Add(time.Second)) {
+		t.Fatalf("verification after the first tick: %+v %v", v, ok)
+	}
+	if got := testutil.ToFloat64(d.metrics.verifyOK.WithLabelValues("r")); got != 1 {
+		t.Fatalf("verify_ok = %v", got)
+	}
+	clk.Add(30 * time.Minute) // not due again yet
+	d.Tick(ctx)
+	d.WaitIdle()
+	if v2 := d.Health().Verifications["s"]; !v2.At.Equal(v.At) {
+		t.Fatalf("verified again before VerifyEvery: %+v", v2)
+	}
+	// The repository is gone: the next verification fails and says why.
+	if err := os.RemoveAll(repoDir); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(31 * time.Minute)
+	d.Tick(ctx)
+	d.WaitIdle()
+	v = d.Health().Verifications["s"]
+	if v.OK || !strings.Contains(v.Summary, `repository "r"`) {
+		t.Fatalf("verification of a missing repository: %+v", v)
+	}
+	if got := testutil.ToFloat64(d.metrics.failures.WithLabelValues("g", causeVerify)); got != 1 {
+		t.Fatalf("verify failures = %v, want 1", got)
 	}
 }
