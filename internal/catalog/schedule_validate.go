@@ -124,3 +124,21 @@ func ValidateSlotLimit(limit int) error {
 	}
 	return nil
 }
+
+// CheckFence returns nil if token is the current, unexpired token of the
+// scheduler leadership l at now (found: l was ever granted), else an error
+// wrapping ErrConflict that says why. Every catalog judges slot writes with
+// it, under a lock that keeps l from changing until the write commits.
+func CheckFence(l Leadership, found bool, token int64, now time.Time) error {
+	switch {
+	case !found:
+		return fmt.Errorf("fencing token %d: the %q leadership was never granted: %w", token, RoleScheduler, ErrConflict)
+	case l.Holder == "":
+		return fmt.Errorf("fencing token %d: the %q leadership was released (last token %d): %w", token, RoleScheduler, l.Token, ErrConflict)
+	case l.Token != token:
+		return fmt.Errorf("fencing token %d is stale: the %q leadership now carries token %d (daemon %q): %w", token, RoleScheduler, l.Token, l.Holder, ErrConflict)
+	case !now.Before(l.ExpiresAt):
+		return fmt.Errorf("fencing token %d: the %q leadership of daemon %q expired at %s: %w", token, RoleScheduler, l.Holder, l.ExpiresAt.UTC().Format(time.RFC3339Nano), ErrConflict)
+	}
+	return nil
+}

@@ -103,22 +103,13 @@ func (s *Store) DeleteSchedule(ctx context.Context, name string) error {
 	return nil
 }
 
-// fence returns nil if token is the current, unexpired token of the
-// scheduler leadership at now, else an error wrapping ErrConflict; s.mu
-// must be held.
+// fence judges a slot write (see catalog.CheckFence); s.mu must be held.
 func (st *schedState) fence(token int64, now time.Time) error {
 	l, ok := st.leaderships[catalog.RoleScheduler]
-	switch {
-	case !ok:
-		return fmt.Errorf("fencing token %d: the %q leadership was never granted: %w", token, catalog.RoleScheduler, catalog.ErrConflict)
-	case l.cur.Holder == "":
-		return fmt.Errorf("fencing token %d: the %q leadership was released (last token %d): %w", token, catalog.RoleScheduler, l.cur.Token, catalog.ErrConflict)
-	case l.cur.Token != token:
-		return fmt.Errorf("fencing token %d is stale: the %q leadership now carries token %d (daemon %q): %w", token, catalog.RoleScheduler, l.cur.Token, l.cur.Holder, catalog.ErrConflict)
-	case !now.Before(l.cur.ExpiresAt):
-		return fmt.Errorf("fencing token %d: the %q leadership of daemon %q expired at %s: %w", token, catalog.RoleScheduler, l.cur.Holder, l.cur.ExpiresAt.UTC().Format(time.RFC3339Nano), catalog.ErrConflict)
+	if !ok || l.highest == 0 {
+		return catalog.CheckFence(catalog.Leadership{}, false, token, now)
 	}
-	return nil
+	return catalog.CheckFence(l.cur, true, token, now)
 }
 
 // ClaimSlot inserts sl if its token currently leads and the slot is new.
