@@ -312,10 +312,12 @@ func (d *Daemon) tick(ctx context.Context) {
 			errs = append(errs, err)
 		}
 		if d.isLeader() {
-			if err := d.recover(ctx, now, gained); err != nil {
+			// Failover first: it retries the slots of runs a dead daemon
+			// left, which Recover would otherwise only mark failed.
+			if err := d.failover(ctx, now); err != nil {
 				errs = append(errs, err)
 			}
-			if err := d.failover(ctx, now); err != nil {
+			if err := d.recover(ctx, now, gained); err != nil {
 				errs = append(errs, err)
 			}
 			if err := d.evaluate(ctx, now); err != nil {

@@ -17,6 +17,10 @@ import (
 // interruption is not retried again.
 const retryPrefix = "retry of run "
 
+// abandonedRunText is in the error the engine's RecoverAbandoned records on
+// a run whose engine stopped mid-run.
+const abandonedRunText = "its engine stopped while the run was in progress"
+
 // retryTag marks the recovery points a retry makes.
 func retryTag(runID string) string { return "retry-of:" + runID }
 
@@ -86,9 +90,11 @@ func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAli
 		d.metrics.failure(run.Group, causeInterrupted)
 		interrupted = true
 	default:
-		// Shut down at the end of its grace period: the run recorded a
-		// cancelled failure; it was interrupted all the same.
-		interrupted = run.Status != catalog.RunSucceeded && strings.Contains(run.Error, context.Canceled.Error())
+		// Shut down at the end of its grace period (the run recorded a
+		// cancelled failure), or already marked failed as abandoned by the
+		// engine's recovery of dead engines' work: interrupted all the same.
+		interrupted = run.Status != catalog.RunSucceeded && (strings.Contains(run.Error, context.Canceled.Error()) ||
+			strings.Contains(run.Error, abandonedRunText))
 	}
 	if !interrupted {
 		return d.completeSlot(ctx, sl, slotState(run.Status), run.Error, now)
