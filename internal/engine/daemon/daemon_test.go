@@ -103,7 +103,7 @@ func newTestDaemon(t *testing.T, st *schedStore, clk *fakeClock, id string, reg 
 
 var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 
-func putSchedule(t *testing.T, st *schedStore, s catalog.Schedule) {
+func putSchedule(t *testing.T, st engine.Store, s catalog.Schedule) {
 	t.Helper()
 	s.CreatedAt, s.UpdatedAt = t0.Add(-time.Minute), t0.Add(-time.Minute)
 	if err := st.PutSchedule(context.Background(), s); err != nil {
@@ -111,7 +111,7 @@ func putSchedule(t *testing.T, st *schedStore, s catalog.Schedule) {
 	}
 }
 
-func slotsOf(t *testing.T, st *schedStore, name string) []catalog.ScheduleSlot {
+func slotsOf(t *testing.T, st engine.Store, name string) []catalog.ScheduleSlot {
 	t.Helper()
 	sl, err := st.ListSlots(context.Background(), name, 0)
 	if err != nil {
