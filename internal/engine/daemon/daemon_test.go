@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/postgres"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+	pgtest "github.com/clusterguard/terraform-provider-clusterguard/internal/testutil/postgres"
 )
 
 // fakeRunner stands in for RunBackup where a test is about scheduling, not
@@ -85,7 +87,7 @@ func waitStarted(t *testing.T, f *fakeRunner) string {
 	}
 }
 
-func newTestDaemon(t *testing.T, st *schedStore, clk *fakeClock, id string, reg prometheus.Registerer) (*Daemon, *fakeRunner) {
+func newTestDaemon(t *testing.T, st engine.Store, clk *fakeClock, id string, reg prometheus.Registerer) (*Daemon, *fakeRunner) {
 	t.Helper()
 	eng, err := engine.New(engine.Options{Store: st, Dial: engine.HTTPDialer(engine.HTTPDialerOptions{}), Now: clk.Now, Owner: id})
 	if err != nil {
@@ -124,20 +126,50 @@ func slotsOf(t *testing.T, st engine.Store, name string) []catalog.ScheduleSlot 
 // leader dies half-way. Every slot is handled exactly once: one run per
 // run slot, never two, and the follower takes over within TTL + Tick.
 func TestTwoDaemonsRunEachSlotExactlyOnce(t *testing.T) {
+	testTwoDaemonsExactlyOnce(t, newSchedStore())
+}
+
+// The same on a real PostgreSQL catalog.
+func TestTwoDaemonsRunEachSlotExactlyOnceOnPostgreSQL(t *testing.T) {
+	srv := pgtest.Start(t)
+	st, err := postgres.Open(context.Background(), srv.CreateDatabase(t), postgres.Options{})
+	if err != nil {
+		t.Fatalf("open the PostgreSQL catalog: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	// Runs belong to a group of a cluster in SQL catalogs.
 	ctx := context.Background()
-	st := newSchedStore()
+	if err := st.PutCluster(ctx, catalog.Cluster{Name: "c", SharedVolume: "/srv", Nodes: []catalog.Node{{Name: "n1", Endpoint: "http://127.0.0.1:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutRepository(ctx, catalog.Repository{Name: "r", URL: t.TempDir(), Password: "long enough password"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "c", Repository: "r", Workloads: []string{"web"}}); err != nil {
+		t.Fatal(err)
+	}
+	testTwoDaemonsExactlyOnce(t, st)
+}
+
+func testTwoDaemonsExactlyOnce(t *testing.T, st engine.Store) {
+	ctx := context.Background()
 	clk := newFakeClock(t0.Add(5 * time.Second))
 	putSchedule(t, st, catalog.Schedule{Name: "minutely", Group: "g", Interval: time.Minute, StartWindow: 30 * time.Second})
 	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
 	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
 	var d1DeadAt time.Time
+	d1.Tick(ctx) // d1 leads first
 	for i := 0; i < 240; i++ { // 2 hours of 30-second steps
+		// Both tick at once: claims race in the catalog.
+		var wg sync.WaitGroup
 		if i < 120 {
-			d1.Tick(ctx)
+			wg.Add(1)
+			go func() { defer wg.Done(); d1.Tick(ctx) }()
 		} else if d1DeadAt.IsZero() {
 			d1DeadAt = clk.Now()
 		}
 		d2.Tick(ctx)
+		wg.Wait()
 		d1.WaitIdle()
 		d2.WaitIdle()
 		if i >= 120 && !d2.Health().Leader && clk.Now().Sub(d1DeadAt) > DefaultLeaderTTL+DefaultTick+30*time.Second {
