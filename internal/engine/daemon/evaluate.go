@@ -57,11 +57,21 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 			continue
 		}
 		dec := cp.plan.Decide(now, cp.since())
+		recorded := true
 		for i, m := range dec.Missed {
-			if err := d.claimMissed(ctx, s, cp, m, dec.MissedReasons[i], now); err != nil {
+			ok, err := d.claimMissed(ctx, s, cp, m, dec.MissedReasons[i], now)
+			if err != nil {
 				errs = append(errs, err)
+			}
+			if !ok {
+				// Run nothing newer before the older slots are recorded:
+				// lastHandled would skip them.
+				recorded = false
 				break
 			}
+		}
+		if !recorded {
+			continue
 		}
 		if dec.Run.IsZero() {
 			cp.nextEval = dec.Next.Add(cp.plan.Jitter(dec.Next))
@@ -147,10 +157,11 @@ func (d *Daemon) forget(name string) {
 
 // claimMissed records slot as missed. The planner says why in terms of
 // windows; the daemon adds what kept the slot from starting.
-func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cachedPlan, slot time.Time, reason string, now time.Time) error {
+// It reports whether the slot is recorded.
+func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cachedPlan, slot time.Time, reason string, now time.Time) (bool, error) {
 	token, leader := d.currentToken()
 	if !leader {
-		return nil
+		return false, nil
 	}
 	d.mu.Lock()
 	why := d.deferReason[deferKey(s.Name, slot)]
@@ -166,15 +177,15 @@ func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cached
 		Daemon: d.o.ID, Token: token, Reason: reason, ClaimedAt: now.UTC(), FinishedAt: now.UTC()}, now)
 	if errors.Is(err, catalog.ErrConflict) {
 		d.forget(s.Name)
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("recording missed slot %s of schedule %q: %w", slot.UTC().Format(time.RFC3339), s.Name, err)
+		return false, fmt.Errorf("recording missed slot %s of schedule %q: %w", slot.UTC().Format(time.RFC3339), s.Name, err)
 	}
 	cp.lastHandled = slot
 	d.metrics.failure(s.Group, causeMissed)
 	d.log.WarnContext(ctx, "slot missed", "schedule", s.Name, "slot", slot.UTC(), "reason", reason)
-	return nil
+	return true, nil
 }
 
 // startSlot claims c's slot and starts its run, or leaves it queued (with
