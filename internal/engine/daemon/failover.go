@@ -17,6 +17,12 @@ import (
 // interruption is not retried again.
 const retryPrefix = "retry of run "
 
+// runRecordGrace bounds the time between a slot's claim and its run's
+// record (RunBackup probes the cluster first). A living daemon whose slot
+// has no run after it failed before recording one and could not say so
+// (it lost leadership): the slot is then taken over.
+const runRecordGrace = 5 * time.Minute
+
 // abandonedRunText is in the error the engine's RecoverAbandoned records on
 // a run whose engine stopped mid-run.
 const abandonedRunText = "its engine stopped while the run was in progress"
@@ -69,7 +75,7 @@ func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAli
 	}
 	interrupted := false
 	switch {
-	case !found && ownerAlive:
+	case !found && ownerAlive && now.Sub(sl.StartedAt) < runRecordGrace:
 		return nil // claimed, the run record is about to be written
 	case !found:
 		interrupted = true
