@@ -31,7 +31,8 @@
 //   - retention tier: a schedule's own Retention, applied after each of its
 //     runs to the recovery points carrying its tags plus "schedule:<name>"
 //     (ApplyScheduleRetention: forget only). Pruning, which rewrites packs
-//     under an exclusive lock, runs at most every PruneEvery per repository.
+//     under an exclusive lock, runs at most every PruneEvery per repository
+//     (remembered by the leader in memory: a new leader may prune at once).
 //     The group's retention is then applied as the provider does after a run
 //     (it covers every point of the group, tier points included).
 //
