@@ -158,7 +158,7 @@ func testTwoDaemonsExactlyOnce(t *testing.T, st engine.Store) {
 	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
 	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
 	var d1DeadAt time.Time
-	d1.Tick(ctx) // d1 leads first
+	d1.Tick(ctx)               // d1 leads first
 	for i := 0; i < 240; i++ { // 2 hours of 30-second steps
 		// Both tick at once: claims race in the catalog.
 		var wg sync.WaitGroup
