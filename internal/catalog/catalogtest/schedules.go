@@ -469,6 +469,9 @@ func testSlotFencing(t *testing.T, s Store) {
 	if got := mustGetSlot(t, s, "nightly", slot(0)); got.State != catalog.SlotSucceeded || got.Token != a.Token {
 		t.Errorf("a stale update changed the slot: %+v", got)
 	}
+	// A daemon whose clock lags still believes it leads: the token decides.
+	err = s.ClaimSlot(ctx, runningSlot("nightly", slot(2), a, "r2"), a.ExpiresAt.Add(-time.Second))
+	assertErr(t, "ClaimSlot with a taken-over token and a lagging clock", err, catalog.ErrConflict, "token")
 	mustClaim(t, s, runningSlot("nightly", slot(2), b, "r2"), now)
 
 	// Released: even the token that was current is refused.
