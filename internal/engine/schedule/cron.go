@@ -21,15 +21,15 @@ const searchDays = 9 * 366
 // not used because it silently skips wall-clock times a spring-forward
 // removes (a daily backup would be lost once a year).
 type cronSpec struct {
-	loc                    *time.Location
-	hours, minutes         []int // sorted, from the expression
-	dom, month, dow        uint64
-	everyHour              bool // the hour field matches all 24 hours
-	firstWall, lastWall    int  // minutes after midnight of the day's first and last time
-	intraMin, intraMax     time.Duration
-	walls                  int // times per matching day
-	dayGapMin, dayGapMax   int // days between consecutive matching days (over searchDays from 2000-01-01)
-	nominalMin, nominalMax time.Duration
+	loc                 *time.Location
+	hours, minutes      []int // sorted, from the expression
+	dom, month, dow     uint64
+	everyHour           bool          // the hour field matches all 24 hours
+	firstWall, lastWall int           // minutes after midnight of the day's first and last time
+	intraMin, intraMax  time.Duration // shortest and longest gaps within a day (0 if one time a day)
+	walls               int           // times per matching day
+	dayGapMin           int           // fewest days between two matching days
+	nominalMin          time.Duration // shortest gap on the clock face (no DST)
 }
 
 func newCronSpec(s *cron.SpecSchedule, loc *time.Location) (*cronSpec, bool) {
@@ -65,39 +65,29 @@ func newCronSpec(s *cron.SpecSchedule, loc *time.Location) (*cronSpec, bool) {
 			prev = w
 		}
 	}
-	// Day pattern, read in UTC (no DST): the nominal gaps between slots.
+	// Day pattern, read in UTC (no DST): the nominal shortest gap between
+	// slots. A gap of one day ends the scan early (daily schedules); others
+	// scan 28 years from 2000, one full cycle of the Gregorian weekdays.
 	day := time.Date(2000, 1, 1, 12, 0, 0, 0, time.UTC)
 	last := -1
-	for i := 0; i < searchDays; i++ {
-		d := day.AddDate(0, 0, i)
-		if !c.dayMatches(d) {
+	for i := 0; i < 28*366 && c.dayGapMin != 1; i++ {
+		if !c.dayMatches(day.Add(time.Duration(i) * 24 * time.Hour)) {
 			continue
 		}
-		if last >= 0 {
-			g := i - last
-			if c.dayGapMin == 0 || g < c.dayGapMin {
-				c.dayGapMin = g
-			}
-			c.dayGapMax = max(c.dayGapMax, g)
+		if last >= 0 && (c.dayGapMin == 0 || i-last < c.dayGapMin) {
+			c.dayGapMin = i - last
 		}
 		last = i
 	}
 	if last < 0 {
 		return nil, false // never matches (e.g. February 30)
 	}
-	span := time.Duration(c.lastWall-c.firstWall) * time.Minute
-	c.nominalMin, c.nominalMax = c.intraMin, c.intraMax
+	c.nominalMin = c.intraMin
 	if c.dayGapMin > 0 {
-		cross := time.Duration(c.dayGapMin)*24*time.Hour - span
-		if c.nominalMin == 0 || cross < c.nominalMin {
+		span := time.Duration(c.lastWall-c.firstWall) * time.Minute
+		if cross := time.Duration(c.dayGapMin)*24*time.Hour - span; c.nominalMin == 0 || cross < c.nominalMin {
 			c.nominalMin = cross
 		}
-		c.nominalMax = max(c.nominalMax, time.Duration(c.dayGapMax)*24*time.Hour-span)
-	} else if c.nominalMin == 0 {
-		// One matching day in the search (February 29, once a day): the
-		// next one is four or eight years away.
-		c.nominalMin = 4 * 365 * 24 * time.Hour
-		c.nominalMax = 8 * 366 * 24 * time.Hour
 	}
 	return c, true
 }
@@ -290,4 +280,20 @@ func (c *cronSpec) prevEveryHour(t time.Time) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// restOfUniformDay reports, when s is the first time of its local day and
+// that day has no zone change, the instant of the day's last time: the
+// gaps in between are the nominal ones (intraMin, intraMax).
+func (c *cronSpec) restOfUniformDay(s time.Time) (time.Time, bool) {
+	l := s.In(c.loc)
+	if c.walls < 2 || l.Hour()*60+l.Minute() != c.firstWall {
+		return time.Time{}, false
+	}
+	day := c.civil(s)
+	zs, ze := l.ZoneBounds()
+	if (!zs.IsZero() && zs.After(dayStart(day, c.loc))) || (!ze.IsZero() && ze.Before(dayStart(day.AddDate(0, 0, 1), c.loc))) {
+		return time.Time{}, false
+	}
+	return wallInstant(day, c.lastWall/60, c.lastWall%60, c.loc).UTC(), true
 }

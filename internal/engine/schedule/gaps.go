@@ -42,6 +42,15 @@ func (p *Plan) gaps(from time.Time) (shortest, longest time.Duration) {
 	end := from.Add(gapYear)
 	prev := p.Next(from)
 	for !prev.IsZero() {
+		if last, ok := p.cron.restOfUniformDay(prev); ok {
+			// A day without a zone change has the clock-face gaps: skip to
+			// its last slot instead of visiting every one.
+			if shortest == 0 || p.cron.intraMin < shortest {
+				shortest = p.cron.intraMin
+			}
+			longest = max(longest, p.cron.intraMax)
+			prev = last
+		}
 		n := p.Next(prev)
 		if n.IsZero() {
 			break
