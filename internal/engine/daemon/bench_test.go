@@ -30,7 +30,7 @@ func BenchmarkSchedulerDueSlots(b *testing.B) {
 		st := newSchedStore()
 		due := time.Date(2026, 1, 5, 11, 0, 0, 0, time.UTC)
 		// The daemon's clock runs at real speed, 200ms before the slot.
-		offset := due.Add(-200 * time.Millisecond).Sub(time.Now())
+		offset := time.Until(due.Add(-200 * time.Millisecond))
 		now := func() time.Time { return time.Now().Add(offset) }
 		ctx := context.Background()
 		for s := 0; s < schedules; s++ {
