@@ -151,7 +151,11 @@
 // re-read; own it only if the record is still that claim. While the
 // workload runs here the lease is renewed every renew_interval; a node that
 // finds its claim replaced, or cannot renew for longer than expiry, stops
-// the workload itself. A stop releases the lease, so another node may start
+// the workload itself. A holder judges its own lease only on the monotonic
+// clock (time since its last successful renewal began, before its read and
+// write), never by comparing the record's expiry with wall time: an NTP step
+// of the wall clock neither stretches nor shortens it. Wall time is only
+// written into records, for other nodes. A stop releases the lease, so another node may start
 // at once, once Status confirms the workload inactive (a stop that left it
 // running fails and keeps the lease); a failed start or an inactive probe
 // releases it only when the workload is definitely inactive (probes: twice,

@@ -100,14 +100,23 @@ func (e *LeaseHeldError) Error() string {
 }
 
 // leaseClock is the time source of the lease, injected so tests run fast.
+// Now is wall time, written into records for other nodes to read; Mono is
+// monotonic elapsed time, the only clock a holder uses to judge its own
+// lease (a wall clock stepped by NTP must not stretch it).
 type leaseClock interface {
 	Now() time.Time
+	Mono() time.Duration
 	After(d time.Duration) <-chan time.Time
 }
 
 type realClock struct{ now func() time.Time }
 
+// monoOrigin carries Go's monotonic reading: time.Since(monoOrigin) never
+// follows wall-clock steps.
+var monoOrigin = time.Now()
+
 func (c realClock) Now() time.Time                       { return c.now() }
+func (realClock) Mono() time.Duration                    { return time.Since(monoOrigin) }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Owners keeps this node's ownership leases: it acquires them like a delta
@@ -138,7 +147,11 @@ type Owners struct {
 
 type heldLease struct {
 	rec         OwnerRecord
-	lastRenewed time.Time
+	lastRenewed time.Time // wall time of the last renewal, for messages only
+	// renewedMono is the monotonic time at which the last successful
+	// renewal began (before its read and write): the holder's lease is
+	// valid for expiry from then, whatever the wall clock does.
+	renewedMono time.Duration
 }
 
 // NewOwners returns the lease keeper of node on volume.
@@ -283,6 +296,7 @@ func (o *Owners) releaseClaim(workload string, claim OwnerRecord) {
 // renewLocked re-reads the record and, if it is still our claim, writes a
 // new heartbeat. o.mu is held.
 func (o *Owners) renewLocked(workload string, h *heldLease) error {
+	began := o.clock.Mono()
 	got, exists, err := ReadOwnerRecord(o.volume, workload)
 	if err == nil && (!exists || got.Claim != h.rec.Claim) {
 		return &leaseLostError{workload: workload, rec: got, exists: exists}
@@ -291,7 +305,7 @@ func (o *Owners) renewLocked(workload string, h *heldLease) error {
 		next := h.rec
 		next.HeartbeatAt = o.clock.Now().UTC()
 		if err = o.write(next); err == nil {
-			h.rec, h.lastRenewed = next, next.HeartbeatAt
+			h.rec, h.lastRenewed, h.renewedMono = next, next.HeartbeatAt, began
 			return nil
 		}
 	}
@@ -327,9 +341,10 @@ func (o *Owners) RenewAll() {
 		case errors.As(err, &taken):
 			lost = append(lost, struct{ workload, reason string }{name, taken.Error()})
 			delete(o.held, name)
-		case o.clock.Now().Sub(h.lastRenewed) > o.cfg.Expiry:
+		case o.clock.Mono()-h.renewedMono > o.cfg.Expiry:
 			lost = append(lost, struct{ workload, reason string }{name,
-				fmt.Sprintf("the ownership lease could not be renewed since %s, longer than its expiry %s (%v)", h.lastRenewed.Format(time.RFC3339Nano), o.cfg.Expiry, err)})
+				fmt.Sprintf("the ownership lease could not be renewed for %s (since %s by the wall clock), longer than its expiry %s (%v)",
+					(o.clock.Mono() - h.renewedMono).Round(time.Millisecond), h.lastRenewed.Format(time.RFC3339Nano), o.cfg.Expiry, err)})
 			delete(o.held, name)
 		default:
 			o.logger.Warn("ownership lease renewal failed; retrying", "workload", name, "last_renewed", h.lastRenewed, "error", err)

@@ -16,8 +16,22 @@ import (
 type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
+	mono   time.Duration
 	waits  []time.Duration
 	during func()
+}
+
+func (c *fakeClock) Mono() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+// stepWall moves only the wall clock, as an NTP step does.
+func (c *fakeClock) stepWall(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -44,6 +58,7 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
+	c.mono += d
 	c.mu.Unlock()
 }
 
