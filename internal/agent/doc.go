@@ -148,7 +148,12 @@
 // (heartbeat + expiry + clock_skew_margin not passed); write a claim (node,
 // generation + 1, random claim id, heartbeat); wait 1.5 renewal intervals
 // (expiry + margin when taking over a lease another node let expire);
-// re-read; own it only if the record is still that claim. While the
+// re-read; own it only if the record is still that claim. An acquirer
+// stalled between its read and its rename for longer than the skew margin
+// (measured on the monotonic clock) decided on a stale record and may have
+// overwritten a newer holder's: it re-reads at once, backing off if another
+// record replaced its own, and waits expiry + margin before trusting the
+// claim, as for a takeover. While the
 // workload runs here the lease is renewed every renew_interval; a node that
 // finds its claim replaced, or cannot renew for longer than expiry, stops
 // the workload itself. A holder judges its own lease only on the monotonic

@@ -143,6 +143,9 @@ type Owners struct {
 	inactiveSeen map[string]time.Time
 	// running is set while Run renews: only then are workloads adopted.
 	running atomic.Bool
+	// beforeClaimWrite, for tests, runs between Acquire's read of the
+	// record and the write of its claim (a stalled agent).
+	beforeClaimWrite func()
 }
 
 type heldLease struct {
@@ -227,6 +230,7 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		}
 		return rec, nil
 	}
+	readAt := o.clock.Mono()
 	rec, exists, err := ReadOwnerRecord(o.volume, workload)
 	if err != nil {
 		o.mu.Unlock()
@@ -248,7 +252,13 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 	}
 	claim := OwnerRecord{Workload: workload, Node: o.node, Generation: rec.Generation + 1, Claim: newClaimID(),
 		HeartbeatAt: now.UTC(), RenewIntervalMS: o.cfg.RenewInterval.Milliseconds(), ExpiryMS: o.cfg.Expiry.Milliseconds()}
+	if o.beforeClaimWrite != nil {
+		o.beforeClaimWrite()
+	}
 	err = o.write(claim)
+	if err == nil {
+		delay, err = o.checkClaimGap(workload, rec, claim, o.clock.Mono()-readAt, delay)
+	}
 	o.mu.Unlock()
 	if err != nil {
 		return OwnerRecord{}, fmt.Errorf("claim the ownership lease of %s: %w", workload, err)
