@@ -176,8 +176,27 @@
 // workload is active here, checked again under the workload's lock right
 // before the swap (held through it).
 //
+// Self-fence: a holder that cannot renew stops its workload expiry −
+// clock_skew_margin − stop_deadline after its last successful renewal
+// began (monotonic clock), decided by a timer apart from the renewals so a
+// renewal write hanging on the volume cannot delay it. That stop is bounded
+// by stop_deadline: the graceful stop gets two thirds of it, then the
+// driver's forced stop (Killer: SIGKILL of the exec workload's processes,
+// found by the CLUSTERGUARD_STATE_DIR in their environment; QEMU quit then
+// SIGKILL; PostgreSQL immediate shutdown then SIGKILL) the rest; an action
+// holding the workload's lock (a backup) delays it by at most a third of
+// the deadline before the workload is forced down beside it. So the
+// workload is down expiry − margin after the last renewal by the holder's
+// own clock, before any node can see the lease expired; a takeover's
+// taker waits expiry + margin more on top. The config enforces
+//
+//	renew_interval + stop_deadline + clock_skew_margin < expiry
+//
+// (at least one renewal attempt may fail before the holder must stop).
+//
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
-// clock_skew_margin 2s by default. It assumes node clocks agree within the
+// clock_skew_margin 2s by default; stop_deadline defaults to half of
+// expiry − renew_interval − clock_skew_margin (3s). It assumes node clocks agree within the
 // margin and that a rename on the shared volume is atomic and seen by every
 // node within one renewal interval. An agent that dies leaves its workloads
 // running and its lease expiring: only an operator's confirmation that the

@@ -37,6 +37,10 @@ type OwnershipConfig struct {
 	RenewInterval   time.Duration
 	Expiry          time.Duration
 	ClockSkewMargin time.Duration
+	// StopDeadline bounds the stop of a workload whose lease this node
+	// lost; zero means the default derived from the others (see
+	// stopDeadline in ownership_fence.go).
+	StopDeadline time.Duration
 }
 
 // DefaultOwnershipConfig returns the default timing.
@@ -143,6 +147,15 @@ type Owners struct {
 	inactiveSeen map[string]time.Time
 	// running is set while Run renews: only then are workloads adopted.
 	running atomic.Bool
+	// vmu guards validFrom and fenced apart from o.mu, so the self-fence
+	// timer decides even while a renewal's write hangs with o.mu held.
+	vmu sync.Mutex
+	// validFrom is, per held lease not yet reported lost, the monotonic
+	// time its last successful renewal began.
+	validFrom map[string]time.Duration
+	// fenced are leases the self-fence timer reported lost whose held
+	// entry is not yet dropped (dropFencedLocked).
+	fenced map[string]bool
 	// beforeClaimWrite, for tests, runs between Acquire's read of the
 	// record and the write of its claim (a stalled agent).
 	beforeClaimWrite func()
@@ -210,6 +223,9 @@ func newClaimID() string {
 
 // Holds reports whether this node holds workload's lease (and renews it).
 func (o *Owners) Holds(workload string) bool {
+	if o.isFenced(workload) {
+		return false // decided without o.mu, which a hung write may hold
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	_, ok := o.held[workload]
@@ -221,6 +237,7 @@ func (o *Owners) Holds(workload string) bool {
 // record is still our claim. A lease this node already holds is renewed.
 func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, error) {
 	o.mu.Lock()
+	o.dropFencedLocked()
 	if h, ok := o.held[workload]; ok {
 		err := o.renewLocked(workload, h)
 		rec := h.rec
@@ -285,6 +302,7 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		return OwnerRecord{}, err
 	}
 	o.held[workload] = h
+	o.setValid(workload, h.renewedMono)
 	delete(o.inactiveSeen, workload)
 	if err := o.rememberClaim(h.rec); err != nil {
 		o.logger.Warn("cannot note the claim in the state directory", "workload", workload, "error", err)
@@ -316,6 +334,7 @@ func (o *Owners) renewLocked(workload string, h *heldLease) error {
 		next.HeartbeatAt = o.clock.Now().UTC()
 		if err = o.write(next); err == nil {
 			h.rec, h.lastRenewed, h.renewedMono = next, next.HeartbeatAt, began
+			o.setValid(workload, began)
 			return nil
 		}
 	}
@@ -340,6 +359,7 @@ func (e *leaseLostError) Error() string {
 // stops the workload here.
 func (o *Owners) RenewAll() {
 	o.mu.Lock()
+	o.dropFencedLocked()
 	var lost []struct{ workload, reason string }
 	for name, h := range o.held {
 		err := o.renewLocked(name, h)
@@ -349,12 +369,14 @@ func (o *Owners) RenewAll() {
 		var taken *leaseLostError
 		switch {
 		case errors.As(err, &taken):
-			lost = append(lost, struct{ workload, reason string }{name, taken.Error()})
+			if o.clearValid(name) {
+				lost = append(lost, struct{ workload, reason string }{name, taken.Error()})
+			}
 			delete(o.held, name)
-		case o.clock.Mono()-h.renewedMono > o.cfg.Expiry:
-			lost = append(lost, struct{ workload, reason string }{name,
-				fmt.Sprintf("the ownership lease could not be renewed for %s (since %s by the wall clock), longer than its expiry %s (%v)",
-					(o.clock.Mono() - h.renewedMono).Round(time.Millisecond), h.lastRenewed.Format(time.RFC3339Nano), o.cfg.Expiry, err)})
+		case o.clock.Mono()-h.renewedMono > o.cfg.fenceAfter():
+			if o.clearValid(name) {
+				lost = append(lost, struct{ workload, reason string }{name, o.notRenewedReason(o.clock.Mono()-h.renewedMono, h.lastRenewed, err)})
+			}
 			delete(o.held, name)
 		default:
 			o.logger.Warn("ownership lease renewal failed; retrying", "workload", name, "last_renewed", h.lastRenewed, "error", err)
@@ -375,6 +397,9 @@ func (o *Owners) RenewAll() {
 func (o *Owners) Run(ctx context.Context) {
 	o.running.Store(true)
 	defer o.running.Store(false)
+	fenceDone := make(chan struct{})
+	go func() { defer close(fenceDone); o.fenceLoop(ctx) }()
+	defer func() { <-fenceDone }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -390,6 +415,8 @@ func (o *Owners) Run(ctx context.Context) {
 func (o *Owners) Release(workload string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.dropFencedLocked()
+	o.clearValid(workload)
 	delete(o.held, workload)
 	delete(o.inactiveSeen, workload)
 	o.ForgetClaim(workload)
@@ -413,6 +440,7 @@ func (o *Owners) Release(workload string) error {
 func (o *Owners) Verify(workload string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.dropFencedLocked()
 	h, ok := o.held[workload]
 	got, exists, err := ReadOwnerRecord(o.volume, workload)
 	switch {

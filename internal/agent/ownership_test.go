@@ -249,10 +249,10 @@ func TestRenewalFailingLongerThanExpiryIsReported(t *testing.T) {
 	if err := os.WriteFile(dir, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	clock.advance(testLease.Expiry - time.Second)
+	clock.advance(testLease.fenceAfter() - time.Second)
 	a.RenewAll()
 	if !a.Holds("web") || len(lost) != 0 {
-		t.Fatal("a renewal failing for less than the expiry already gave the lease up")
+		t.Fatal("a renewal failing for less than expiry − margin − stop deadline already gave the lease up")
 	}
 	clock.advance(2 * time.Second)
 	a.RenewAll()

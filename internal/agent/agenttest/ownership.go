@@ -13,9 +13,12 @@ import (
 )
 
 // TestOwnership is the lease timing of test agents: starts wait 300 ms
-// instead of seconds, and the expiry still leaves fifteen renewals of slack
-// on a loaded machine, so no test workload is stopped by a late renewal.
-var TestOwnership = agent.OwnershipConfig{RenewInterval: 200 * time.Millisecond, Expiry: 3 * time.Second, ClockSkewMargin: 500 * time.Millisecond}
+// instead of seconds. A holder that cannot renew stops its workload 1.7 s
+// after its last renewal (expiry − margin − stop deadline), within the
+// 800 ms stop deadline: eight renewals of slack on a loaded machine, so no
+// test workload is stopped by a late renewal.
+var TestOwnership = agent.OwnershipConfig{RenewInterval: 200 * time.Millisecond, Expiry: 3 * time.Second, ClockSkewMargin: 500 * time.Millisecond,
+	StopDeadline: 800 * time.Millisecond}
 
 // OwnershipTiming is the lease timing the cluster's agents use.
 func (c *Cluster) OwnershipTiming() agent.OwnershipConfig {
@@ -27,8 +30,12 @@ func (c *Cluster) OwnershipTiming() agent.OwnershipConfig {
 
 func (c *Cluster) ownershipBlock() string {
 	o := c.OwnershipTiming()
-	return fmt.Sprintf("\nownership {\n  renew_interval    = %q\n  expiry            = %q\n  clock_skew_margin = %q\n}\n",
-		o.RenewInterval, o.Expiry, o.ClockSkewMargin)
+	stop := ""
+	if o.StopDeadline > 0 {
+		stop = fmt.Sprintf("  stop_deadline     = %q\n", o.StopDeadline)
+	}
+	return fmt.Sprintf("\nownership {\n  renew_interval    = %q\n  expiry            = %q\n  clock_skew_margin = %q\n%s}\n",
+		o.RenewInterval, o.Expiry, o.ClockSkewMargin, stop)
 }
 
 // OwnerRecords reads every owner record on the cluster's shared volume, by workload.

@@ -100,6 +100,29 @@ func Run(t *testing.T, newWorkload func(t *testing.T) Workload) {
 		}
 	})
 
+	// The forced stop of a workload whose ownership lease was lost: it must
+	// bring even a frozen workload down quickly, and leave nothing that
+	// keeps the next start from working.
+	t.Run("KillForcesTheWorkloadDown", func(t *testing.T) {
+		d := newDriver(t)
+		k, ok := d.(agent.Killer)
+		if !ok {
+			t.Skip("the driver has no forced stop")
+		}
+		call(t, "Start", d.Start)
+		call(t, "Quiesce", d.Quiesce)
+		began := time.Now()
+		call(t, "Kill", k.Kill)
+		if took := time.Since(began); took > 3*time.Second {
+			t.Errorf("Kill took %v; a forced stop must fit in a lease's stop deadline (seconds)", took)
+		}
+		expectState(t, d, "after Kill", api.StateInactive)
+		call(t, "Kill again", k.Kill) // idempotent
+		call(t, "Start after Kill", d.Start)
+		expectState(t, d, "after a Start following Kill", api.StateActive)
+		call(t, "Stop", d.Stop)
+	})
+
 	t.Run("StatusHonoursCancelledContext", func(t *testing.T) {
 		d := newDriver(t)
 		ctx, cancel := context.WithCancel(context.Background())

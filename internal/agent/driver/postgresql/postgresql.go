@@ -309,6 +309,33 @@ func (d *Driver) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Kill forces the server down at once: immediate shutdown (SIGQUIT; the
+// next start recovers from the WAL) for at most half a second, then
+// SIGKILL to the postmaster and every process below it; its records are
+// then removed as by Stop.
+func (d *Driver) Kill(ctx context.Context) error {
+	pid, err := d.recordedPID()
+	if err != nil {
+		return err
+	}
+	if pid != 0 && d.isOurPostmaster(pid) {
+		d.signalAll(pid, syscall.SIGCONT) // a frozen server cannot shut down
+		_ = syscall.Kill(pid, syscall.SIGQUIT)
+		if !d.waitGone(ctx, pid, 500*time.Millisecond) {
+			// Backends listed first: once the postmaster is gone they are
+			// no longer found below it.
+			for _, c := range append(proc.Descendants(pid), pid) {
+				_ = syscall.Kill(c, syscall.SIGKILL)
+			}
+			if !d.waitGone(context.WithoutCancel(ctx), pid, 5*time.Second) {
+				return fmt.Errorf("kill %s: the server (pid %d) is still running after SIGKILL", d.cfg.Workload, pid)
+			}
+		}
+		d.log.Warn("postgresql forced down", "pid", pid)
+	}
+	return d.Stop(ctx) // the server is gone: Stop only removes its records
+}
+
 // Quiesce checkpoints, then freezes every process of the server.
 func (d *Driver) Quiesce(ctx context.Context) error {
 	pid, err := d.runningPID()
