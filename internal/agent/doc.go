@@ -194,13 +194,35 @@
 //
 // (at least one renewal attempt may fail before the holder must stop).
 //
+// Watchdog: all of the above runs in the agent, which cannot stop anything
+// while it is itself stopped (SIGSTOP, a frozen VM) or starved. As sanlock
+// does with wdmd — the lease manager pushes an expiry time forward after
+// every successful renewal, and an independent daemon acts once it passes
+// — the agent started from the binary (Options.WatchdogBinary) runs a
+// second process, `agent watchdog` (package watchdog), and after every
+// successful renewal writes it, through a pipe, the end of the lease's
+// validity (expiry − clock_skew_margin after the renewal began) on the
+// host's CLOCK_MONOTONIC. When that passes without a new feed the watchdog
+// SIGKILLs every process carrying the workload's identifying environment
+// entry (WatchdogTarget: exec and qemu). It kills processes rather than
+// resetting the host through /dev/watchdog: the agent needs neither the
+// device nor the right to reset the node, and its workloads are processes
+// it started. The simplest robust channel is the pipe: a stopped agent
+// cannot write to it, and its end (the agent exited or was killed) makes
+// the watchdog disarm everything and exit, so stopping or restarting an
+// agent still leaves its workloads running for the next agent to adopt.
+// Not covered: PostgreSQL workloads (only the self-fence stops them), a
+// process that cleared its environment, and a stalled host (the watchdog
+// stalls with it).
+//
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
 // clock_skew_margin 2s by default; stop_deadline defaults to half of
 // expiry − renew_interval − clock_skew_margin (3s). It assumes node clocks agree within the
 // margin and that a rename on the shared volume is atomic and seen by every
 // node within one renewal interval. An agent that dies leaves its workloads
-// running and its lease expiring: only an operator's confirmation that the
-// node is dead lets the engine start the workload elsewhere after that.
+// running and its lease expiring (its watchdog exits with it): only an
+// operator's confirmation that the node is dead lets the engine start the
+// workload elsewhere after that.
 //
 // # Failure counters
 //

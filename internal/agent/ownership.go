@@ -156,6 +156,11 @@ type Owners struct {
 	// fenced are leases the self-fence timer reported lost whose held
 	// entry is not yet dropped (dropFencedLocked).
 	fenced map[string]bool
+	// wd is the watchdog process's feed, once RunOwnership started it.
+	wd atomic.Pointer[watchdogState]
+	// watchdogBin, when set, is the binary RunOwnership starts the
+	// watchdog from (EnableWatchdog).
+	watchdogBin string
 	// beforeClaimWrite, for tests, runs between Acquire's read of the
 	// record and the write of its claim (a stalled agent).
 	beforeClaimWrite func()
@@ -335,6 +340,7 @@ func (o *Owners) renewLocked(workload string, h *heldLease) error {
 		if err = o.write(next); err == nil {
 			h.rec, h.lastRenewed, h.renewedMono = next, next.HeartbeatAt, began
 			o.setValid(workload, began)
+			o.feedWatchdog(workload, began)
 			return nil
 		}
 	}
@@ -417,6 +423,7 @@ func (o *Owners) Release(workload string) error {
 	defer o.mu.Unlock()
 	o.dropFencedLocked()
 	o.clearValid(workload)
+	o.disarmWatchdog(workload)
 	delete(o.held, workload)
 	delete(o.inactiveSeen, workload)
 	o.ForgetClaim(workload)

@@ -230,6 +230,7 @@ func (s *Server) ownershipLost(name, reason string) {
 		s.logger.Error("the workload still runs here after losing its ownership lease; stop it by hand", "workload", name, "error", err)
 		return
 	}
+	s.owners.disarmWatchdog(name)
 	s.owners.ForgetClaim(name)
 }
 
@@ -254,6 +255,7 @@ func (s *Server) checkOwnedHere(ctx context.Context, wl *workload) error {
 // RunOwnership adopts the workloads found active here at start and renews
 // the held leases until ctx ends.
 func (s *Server) RunOwnership(ctx context.Context) {
+	defer s.startWatchdog()()
 	s.owners.running.Store(true)
 	for _, name := range s.names {
 		if ctx.Err() != nil {

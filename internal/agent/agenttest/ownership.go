@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,4 +127,19 @@ func (c *Cluster) StartWorkloadProcess(t testing.TB, node, workload string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("start %s on %s by hand: %v\n%s", workload, node, err, out)
 	}
+}
+
+// SignalAgent sends sig to node's agent process (only to it: its watchdog
+// and workloads run in sessions of their own), e.g. SIGSTOP to freeze it as
+// a stalled host would, and SIGCONT to let it run again.
+func (c *Cluster) SignalAgent(t testing.TB, node string, sig syscall.Signal) {
+	t.Helper()
+	n := c.node(t, node)
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil || closed(exited) {
+		t.Fatalf("signal %v to the agent of %s: it is not running", sig, node)
+	}
+	must(t, syscall.Kill(cmd.Process.Pid, sig))
 }

@@ -9,17 +9,17 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 )
 
-// KillEnv is the environment entry every process of this workload carries
+// WatchdogEnv is the environment entry every process of this workload carries
 // (what its commands started, daemons included, unless they cleared their
 // environment): the forced stop and the watchdog find them by it.
-func (d *Driver) KillEnv() string { return "CLUSTERGUARD_STATE_DIR=" + workDir(d.cfg) }
+func (d *Driver) WatchdogEnv() string { return "CLUSTERGUARD_STATE_DIR=" + workDir(d.cfg) }
 
 // Kill forces the workload down without its stop command: SIGKILL to every
-// process carrying KillEnv, repeated until none is left (a process may fork
+// process carrying WatchdogEnv, repeated until none is left (a process may fork
 // while it is being killed) or ctx ends. It is safe beside a running
 // command of the same workload (that command is killed too).
 func (d *Driver) Kill(ctx context.Context) error {
-	kv := d.KillEnv()
+	kv := d.WatchdogEnv()
 	for {
 		pids := proc.WithEnv(kv)
 		if len(pids) == 0 {

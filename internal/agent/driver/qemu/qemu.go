@@ -354,6 +354,10 @@ func (d *Driver) Stop(ctx context.Context) error {
 	return nil
 }
 
+// WatchdogEnv is the environment entry of this VM's QEMU process, by
+// which the agent's watchdog finds and kills it.
+func (d *Driver) WatchdogEnv() string { return vmIDVar + "=" + d.pidPath() }
+
 // Kill forces the VM down at once, without the guest's powerdown: QMP quit
 // (QEMU flushes its images and exits) for at most half a second, then
 // SIGKILL; the pid and QMP files are removed as by Stop.
