@@ -66,8 +66,8 @@ func (s *Server) startWatchdog() (stop func()) {
 // clock_skew_margin after that, by which the workload must be down.
 func (o *Owners) feedWatchdog(workload string, began time.Duration) {
 	wd := o.wd.Load()
-	if wd == nil || wd.env[workload] == "" {
-		return
+	if wd == nil || wd.env[workload] == "" || o.isFenced(workload) {
+		return // a fenced lease is being stopped: its deadline stays as it was
 	}
 	wd.feed.Arm(workload, wd.env[workload], o.cfg.Expiry-o.cfg.ClockSkewMargin-(o.clock.Mono()-began))
 }
