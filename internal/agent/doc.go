@@ -204,16 +204,15 @@
 // validity (expiry − clock_skew_margin after the renewal began) on the
 // host's CLOCK_MONOTONIC. When that passes without a new feed the watchdog
 // SIGKILLs every process carrying the workload's identifying environment
-// entry (WatchdogTarget: exec and qemu). It kills processes rather than
+// entry (WatchdogTarget: exec, qemu and postgresql). It kills processes rather than
 // resetting the host through /dev/watchdog: the agent needs neither the
 // device nor the right to reset the node, and its workloads are processes
 // it started. The simplest robust channel is the pipe: a stopped agent
 // cannot write to it, and its end (the agent exited or was killed) makes
 // the watchdog disarm everything and exit, so stopping or restarting an
 // agent still leaves its workloads running for the next agent to adopt.
-// Not covered: PostgreSQL workloads (only the self-fence stops them), a
-// process that cleared its environment, and a stalled host (the watchdog
-// stalls with it).
+// Not covered: a process that cleared its environment, and a stalled host
+// (the watchdog stalls with it).
 //
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
 // clock_skew_margin 2s by default; stop_deadline defaults to half of

@@ -10,8 +10,8 @@ import (
 // WatchdogTarget is a driver whose workload's processes the watchdog
 // process can find and kill: they all carry WatchdogEnv ("KEY=value") in
 // their environment (exec: the workload's CLUSTERGUARD_STATE_DIR; qemu:
-// its pid record). Workloads of other drivers (postgresql) are stopped by
-// the agent's self-fence only.
+// its pid record; postgresql: its data directory). Workloads of other
+// drivers are stopped by the agent's self-fence only.
 type WatchdogTarget interface {
 	WatchdogEnv() string
 }
