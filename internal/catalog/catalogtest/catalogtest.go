@@ -135,6 +135,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RestoreTransitions", testRestoreTransitions},
 		{"ListRestores", testListRestores},
 		{"RestoreStepsReplaceAndDelete", testRestoreSteps},
+
+		{"RunOwnerHeartbeatAndTakeOver", testRunOwnerHeartbeatAndTakeOver},
+		{"RestoreOwnerHeartbeatAndTakeOver", testRestoreOwnerHeartbeatAndTakeOver},
+		{"ConcurrentTakeOver", testConcurrentTakeOver},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
