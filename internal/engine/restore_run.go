@@ -73,7 +73,13 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 			return rep, fmt.Errorf("restore operation %s has an unreadable plan: %w", op.ID, err)
 		}
 		e.log.InfoContext(ctx, "resuming restore operation", "operation", op.ID, "status", op.Status)
+		if op.Status == catalog.RestoreRunning {
+			if err := e.takeOverRunningRestore(ctx, op); err != nil {
+				return rep, err
+			}
+		}
 		op.Status, op.Error = catalog.RestoreRunning, ""
+		op.Owner, op.HeartbeatAt = e.owner(), e.now().UTC()
 		if err := e.store.UpdateRestore(ctx, op); err != nil {
 			return rep, err
 		}
@@ -97,7 +103,7 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 		rep.Plan = plan
 		spec, _ := json.Marshal(plan)
 		op = catalog.RestoreOperation{ID: newOperationID(e.now()), Key: key, Cluster: s.Cluster, Repository: s.Repository,
-			Spec: string(spec), Status: catalog.RestoreRunning, StartedAt: e.now().UTC()}
+			Spec: string(spec), Status: catalog.RestoreRunning, StartedAt: e.now().UTC(), Owner: e.owner(), HeartbeatAt: e.now().UTC()}
 		// Recorded before any work, so a crash from here on is resumable.
 		if err := e.store.CreateRestore(ctx, op); err != nil {
 			return rep, fmt.Errorf("recording restore operation: %w", err)
@@ -106,6 +112,13 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 		return rep, err
 	}
 	rep.Operation = op
+	// The heartbeat tells a long restore from one whose engine died
+	// (RecoverAbandoned); an operation taken over as abandoned stops here.
+	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, func(ctx context.Context) error {
+		_, err := e.store.ClaimRestore(ctx, op.ID, e.owner(), e.owner(), time.Time{}, e.now().UTC())
+		return err
+	})
+	defer stopBeat()
 	done := map[int]catalog.RestoreStep{}
 	prior, err := e.store.RestoreSteps(ctx, op.ID)
 	if err != nil {
@@ -144,6 +157,10 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 			failure = err
 			break
 		}
+	}
+	if lost := lostCause(ctx); lost != nil {
+		// Taken over as abandoned: the new owner records the outcome.
+		return rep, errors.Join(lost, failure)
 	}
 	op.FinishedAt = e.now().UTC()
 	op.Status = catalog.RestoreSucceeded
