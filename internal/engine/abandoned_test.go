@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -266,5 +267,47 @@ func TestRunningRestoreHeartbeatsAndStopsWhenTakenOver(t *testing.T) {
 	op, err := fx.store.GetRestore(ctx, ops[0].ID)
 	if err != nil || op.Owner != "daemon" || op.Status != catalog.RestoreRunning {
 		t.Fatalf("operation after the old owner stopped: %+v, %v; want it left to its new owner, still running", op, err)
+	}
+}
+
+// A new catalog over an old repository: listing recovery points (the
+// data source) indexes the repository when the catalog has none, by group,
+// by workload, and by cluster and repository.
+func TestFindRecoveryPointsIndexesAnUnindexedRepository(t *testing.T) {
+	t.Parallel()
+	fx := newSafetyFixture(t, 1, "web")
+	fx.c.StartWorkload(t, "node-1", "web")
+	fx.backup(t)
+	ctx := context.Background()
+	want, err := fx.store.RecoveryPoints(ctx, catalog.RecoveryPointFilter{Workload: "web"})
+	if err != nil || len(want) != 1 {
+		t.Fatalf("points after the backup: %v, %v", want, err)
+	}
+	for _, f := range []catalog.RecoveryPointFilter{{Group: "g"}, {Workload: "web"}, {Cluster: "c", Repository: "r"}} {
+		eng, store := fx.newEngine(t, fx.c.Token)
+		if err := store.PutRepository(ctx, catalog.Repository{Name: "r", URL: fx.repoDir, Password: "safety-test-password"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "c", Repository: "r", Workloads: []string{"web"},
+			Consistency: "application", NodeOrder: OrderMasterLast, ExtractAt: ExtractAtBackup}); err != nil {
+			t.Fatal(err)
+		}
+		points, indexErr, err := eng.FindRecoveryPoints(ctx, f)
+		if err != nil || indexErr != nil || len(points) != 1 || points[0].ID != want[0].ID {
+			t.Fatalf("FindRecoveryPoints(%+v) on a new catalog: %v, %v, %v; want %s", f, points, indexErr, err, want[0].ID)
+		}
+	}
+	// A group whose repository cannot be read: no points, and why.
+	eng, store := fx.newEngine(t, fx.c.Token)
+	if err := store.PutRepository(ctx, catalog.Repository{Name: "gone", URL: filepath.Join(t.TempDir(), "nothing"), Password: "safety-test-password"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutGroup(ctx, catalog.ProtectionGroup{Name: "g2", Cluster: "c", Repository: "gone", Workloads: []string{"web"},
+		Consistency: "application", NodeOrder: OrderMasterLast, ExtractAt: ExtractAtBackup}); err != nil {
+		t.Fatal(err)
+	}
+	points, indexErr, err := eng.FindRecoveryPoints(ctx, catalog.RecoveryPointFilter{Group: "g2"})
+	if err != nil || len(points) != 0 || indexErr == nil || !strings.Contains(indexErr.Error(), `repository "gone"`) {
+		t.Fatalf("FindRecoveryPoints with an unreadable repository: %v, %v, %v; want no points and an index error naming it", points, indexErr, err)
 	}
 }
