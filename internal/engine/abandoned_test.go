@@ -311,3 +311,64 @@ func TestFindRecoveryPointsIndexesAnUnindexedRepository(t *testing.T) {
 		t.Fatalf("FindRecoveryPoints with an unreadable repository: %v, %v, %v; want no points and an index error naming it", points, indexErr, err)
 	}
 }
+
+// The agent of the restore node is killed between the write (the swap) and
+// the activation, and the engine dies with it. While the agent is down the
+// recovery starts nothing; once it is back the workload is started again
+// where it ran, on the restored data, and never on two nodes.
+func TestRecoverAbandonedAfterAgentKilledDuringSwap(t *testing.T) {
+	t.Parallel()
+	fx := newSafetyFixture(t, 2, "web")
+	fx.c.StartWorkload(t, "node-1", "web")
+	fx.watchOverlaps(t, "web")
+	marker := filepath.Join(fx.c.WorkloadDataDir("web"), "marker")
+	if err := os.WriteFile(marker, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fx.backup(t)
+	if err := os.WriteFile(marker, []byte("v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kill := RestoreHooks{AfterWrite: func(context.Context, catalog.RestoreStep) error {
+		fx.c.KillAgent(t, "node-1")
+		return ErrSimulatedCrash
+	}}
+	rep, err := fx.eng.RunRestore(ctx, webSpec(), nil, kill)
+	if !errors.Is(err, ErrSimulatedCrash) {
+		t.Fatalf("restore whose node and engine died after the write: %v", err)
+	}
+	if fx.processRunning(t, "node-1", "web") || len(fx.activeOn(t, "web", "node-1")) != 0 {
+		t.Fatal("web runs although the restore stopped it and died before starting it")
+	}
+	if got, _ := os.ReadFile(marker); string(got) != "v1" {
+		t.Fatalf("marker after the write: %q, want the restored v1", got)
+	}
+
+	clock := &skewedClock{}
+	clock.advance(AbandonedAfter + time.Second)
+	d := fx.recoverer(t, "daemon", clock)
+	rec, err := d.RecoverAbandoned(ctx)
+	if err != nil || len(rec.Restores) != 1 || rec.Restores[0].Failed || len(rec.Restores[0].Restarted) != 0 {
+		t.Fatalf("recovery while node-1's agent is down: %+v, %v; want nothing started and the operation left abandoned", rec, err)
+	}
+	if fx.processRunning(t, "node-1", "web") || len(fx.activeOn(t, "web", "node-1")) != 0 {
+		t.Fatal("web was started while node-1 could not be asked")
+	}
+
+	fx.c.StartAgent(t, "node-1")
+	rec, err = d.RecoverAbandoned(ctx)
+	if err != nil || len(rec.Restores) != 1 || !rec.Restores[0].Failed || len(rec.Restores[0].Restarted) != 1 {
+		t.Fatalf("recovery with node-1 back: %+v, %v; want web restarted", rec, err)
+	}
+	if on := fx.activeOn(t, "web"); !slices.Equal(on, []string{"node-1"}) {
+		t.Fatalf("after recovery web is active on %v, want node-1", on)
+	}
+	if got, _ := os.ReadFile(marker); string(got) != "v1" {
+		t.Fatalf("marker after recovery: %q, want the restored v1 kept in place", got)
+	}
+	op, err := fx.store.GetRestore(ctx, rep.Operation.ID)
+	if err != nil || op.Status != catalog.RestoreFailed || !strings.Contains(op.Error, "workload web restarted on node node-1") {
+		t.Fatalf("operation after recovery: %+v, %v", op, err)
+	}
+}

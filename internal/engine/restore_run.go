@@ -28,6 +28,9 @@ type RestoreHooks struct {
 	// AfterDeactivate runs once a step has stopped the workload (and
 	// recorded it); ErrSimulatedCrash stops the restore there.
 	AfterDeactivate func(ctx context.Context, step catalog.RestoreStep) error
+	// AfterWrite runs once a step's data was written and swapped in, before
+	// the workload is started; ErrSimulatedCrash stops the restore there.
+	AfterWrite func(ctx context.Context, step catalog.RestoreStep) error
 }
 
 // PlanChangedError says how reality differs from the plan Terraform showed.
@@ -351,6 +354,11 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	}
 	dataSwapped = true
 	st.BytesWritten = res.BytesWritten
+	if hooks.AfterWrite != nil {
+		if herr := hooks.AfterWrite(ctx, st); errors.Is(herr, ErrSimulatedCrash) {
+			return st, herr
+		}
+	}
 	if p.Activate {
 		if err := e.recheckStep(ctx, s, p, "", "starting"); err != nil {
 			return fail(fmt.Errorf("restored, but not started: %w", err))
