@@ -356,9 +356,9 @@ func (e *Engine) keepAlive(ctx context.Context, kind, id string, beat func(ctx c
 }
 
 // ownerProcessGone reports whether owner names a process on this host
-// ("host/pid", the default owner name) that no longer exists: an engine
-// whose process is gone is dead whatever its heartbeat says. A reused pid
-// only makes the engine wait for the heartbeat bound.
+// ("host/pid", the default owner name) that no longer exists (or is a
+// zombie): an engine whose process is gone is dead whatever its heartbeat
+// says. A reused pid only makes the engine wait for the heartbeat bound.
 func ownerProcessGone(owner string) bool {
 	i := strings.LastIndexByte(owner, '/')
 	if i <= 0 {
@@ -369,7 +369,16 @@ func ownerProcessGone(owner string) bool {
 	if err != nil || pid <= 0 || owner[:i] != host || pid == os.Getpid() {
 		return false
 	}
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		return true
+	}
+	// A zombie (exited, not yet reaped by its parent) is gone too.
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	j := strings.LastIndexByte(string(stat), ')')
+	return j > 0 && j+2 < len(stat) && stat[j+2] == 'Z'
 }
 
 // takeOverRunningRestore makes this engine the owner of a running restore

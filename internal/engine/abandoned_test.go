@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -370,5 +372,36 @@ func TestRecoverAbandonedAfterAgentKilledDuringSwap(t *testing.T) {
 	op, err := fx.store.GetRestore(ctx, rep.Operation.ID)
 	if err != nil || op.Status != catalog.RestoreFailed || !strings.Contains(op.Error, "workload web restarted on node node-1") {
 		t.Fatalf("operation after recovery: %+v, %v", op, err)
+	}
+}
+
+// An owner naming a process of this host is dead once that process exited,
+// also while it is an unreaped zombie; a live one, this process, or another
+// host's is not.
+func TestOwnerProcessGone(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Skip("cannot start sleep:", err)
+	}
+	owner := fmt.Sprintf("%s/%d", host, cmd.Process.Pid)
+	if ownerProcessGone(owner) {
+		t.Fatal("a running process counts as gone")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the killed process to be a zombie or gone", func() bool { return ownerProcessGone(owner) })
+	_ = cmd.Wait()
+	if !ownerProcessGone(owner) {
+		t.Fatal("a reaped process does not count as gone")
+	}
+	for _, o := range []string{fmt.Sprintf("%s/%d", host, os.Getpid()), fmt.Sprintf("other-host/%d", cmd.Process.Pid), "safety-test", ""} {
+		if ownerProcessGone(o) {
+			t.Errorf("owner %q counts as a gone process", o)
+		}
 	}
 }
