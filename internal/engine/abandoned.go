@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -201,10 +202,7 @@ func (e *Engine) recoverRestore(ctx context.Context, op catalog.RestoreOperation
 	}
 	rep := RecoveredRestore{ID: op.ID, Cluster: op.Cluster, Owner: op.Owner, LastSeen: seen}
 	// Heartbeats while restarting: this engine now owns the operation.
-	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, func(ctx context.Context) error {
-		_, err := e.store.ClaimRestore(ctx, op.ID, e.owner(), e.owner(), time.Time{}, e.now().UTC())
-		return err
-	})
+	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID))
 	defer stopBeat()
 	owner := op.Owner
 	if owner == "" {
@@ -213,6 +211,7 @@ func (e *Engine) recoverRestore(ctx context.Context, op catalog.RestoreOperation
 	handBack := func(err error) (RecoveredRestore, bool, error) {
 		// Back to its old owner and heartbeat, so it stays abandoned: the
 		// next pass or a re-apply takes it at once.
+		stopBeat()
 		if _, herr := e.store.ClaimRestore(context.WithoutCancel(ctx), op.ID, e.owner(), op.Owner, e.now().Add(24*time.Hour), op.HeartbeatAt); herr != nil {
 			err = errors.Join(err, fmt.Errorf("handing restore operation %s back: %w", op.ID, herr))
 		}
@@ -315,7 +314,7 @@ func describeWorkloadNodes(ws []WorkloadNode) string {
 }
 
 // keepAlive refreshes an operation's heartbeat every HeartbeatInterval
-// (the engine's heartbeat option) until stop. A refresh refused because
+// (the engine's heartbeat option) until stop (idempotent). A refresh refused because
 // another engine took the operation over (it judged it abandoned), or
 // because it is gone, cancels the returned context with that reason, so the
 // old owner stops working on it; other errors are logged and retried.
@@ -338,6 +337,8 @@ func (e *Engine) keepAlive(ctx context.Context, kind, id string, beat func(ctx c
 			err := beat(opCtx)
 			switch {
 			case err == nil, opCtx.Err() != nil:
+			case errors.Is(err, errFinishedByOwner):
+				return // this engine recorded the end; the stop is on its way
 			case errors.Is(err, catalog.ErrConflict), errors.Is(err, catalog.ErrNotFound):
 				cause := fmt.Errorf("%s %s was taken over by another engine (or removed), so this engine stopped working on it: %w", kind, id, err)
 				e.log.ErrorContext(ctx, "operation taken over", "kind", kind, "id", id, "error", err.Error())
@@ -348,10 +349,39 @@ func (e *Engine) keepAlive(ctx context.Context, kind, id string, beat func(ctx c
 			}
 		}
 	}()
+	var once sync.Once
 	return opCtx, func() {
-		close(done)
-		<-finished
-		cancel(nil)
+		once.Do(func() {
+			close(done)
+			<-finished
+			cancel(nil)
+		})
+	}
+}
+
+// errFinishedByOwner: a heartbeat found the operation finished by this
+// engine itself (it recorded the outcome just before stopping the beat).
+var errFinishedByOwner = errors.New("finished by its owner")
+
+// beatRun and beatRestore refresh the heartbeat of this engine's run or
+// restore operation.
+func (e *Engine) beatRun(id string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		r, err := e.store.ClaimRun(ctx, id, e.owner(), e.owner(), time.Time{}, e.now().UTC())
+		if errors.Is(err, catalog.ErrConflict) && r.Status != "" && r.Status != catalog.RunRunning && r.Owner == e.owner() {
+			return errFinishedByOwner
+		}
+		return err
+	}
+}
+
+func (e *Engine) beatRestore(id string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		op, err := e.store.ClaimRestore(ctx, id, e.owner(), e.owner(), time.Time{}, e.now().UTC())
+		if errors.Is(err, catalog.ErrConflict) && op.Status != "" && op.Status != catalog.RestoreRunning && op.Owner == e.owner() {
+			return errFinishedByOwner
+		}
+		return err
 	}
 }
 

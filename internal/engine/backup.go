@@ -166,10 +166,7 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	}
 	// The heartbeat tells a long run from one whose engine died
 	// (RecoverAbandoned); a run taken over as abandoned stops here.
-	ctx, stopBeat := e.keepAlive(ctx, "backup run", r.run_.ID, func(ctx context.Context) error {
-		_, err := e.store.ClaimRun(ctx, r.run_.ID, e.owner(), e.owner(), time.Time{}, e.now().UTC())
-		return err
-	})
+	ctx, stopBeat := e.keepAlive(ctx, "backup run", r.run_.ID, e.beatRun(r.run_.ID))
 	defer stopBeat()
 	e.log.InfoContext(ctx, "backup run started", "run", r.run_.ID, "group", r.g.Name, "master", master, "order", strings.Join(order, ","), "expected", len(expected))
 

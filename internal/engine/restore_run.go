@@ -117,10 +117,7 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 	rep.Operation = op
 	// The heartbeat tells a long restore from one whose engine died
 	// (RecoverAbandoned); an operation taken over as abandoned stops here.
-	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, func(ctx context.Context) error {
-		_, err := e.store.ClaimRestore(ctx, op.ID, e.owner(), e.owner(), time.Time{}, e.now().UTC())
-		return err
-	})
+	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID))
 	defer stopBeat()
 	done := map[int]catalog.RestoreStep{}
 	prior, err := e.store.RestoreSteps(ctx, op.ID)
