@@ -137,12 +137,51 @@ type ScheduleStatus struct {
 	LastMissedSlot      time.Time
 	LastMissedReason    string
 
+	ScheduleCheck
+}
+
+// ScheduleCheck is what a plan warns about, for a stored or a planned
+// schedule: whether any daemon runs schedules, and whether the schedule can
+// keep its group's RPO.
+type ScheduleCheck struct {
 	DaemonSeen   bool      // a daemon heartbeat within DaemonSeenWithin
 	DaemonSeenAt time.Time // newest heartbeat of any daemon; zero if none ever
 
-	GroupRPO time.Duration // 0 when the group sets none
+	GroupRPO time.Duration // 0 when the group sets none (or is not registered yet)
 	MaxGap   time.Duration // longest gap between slots over the coming year
 	RPOUnmet bool          // GroupRPO > 0 and MaxGap > GroupRPO: the schedule alone cannot meet it
+}
+
+// Now is the engine's clock (injected in tests), for callers that pass a
+// time to ScheduleStatus and CheckSchedule.
+func (e *Engine) Now() time.Time { return e.now() }
+
+// CheckSchedule parses s (its planner errors are returned as
+// *ValidationError) and reads its group's RPO and the daemons' liveness.
+func (e *Engine) CheckSchedule(ctx context.Context, s catalog.Schedule, now time.Time) (ScheduleCheck, error) {
+	var c ScheduleCheck
+	plan, err := schedule.Parse(withDefaults(s))
+	if err != nil {
+		return c, ValidateSchedule(s)
+	}
+	c.MaxGap = plan.MaxGap(now)
+	if g, err := e.store.GetGroup(ctx, s.Group); err == nil {
+		c.GroupRPO = g.RPO
+		c.RPOUnmet = g.RPO > 0 && c.MaxGap > g.RPO
+	} else if !errors.Is(err, catalog.ErrNotFound) {
+		return c, fmt.Errorf("schedule %q: reading protection group %q: %w", s.Name, s.Group, err)
+	}
+	daemons, err := e.store.ListDaemons(ctx)
+	if err != nil {
+		return c, fmt.Errorf("listing engine daemons: %w", err)
+	}
+	for _, d := range daemons {
+		if d.SeenAt.After(c.DaemonSeenAt) {
+			c.DaemonSeenAt = d.SeenAt
+		}
+	}
+	c.DaemonSeen = !c.DaemonSeenAt.IsZero() && now.Sub(c.DaemonSeenAt) <= DaemonSeenWithin
+	return c, nil
 }
 
 // ScheduleStatus reads a schedule's slots, runs and the daemons' liveness.
@@ -154,31 +193,15 @@ func (e *Engine) ScheduleStatus(ctx context.Context, name string, now time.Time)
 	st := ScheduleStatus{Schedule: s}
 	plan, err := schedule.Parse(s)
 	if err != nil {
-		// Stored before the planner's checks (or by another tool): report
-		// what can be read and say why there is no next slot.
+		// Stored before the planner's checks (or by another tool).
 		return st, fmt.Errorf("schedule %q cannot be planned: fix it and apply again: %w", name, err)
 	}
 	if !s.Paused {
 		st.NextRunAt = plan.Next(now)
 	}
-	st.MaxGap = plan.MaxGap(now)
-	if g, err := e.store.GetGroup(ctx, s.Group); err == nil {
-		st.GroupRPO = g.RPO
-		st.RPOUnmet = g.RPO > 0 && st.MaxGap > g.RPO
-	} else if !errors.Is(err, catalog.ErrNotFound) {
-		return st, fmt.Errorf("schedule %q: reading protection group %q: %w", name, s.Group, err)
+	if st.ScheduleCheck, err = e.CheckSchedule(ctx, s, now); err != nil {
+		return st, err
 	}
-
-	daemons, err := e.store.ListDaemons(ctx)
-	if err != nil {
-		return st, fmt.Errorf("schedule %q: listing engine daemons: %w", name, err)
-	}
-	for _, d := range daemons {
-		if d.SeenAt.After(st.DaemonSeenAt) {
-			st.DaemonSeenAt = d.SeenAt
-		}
-	}
-	st.DaemonSeen = !st.DaemonSeenAt.IsZero() && now.Sub(st.DaemonSeenAt) <= DaemonSeenWithin
 
 	slots, err := e.store.ListSlots(ctx, name, ScheduleStatusSlots)
 	if err != nil {

@@ -221,6 +221,7 @@ func (p *clusterguardProvider) Resources(context.Context) []func() resource.Reso
 		NewProtectionGroupResource,
 		NewBackupRunResource,
 		NewRestoreJobResource,
+		NewBackupScheduleResource,
 	}
 }
 
@@ -229,6 +230,7 @@ func (p *clusterguardProvider) DataSources(context.Context) []func() datasource.
 		NewWorkloadDigestDataSource,
 		NewRecoveryPointsDataSource,
 		NewFileVersionsDataSource,
+		NewRegisteredNodesDataSource,
 	}
 }
 
