@@ -78,10 +78,10 @@ func (r *backupScheduleResource) Schema(ctx context.Context, _ resource.SchemaRe
 			},
 			"interval":          durationAttr("Plain interval between slots (e.g. `6h`), at least 1m; slots are whole multiples of it since the Unix epoch, so every daemon computes the same ones. Exactly one of `cron` and `interval`.", schedule.MinInterval),
 			"start_window":      durationAttr("A slot that cannot start within this long after its due time is recorded as missed, with the reason. At most the shortest gap between slots; default 1h or that gap if shorter.", time.Second),
-			"completion_window": durationAttr("A run still going this long after it started is cancelled and its slot recorded as failed. Default: no bound.", time.Minute),
+			"completion_window": durationAttr("A run still going this long after it started is cancelled, and its slot records why. Default: no bound.", time.Minute),
 			"jitter":            durationAttr("Each slot starts after a random delay up to this long (the same for a slot on every daemon), to spread schedules due at the same time. Must be shorter than the start window.", time.Second),
 			"paused": schema.BoolAttribute{
-				MarkdownDescription: "A paused schedule starts no run and records no missed slots; unpausing does not run the slots it skipped. Default `false`.",
+				MarkdownDescription: "A paused schedule starts no run; after unpausing, `catch_up` decides what happens to the slots it passed. Default `false`.",
 				Optional:            true,
 				Computed:            true,
 				Default:             booldefault.StaticBool(false),
@@ -100,7 +100,7 @@ func (r *backupScheduleResource) Schema(ctx context.Context, _ resource.SchemaRe
 				Validators:          []validator.Set{setvalidator.SizeAtLeast(1), setvalidator.ValueStringsAre(validate.Name())},
 			},
 			"retention":    retentionAttribute("Which of this schedule's own recovery points (those with its `tags`) are kept, applied by the daemon after each run; the rest are forgotten and pruned on the daemon's cadence. Without it the schedule forgets nothing (the group's retention still applies)."),
-			"verify_every": durationAttr("Verify the group's recovery points this often (read back and check, like a PBS verify job); results show in the digest. Default: no scheduled verification.", time.Hour),
+			"verify_every": durationAttr("Verify the group's repository this often on the engine daemon (every pack read back and checked, like a PBS verify job); results show in the daemon's `/health` and metrics. Default: no scheduled verification.", time.Hour),
 			"next_run_at": schema.StringAttribute{
 				MarkdownDescription: "Next due slot (RFC 3339, before jitter), as of the last refresh; empty while paused.",
 				Computed:            true,
