@@ -128,6 +128,8 @@ type Owners struct {
 
 	mu   sync.Mutex // serialises this node's reads and writes of records
 	held map[string]*heldLease
+	// renewals counts renewals for the agent's metrics (metrics.go).
+	renewals leaseCounters
 	busy map[string]bool // workloads with an adoption under way
 	// inactiveSeen is when a held workload was first seen inactive since
 	// it was last seen otherwise (see confirmInactive).
@@ -319,6 +321,7 @@ func (o *Owners) RenewAll() {
 	var lost []struct{ workload, reason string }
 	for name, h := range o.held {
 		err := o.renewLocked(name, h)
+		o.renewals.observe(err)
 		if err == nil {
 			continue
 		}
