@@ -31,6 +31,10 @@ type RunOptions struct {
 	// RunID is generated when empty.
 	RunID string
 	Tags  []string
+	// Only, when not nil, narrows the run to these of the group's
+	// workloads (a retry of an interrupted run backs up only what it had
+	// not captured).
+	Only []string
 	// VerifyAttempts bounds how often missing workloads are looked for
 	// again (E8); default 3. VerifyBackoff is waited between attempts
 	// through the engine's Wait (injectable), default 2s.
@@ -127,6 +131,9 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	e := r.e
 	d := mergeDigest(status)
 	expected := selectWorkloads(r.g, d)
+	if r.o.Only != nil {
+		expected = slices.DeleteFunc(expected, func(w string) bool { return !slices.Contains(r.o.Only, w) })
+	}
 	r.captured = map[string]api.BackupResult{}
 	r.lastErr = map[string]string{}
 	r.conflicted = map[string]bool{}
