@@ -128,14 +128,15 @@ type Owners struct {
 
 	mu   sync.Mutex // serialises this node's reads and writes of records
 	held map[string]*heldLease
-	// renewals counts renewals for the agent's metrics (metrics.go).
-	renewals leaseCounters
 	busy map[string]bool // workloads with an adoption under way
 	// inactiveSeen is when a held workload was first seen inactive since
 	// it was last seen otherwise (see confirmInactive).
 	inactiveSeen map[string]time.Time
 	// running is set while Run renews: only then are workloads adopted.
 	running atomic.Bool
+
+	// renewals counts renewals for the agent's metrics (metrics.go).
+	renewals leaseCounters
 }
 
 type heldLease struct {

@@ -56,6 +56,9 @@ func newHandler(h *handler, reg prometheus.Registerer) http.Handler {
 		Name: "clusterguard_engine_registrations_total",
 		Help: "Agent registrations received, by result (ok, unauthorized, invalid, too_large, failed).",
 	}, []string{"result"})
+	for _, r := range []string{"ok", "unauthorized", "invalid", "too_large", "failed"} {
+		h.regs.WithLabelValues(r) // present at 0 before the first registration
+	}
 	reg.MustRegister(h.regs)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", h.serveHealth)
