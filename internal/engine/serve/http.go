@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,14 +147,14 @@ func (h *handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 
 func validateRegistration(r api.NodeRegistration) string {
 	if !namePattern.MatchString(r.Node) {
-		return fmt.Sprintf("node %q is not a node name (1-63 letters, digits, '.', '_', '-')", r.Node)
+		return fmt.Sprintf("node %s is not a node name (1-63 letters, digits, '.', '_', '-')", short(r.Node))
 	}
 	if r.Cluster != "" && !namePattern.MatchString(r.Cluster) {
-		return fmt.Sprintf("cluster %q is not a cluster name", r.Cluster)
+		return fmt.Sprintf("cluster %s is not a cluster name", short(r.Cluster))
 	}
 	u, err := url.Parse(r.Endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(r.Endpoint) > 512 {
-		return fmt.Sprintf("endpoint %q is not an http(s) URL", r.Endpoint)
+		return fmt.Sprintf("endpoint %s is not an http(s) URL", short(r.Endpoint))
 	}
 	if !printable.MatchString(r.VolumeID) || !printable.MatchString(r.Version) {
 		return "volume_id and version must be printable ASCII without spaces, at most 200 characters"
@@ -163,10 +164,19 @@ func validateRegistration(r api.NodeRegistration) string {
 	}
 	for _, w := range r.Workloads {
 		if !namePattern.MatchString(w) {
-			return fmt.Sprintf("workload %q is not a workload name", w)
+			return fmt.Sprintf("workload %s is not a workload name", short(w))
 		}
 	}
 	return ""
+}
+
+// short quotes a value for an error message, cut to 64 bytes: a client's
+// mistake is echoed, not its whole body.
+func short(v string) string {
+	if len(v) > 64 {
+		return strconv.Quote(v[:64]) + "..."
+	}
+	return strconv.Quote(v)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

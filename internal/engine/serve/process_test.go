@@ -165,7 +165,10 @@ func TestServeHealthMetricsAndSingleSQLiteDaemon(t *testing.T) {
 	}
 
 	second := e.command("serve", "--config", e.config)
+	// Bounded: a second daemon that is not refused would serve forever.
+	timer := time.AfterFunc(30*time.Second, func() { _ = second.Process.Kill() })
 	out, err := second.CombinedOutput()
+	timer.Stop()
 	if second.ProcessState == nil || second.ProcessState.ExitCode() != 1 {
 		t.Fatalf("second engine serve on the same SQLite catalog: %v (want exit 1)\n%s", err, out)
 	}
