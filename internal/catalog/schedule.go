@@ -53,6 +53,10 @@ type ScheduleSlot struct {
 	FinishedAt time.Time // zero while running
 }
 
+// RoleScheduler is the leadership role whose holder evaluates schedules and
+// claims their slots; ClaimSlot and UpdateSlot are fenced by its token.
+const RoleScheduler = "scheduler"
+
 // Leadership is a named role (e.g. "scheduler") held by one daemon at a time.
 // Token increases by one whenever the role changes hands and never goes back:
 // every write a leader makes carries it, and the catalog refuses writes with

@@ -60,6 +60,8 @@ type Store interface {
 	PutRestoreStep(ctx context.Context, s catalog.RestoreStep) error
 	RestoreSteps(ctx context.Context, operationID string) ([]catalog.RestoreStep, error)
 
+	ScheduleStore // schedules.go
+
 	Close() error
 }
 
@@ -136,6 +138,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ListRestores", testListRestores},
 		{"RestoreStepsReplaceAndDelete", testRestoreSteps},
 	}
+	cases = append(cases, scheduleCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

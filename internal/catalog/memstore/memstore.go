@@ -28,6 +28,8 @@ type Store struct {
 
 	restores     map[string]catalog.RestoreOperation
 	restoreSteps map[string]map[int]catalog.RestoreStep // by operation id, then seq
+
+	schedState *schedState // schedules.go
 }
 
 // New returns an empty store.
