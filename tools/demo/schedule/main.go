@@ -44,6 +44,7 @@ func run(where, name, group, cron string, wait time.Duration) error {
 	}
 	fmt.Printf("schedule %q (cron %q) on group %q put into the catalog; waiting for its first slot...\n", name, cron, group)
 	deadline := time.Now().Add(wait)
+	seen := map[time.Time]bool{}
 	for {
 		slots, err := store.ListSlots(ctx, name, 5)
 		if err != nil {
@@ -63,8 +64,13 @@ func run(where, name, group, cron string, wait time.Duration) error {
 				}
 				return nil
 			}
-			if sl.State == catalog.SlotFailed || sl.State == catalog.SlotMissed {
-				return fmt.Errorf("slot %s %s: %s", sl.Slot.Format(time.RFC3339), sl.State, sl.Reason)
+			if sl.State == catalog.SlotFailed {
+				return fmt.Errorf("slot %s failed: %s", sl.Slot.Format(time.RFC3339), sl.Reason)
+			}
+			if sl.State == catalog.SlotMissed && !seen[sl.Slot] {
+				// A slot due before the schedule existed or a daemon led is recorded, not run; wait for the next.
+				seen[sl.Slot] = true
+				fmt.Printf("slot %s missed (%s); waiting for the next one\n", sl.Slot.Format(time.RFC3339), sl.Reason)
 			}
 		}
 		if time.Now().After(deadline) {
