@@ -1,8 +1,3 @@
-// Package serve is the `engine serve` and `engine check` commands: the
-// daemon's config, its HTTP endpoints (/health, /metrics, agent
-// registration) and the process shell around the scheduler
-// (internal/engine/daemon). It holds no policy: what runs when is decided
-// by the engine and the scheduler.
 package serve
 
 import (
