@@ -325,7 +325,7 @@ func (p *parser) parse(body hcl.Body) {
 	if a := at["registration_token_file"]; a != nil {
 		if cfg.RegistrationTokenFile = p.absFile(a); cfg.RegistrationTokenFile != "" {
 			cfg.RegistrationToken = p.token(a.Expr.Range(), cfg.RegistrationTokenFile, "registration_token_file")
-			if cfg.RegistrationToken != "" && cfg.RegistrationToken == cfg.AgentToken {
+			if cfg.RegistrationToken != "" && (cfg.RegistrationToken == cfg.AgentToken || slices.Contains(slices.Collect(maps.Values(cfg.AgentTokens)), cfg.RegistrationToken)) {
 				p.errorAt(a.Expr.Range(), "Registration token equals the agent token", "an agent presents the registration token to the daemon; if it were the agent token, every agent could drive every other node: write a different random token into registration_token_file")
 			}
 		}
