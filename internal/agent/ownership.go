@@ -134,6 +134,9 @@ type Owners struct {
 	inactiveSeen map[string]time.Time
 	// running is set while Run renews: only then are workloads adopted.
 	running atomic.Bool
+
+	// renewals counts renewals for the agent's metrics (metrics.go).
+	renewals leaseCounters
 }
 
 type heldLease struct {
@@ -319,6 +322,7 @@ func (o *Owners) RenewAll() {
 	var lost []struct{ workload, reason string }
 	for name, h := range o.held {
 		err := o.renewLocked(name, h)
+		o.renewals.observe(err)
 		if err == nil {
 			continue
 		}

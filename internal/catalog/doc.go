@@ -13,7 +13,9 @@
 //   - catalog: the engine's durable state — registered clusters and
 //     repositories, the coordinator lease of each cluster, protection groups,
 //     runs and their steps, and the recovery-point index — kept in one
-//     database, and restore operations with their steps. Later: schedules.
+//     database, and restore operations with their steps, backup schedules
+//     with their slots, daemon leadership and liveness, and agent
+//     registrations.
 //   - cluster: a named set of nodes sharing one volume, registered by the
 //     clusterguard_cluster resource. Stored with its master node policy,
 //     join order and the identity of its shared volume.
@@ -57,6 +59,37 @@
 //     when, and how big. It is restorable to any node (E10). The index
 //     outlives runs and groups; retention (the engine) deletes entries as it
 //     forgets snapshots.
+//   - schedule: backups of one protection group that run by themselves,
+//     through the engine daemon: a cron expression (with a time zone) or a
+//     plain interval, start and completion windows, jitter, paused, a
+//     catch-up policy after downtime, tags and retention for its own
+//     recovery points, and a verification cadence. Like a group it names
+//     its group without depending on it. Deleting a schedule deletes its
+//     slots.
+//   - slot: one nominal due time of a schedule and what became of it
+//     (running, succeeded, partial, failed, missed), claimed once by the
+//     leading daemon. (Schedule, Slot) is unique, at the instant's
+//     nanosecond in UTC, so a slot runs at most once across daemons and
+//     failovers.
+//   - leadership: a named role held by one daemon at a time with an expiry;
+//     RoleScheduler ("scheduler") is the daemon that evaluates schedules and
+//     claims slots. Its token is the fencing token of slot writes.
+//   - token: the fencing token of a leadership. A grant to a new holder gets
+//     the highest token ever granted for the role plus one (the first is 1);
+//     a renewal by the holder keeps it. The highest token is kept per role
+//     and never reset, not by release or expiry.
+//   - slot fencing: ClaimSlot and UpdateSlot succeed only if the slot's
+//     Token is the scheduler leadership's current token, held (not
+//     released) and unexpired at the now passed (now < ExpiresAt); else
+//     ErrConflict. The check and the write are one transaction that holds
+//     the leadership row, so a takeover cannot commit in between: a daemon
+//     that lost the role, even one whose clock lags, records nothing. A new
+//     leader may update a slot an earlier leader claimed (to finish it).
+//   - daemon: an engine daemon instance (id, host, version, listen address,
+//     start and last heartbeat); PutDaemon is its heartbeat.
+//   - node registration: what an agent announced to a daemon about itself,
+//     keyed by (cluster, node); the cluster is "" if the agent does not
+//     know it.
 //
 // # Lease state model
 //
@@ -86,6 +119,35 @@
 // Under contention exactly one AcquireLease wins and the losers consume no
 // epoch.
 //
+// # Leadership state model
+//
+// Like a lease, a role is free (never granted, or released), held (now <
+// ExpiresAt) or expired (now >= ExpiresAt), judged at the caller's now.
+// token+1 is the role's highest token ever plus one:
+//
+//	free             AcquireLeadership(h)           -> held by h, token+1
+//	held by h        AcquireLeadership(h)           -> held by h, same token, new ExpiresAt (renewal)
+//	expired, was h   AcquireLeadership(h)           -> held by h, same token (nobody wrote with a newer one)
+//	held by h        AcquireLeadership(other)       -> unchanged, ErrConflict
+//	expired          AcquireLeadership(other)       -> held by the caller, token+1
+//	held or expired  ReleaseLeadership(its token)   -> free (the token is not issued again)
+//	any              ReleaseLeadership(other token) -> unchanged, no error
+//
+// GetLeadership returns the current grant; once released, Holder is "" and
+// ExpiresAt zero, and Token the last one granted. It wraps ErrNotFound only
+// if the role was never granted. Under contention exactly one
+// AcquireLeadership wins and the losers consume no token.
+//
+// # Slot state model
+//
+// ClaimSlot inserts a slot in any state (running when a run starts, missed
+// when its start window passed); it wraps ErrConflict if (Schedule, Slot)
+// exists or the fence refuses, and ErrNotFound if the schedule does not
+// exist. UpdateSlot replaces State, Daemon, Token, RunID, Reason, StartedAt
+// and FinishedAt (Schedule, Slot and ClaimedAt stay), under the same fence;
+// ErrNotFound if the slot does not exist. The catalog does not restrict
+// transitions between states: the daemon does.
+//
 // # Run state model
 //
 // A run is created running, or already finished when it fails before doing
@@ -101,10 +163,23 @@
 // Group, Cluster and StartedAt are fixed by CreateRun;
 // UpdateRun keeps them whatever it is passed. When two engines finish the
 // same run at once, exactly one succeeds.
+
+// Runs and restore operations carry Owner (the engine carrying them out) and
+// HeartbeatAt, set at creation and changed only by ClaimRun and
+// ClaimRestore (UpdateRestore also when passed an owner, for a resume): a
+// claim succeeds only while the record runs, is owned by the claimed-from
+// owner, and either keeps the owner (a heartbeat) or finds its heartbeat
+// older than the bound given (a take-over of abandoned work); of concurrent
+// take-overs exactly one succeeds. RunningRuns and RunningRestores list what
+// still runs, oldest first. Records from before migration 0005 have no
+// owner and no heartbeat.
 //
 // # Lists and ordering
 //
-// ListGroups sorts by name (byte order). ListRuns and RecoveryPoints return
+// ListGroups and ListSchedules sort by name (byte order); ListSlots returns
+// newest slot first (limit 0: all), RunningSlots by schedule name then
+// oldest slot, ListDaemons most recently seen first (equal times by id),
+// ListNodeRegistrations by cluster then node. ListRuns and RecoveryPoints return
 // newest first (StartedAt, CreatedAt), equal times by id, descending; a
 // run's steps come by Seq. ListGroups and ListRuns take "" for every cluster
 // or group, and ListRuns a limit of 0 for every run. RecoveryPointFilter's
@@ -151,5 +226,5 @@
 // location or monotonic reading: compare with time.Equal. The zero time
 // round-trips as zero. Storable times lie between the years 1677 and 2262
 // (int64 unix nanoseconds). Durations (RPO, KeepWithin) are kept in
-// nanoseconds.
+// nanoseconds, as are a schedule's durations.
 package catalog

@@ -31,6 +31,10 @@ type RunOptions struct {
 	// RunID is generated when empty.
 	RunID string
 	Tags  []string
+	// Only, when not nil, narrows the run to these of the group's
+	// workloads (a retry of an interrupted run backs up only what it had
+	// not captured).
+	Only []string
 	// VerifyAttempts bounds how often missing workloads are looked for
 	// again (E8); default 3. VerifyBackoff is waited between attempts
 	// through the engine's Wait (injectable), default 2s.
@@ -127,6 +131,9 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	e := r.e
 	d := mergeDigest(status)
 	expected := selectWorkloads(r.g, d)
+	if r.o.Only != nil {
+		expected = slices.DeleteFunc(expected, func(w string) bool { return !slices.Contains(r.o.Only, w) })
+	}
 	r.captured = map[string]api.BackupResult{}
 	r.lastErr = map[string]string{}
 	r.conflicted = map[string]bool{}
@@ -139,6 +146,7 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	r.run_ = catalog.Run{
 		ID: r.o.RunID, Group: r.g.Name, Cluster: r.g.Cluster, Expected: expected,
 		Status: catalog.RunRunning, StartedAt: e.now().UTC(), NodeOrder: []string{},
+		Owner: e.owner(), HeartbeatAt: e.now().UTC(),
 	}
 	var healthy []NodeStatus
 	for _, n := range status.Nodes {
@@ -163,6 +171,10 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	if err := e.store.CreateRun(ctx, r.run_); err != nil {
 		return RunReport{}, fmt.Errorf("recording run %s: %w", r.run_.ID, err)
 	}
+	// The heartbeat tells a long run from one whose engine died
+	// (RecoverAbandoned); a run taken over as abandoned stops here.
+	ctx, stopBeat := e.keepAlive(ctx, "backup run", r.run_.ID, e.beatRun(r.run_.ID))
+	defer stopBeat()
 	e.log.InfoContext(ctx, "backup run started", "run", r.run_.ID, "group", r.g.Name, "master", master, "order", strings.Join(order, ","), "expected", len(expected))
 
 	if len(expected) == 0 {

@@ -29,6 +29,9 @@ type Options struct {
 	// LeaseTTL is how long a coordinator lease lasts unrenewed; default
 	// DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// HeartbeatInterval is how often a running backup or restore refreshes
+	// its heartbeat in the catalog; default HeartbeatInterval (abandoned.go).
+	HeartbeatInterval time.Duration
 }
 
 // Engine is the orchestration engine. It is safe for concurrent use.
@@ -41,6 +44,8 @@ type Engine struct {
 	ownerName    string
 	waitFn       func(ctx context.Context, d time.Duration) error
 	leaseTTL     time.Duration
+
+	heartbeatEvery time.Duration
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -85,6 +90,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.leaseTTL = o.LeaseTTL; e.leaseTTL <= 0 {
 		e.leaseTTL = DefaultLeaseTTL
+	}
+	if e.heartbeatEvery = o.HeartbeatInterval; e.heartbeatEvery <= 0 {
+		e.heartbeatEvery = HeartbeatInterval
 	}
 	if e.probeTimeout <= 0 {
 		e.probeTimeout = 30 * time.Second
