@@ -18,7 +18,8 @@ import (
 const DaemonSeenWithin = 2 * time.Minute
 
 // DefaultAnnounceInterval is how often an agent announces itself to the
-// engine daemon unless its engine block sets another interval.
+// engine daemon unless its engine block sets another interval (the agent's
+// DefaultRegisterInterval; the engine does not import the agent package).
 const DefaultAnnounceInterval = 30 * time.Second
 
 // StaleRegistrationAfter: a registration not refreshed for this long is
