@@ -45,6 +45,12 @@ func diagRPOUnmetBySchedule(group string, c engine.ScheduleCheck) diag.Diagnosti
 				shortDuration(c.GroupRPO), shortDuration(c.MaxGap)), nil))
 }
 
+func diagScheduleNotPlannable(name string, err error) diag.Diagnostic {
+	return diag.NewWarningDiagnostic("Schedule Not Running",
+		detail(fmt.Sprintf("Backup schedule %q is in the catalog but cannot be planned, so the engine daemon skips it.", name),
+			"Correct the attribute named below in the configuration and apply: the plan shows the change.", err))
+}
+
 func diagSchedule(name, during string, err error) diag.Diagnostics {
 	if _, ok := engine.AsValidation(err); ok {
 		return diagValidation(err)
