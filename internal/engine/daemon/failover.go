@@ -89,6 +89,9 @@ func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAli
 		// Shut down at the end of its grace period: the run recorded a
 		// cancelled failure; it was interrupted all the same.
 		interrupted = run.Status != catalog.RunSucceeded && strings.Contains(run.Error, context.Canceled.Error())
+		// Or recovery (Options.Recover) found its engine dead before this
+		// failover did, and marked it failed as abandoned.
+		interrupted = interrupted || engine.RunAbandoned(run)
 	}
 	if !interrupted {
 		return d.completeSlot(ctx, sl, slotState(run.Status), run.Error, now)
