@@ -174,7 +174,7 @@ func (e *Engine) recoverRun(ctx context.Context, r catalog.Run) (RecoveredRun, b
 		owner = "an engine that recorded no owner"
 	}
 	claimed.Status = catalog.RunFailed
-	claimed.Error = fmt.Sprintf(abandonedPrefix+"%s at %s: its engine stopped while the run was in progress (recovered by %s); workloads it froze were released by their agents; run the backup again",
+	claimed.Error = fmt.Sprintf("abandoned by %s at %s: its engine stopped while the run was in progress (recovered by %s); workloads it froze were released by their agents; run the backup again",
 		owner, seen.UTC().Format(time.RFC3339), e.owner())
 	claimed.FinishedAt = e.now().UTC()
 	if err := e.store.UpdateRun(ctx, claimed); err != nil {
