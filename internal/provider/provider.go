@@ -219,6 +219,7 @@ func (p *clusterguardProvider) Resources(context.Context) []func() resource.Reso
 		NewProtectionGroupResource,
 		NewBackupRunResource,
 		NewRestoreJobResource,
+		NewBackupScheduleResource,
 	}
 }
 
@@ -227,6 +228,7 @@ func (p *clusterguardProvider) DataSources(context.Context) []func() datasource.
 		NewWorkloadDigestDataSource,
 		NewRecoveryPointsDataSource,
 		NewFileVersionsDataSource,
+		NewRegisteredNodesDataSource,
 	}
 }
 
