@@ -317,7 +317,12 @@ func describeWorkloadNodes(ws []WorkloadNode) string {
 // (the engine's heartbeat option) until stop (idempotent). A refresh refused because
 // another engine took the operation over (it judged it abandoned), or
 // because it is gone, cancels the returned context with that reason, so the
-// old owner stops working on it; other errors are logged and retried.
+// old owner stops working on it; other errors are logged and retried, and
+// cancel it once no refresh succeeded for three intervals, before another
+// engine may judge the operation abandoned (AbandonedAfter: three intervals
+// plus the clock skew). Work a slow owner does meanwhile is still fenced by
+// the agents (the workload lock through a restore's swap, the ownership
+// lease on every start).
 func (e *Engine) keepAlive(ctx context.Context, kind, id string, beat func(ctx context.Context) error) (context.Context, func()) {
 	opCtx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
@@ -326,6 +331,7 @@ func (e *Engine) keepAlive(ctx context.Context, kind, id string, beat func(ctx c
 		defer close(finished)
 		t := time.NewTicker(e.heartbeatEvery)
 		defer t.Stop()
+		lastOK := e.now()
 		for {
 			select {
 			case <-done:
@@ -336,12 +342,21 @@ func (e *Engine) keepAlive(ctx context.Context, kind, id string, beat func(ctx c
 			}
 			err := beat(opCtx)
 			switch {
-			case err == nil, opCtx.Err() != nil:
+			case err == nil:
+				lastOK = e.now()
+			case opCtx.Err() != nil:
 			case errors.Is(err, errFinishedByOwner):
 				return // this engine recorded the end; the stop is on its way
 			case errors.Is(err, catalog.ErrConflict), errors.Is(err, catalog.ErrNotFound):
 				cause := fmt.Errorf("%s %s was taken over by another engine (or removed), so this engine stopped working on it: %w", kind, id, err)
 				e.log.ErrorContext(ctx, "operation taken over", "kind", kind, "id", id, "error", err.Error())
+				cancel(cause)
+				return
+			case e.now().Sub(lastOK) >= 3*e.heartbeatEvery:
+				// Another engine may judge it abandoned soon (at
+				// AbandonedAfter on its clock): stop first.
+				cause := fmt.Errorf("%s %s: its heartbeat could not be refreshed for %s, so another engine may take it over; this engine stopped working on it: %w", kind, id, e.now().Sub(lastOK).Round(time.Second), err)
+				e.log.ErrorContext(ctx, "heartbeat lost", "kind", kind, "id", id, "error", err.Error())
 				cancel(cause)
 				return
 			default:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/memstore"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/testworkload"
 )
 
@@ -403,5 +404,63 @@ func TestOwnerProcessGone(t *testing.T) {
 		if ownerProcessGone(o) {
 			t.Errorf("owner %q counts as a gone process", o)
 		}
+	}
+}
+
+// beatFailingStore fails heartbeats of restore operations while fail is set,
+// as a catalog the engine cannot reach would.
+type beatFailingStore struct {
+	*memstore.Store
+	fail atomic.Bool
+}
+
+func (s *beatFailingStore) ClaimRestore(ctx context.Context, id, from, to string, staleBefore, now time.Time) (catalog.RestoreOperation, error) {
+	if s.fail.Load() {
+		return catalog.RestoreOperation{}, errors.New("catalog unreachable (injected)")
+	}
+	return s.Store.ClaimRestore(ctx, id, from, to, staleBefore, now)
+}
+
+// An engine that cannot refresh its heartbeat stops working on the restore
+// before another engine could judge it abandoned.
+func TestRestoreStopsWhenItsHeartbeatCannotBeRefreshed(t *testing.T) {
+	t.Parallel()
+	holdDir := t.TempDir()
+	fx := newSafetyFixtureWith(t, 2, map[string]string{testworkload.HoldDirEnv: holdDir}, 0, "web")
+	store := &beatFailingStore{Store: fx.store}
+	eng, err := New(Options{Store: store, Owner: "cut-off-engine", ProbeTimeout: 10 * time.Second, HeartbeatInterval: 50 * time.Millisecond,
+		Dial: HTTPDialer(HTTPDialerOptions{Token: fx.c.Token, RequestTimeout: time.Minute, RetryMax: -1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.c.StartWorkload(t, "node-1", "web")
+	fx.watchOverlaps(t, "web")
+	fx.backup(t)
+	hold, held := testworkload.HoldFiles(holdDir, "web", "stop")
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(hold) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := eng.RunRestore(context.Background(), webSpec(), nil, RestoreHooks{})
+		done <- err
+	}()
+	waitFor(t, time.Minute, "the restore to be stopping web", func() bool {
+		_, err := os.Stat(held)
+		return err == nil
+	})
+	store.fail.Store(true)
+	var rerr error
+	select {
+	case rerr = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the restore went on although its heartbeat could not be refreshed")
+	}
+	if rerr == nil || !strings.Contains(rerr.Error(), "heartbeat could not be refreshed") {
+		t.Fatalf("restore without heartbeats: %v; want it stopped, saying why", rerr)
+	}
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
 	}
 }

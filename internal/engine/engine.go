@@ -30,7 +30,8 @@ type Options struct {
 	// DefaultLeaseTTL.
 	LeaseTTL time.Duration
 	// HeartbeatInterval is how often a running backup or restore refreshes
-	// its heartbeat in the catalog; default HeartbeatInterval (abandoned.go).
+	// its heartbeat in the catalog; default and at most HeartbeatInterval
+	// (abandoned.go), which every engine's AbandonedAfter assumes.
 	HeartbeatInterval time.Duration
 }
 
@@ -91,7 +92,7 @@ func New(o Options) (*Engine, error) {
 	if e.leaseTTL = o.LeaseTTL; e.leaseTTL <= 0 {
 		e.leaseTTL = DefaultLeaseTTL
 	}
-	if e.heartbeatEvery = o.HeartbeatInterval; e.heartbeatEvery <= 0 {
+	if e.heartbeatEvery = o.HeartbeatInterval; e.heartbeatEvery <= 0 || e.heartbeatEvery > HeartbeatInterval {
 		e.heartbeatEvery = HeartbeatInterval
 	}
 	if e.probeTimeout <= 0 {

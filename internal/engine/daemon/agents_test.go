@@ -14,19 +14,24 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/agenttest"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/postgres"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
+	pgtest "github.com/clusterguard/terraform-provider-clusterguard/internal/testutil/postgres"
 )
 
 // agentFixture is a real two-node cluster (web active on node-1, db on
 // node-2), a repository and a group "g" of both, in one catalog.
 type agentFixture struct {
 	c     *agenttest.Cluster
-	st    *schedStore
+	st    engine.Store
 	token string
 }
 
-func startAgents(t *testing.T) *agentFixture {
+func startAgents(t *testing.T) *agentFixture { return startAgentsOn(t, newSchedStore()) }
+
+// startAgentsOn is startAgents on the given catalog.
+func startAgentsOn(t *testing.T, st engine.Store) *agentFixture {
 	t.Helper()
 	repoDir := filepath.Join(t.TempDir(), "repo")
 	const password = "long enough password"
@@ -39,7 +44,7 @@ func startAgents(t *testing.T) *agentFixture {
 	}
 	c.StartWorkload(t, "node-1", "web")
 	c.StartWorkload(t, "node-2", "db")
-	fx := &agentFixture{c: c, st: newSchedStore(), token: c.Token}
+	fx := &agentFixture{c: c, st: st, token: c.Token}
 	ctx := context.Background()
 	eng := fx.engine(t, "setup")
 	if _, err := eng.RegisterCluster(ctx, engine.ClusterSpec{Name: "c", SharedVolume: c.SharedVolume, Nodes: c.Endpoints(),
@@ -203,7 +208,22 @@ func TestScheduledRunOnRealAgents(t *testing.T) {
 // per workload for the slot. The dead daemon's run, cancelled later,
 // writes nothing.
 func TestLeaderKilledMidRunSlotRetriedOnce(t *testing.T) {
-	fx := startAgents(t)
+	testLeaderKilledMidRun(t, startAgents(t))
+}
+
+// The same on a real PostgreSQL catalog shared by both daemons: leadership,
+// fenced slot claims and the take-over go through SQL transactions.
+func TestLeaderKilledMidRunOnPostgreSQL(t *testing.T) {
+	srv := pgtest.Start(t)
+	st, err := postgres.Open(context.Background(), srv.CreateDatabase(t), postgres.Options{})
+	if err != nil {
+		t.Fatalf("open the PostgreSQL catalog: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	testLeaderKilledMidRun(t, startAgentsOn(t, st))
+}
+
+func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 	ctx := context.Background()
 	clk := newFakeClock(t0.Add(30 * time.Second))
 	e1, e2 := fx.engine(t, "d1"), fx.engine(t, "d2")

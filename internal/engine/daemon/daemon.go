@@ -17,7 +17,7 @@ import (
 )
 
 // RoleScheduler is the leadership role whose holder evaluates schedules.
-const RoleScheduler = "scheduler"
+const RoleScheduler = catalog.RoleScheduler
 
 // Defaults of Options.
 const (
@@ -25,7 +25,8 @@ const (
 	DefaultLeaderTTL         = 15 * time.Second
 	DefaultMaxConcurrentRuns = 4
 	DefaultStopGrace         = 30 * time.Second
-	// HeartbeatEvery bounds the time between two heartbeats (PutDaemon).
+	// HeartbeatEvery bounds the time between two heartbeats (PutDaemon),
+	// give or take a tick.
 	HeartbeatEvery = 5 * time.Second
 	// RecoverEvery is how often the leader calls Options.Recover.
 	RecoverEvery = time.Minute
@@ -114,6 +115,7 @@ type Daemon struct {
 	lastHeartbeat time.Time
 	lastRecover   time.Time
 	lastTick      time.Time
+	nextDue       time.Time // earliest time a schedule becomes runnable (leader only)
 	lastErr       string
 	running       map[string]*activeRun // by run id
 	busyGroups    map[string]string     // group -> schedule running it
@@ -159,7 +161,7 @@ func New(o Options) (*Daemon, error) {
 		o.Tick = DefaultTick
 	}
 	if o.LeaderTTL <= 0 {
-		o.LeaderTTL = DefaultLeaderTTL
+		o.LeaderTTL = max(DefaultLeaderTTL, 3*o.Tick)
 	}
 	if o.LeaderTTL < 3*o.Tick {
 		return nil, fmt.Errorf("engine daemon: leader TTL %s must be at least three ticks (%s) so the lease is renewed in time; raise the TTL or lower the tick", o.LeaderTTL, 3*o.Tick)
@@ -237,8 +239,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 		d.tick(ctx)
-		t.Reset(d.o.Tick)
+		t.Reset(d.sleep())
 	}
+}
+
+// sleep is the time to the next tick: Tick, or less when a slot becomes
+// runnable sooner, so lag from due to start does not depend on Tick.
+func (d *Daemon) sleep() time.Duration {
+	d.mu.Lock()
+	next, leader := d.nextDue, d.leader
+	d.mu.Unlock()
+	if !leader || next.IsZero() {
+		return d.o.Tick
+	}
+	return max(0, min(d.o.Tick, next.Sub(d.now())))
 }
 
 // stop ends the daemon after Run's context was cancelled.
@@ -298,10 +312,12 @@ func (d *Daemon) tick(ctx context.Context) {
 			errs = append(errs, err)
 		}
 		if d.isLeader() {
-			if err := d.recover(ctx, now, gained); err != nil {
+			// Failover first: it retries the slots of runs a dead daemon
+			// left, which Recover would otherwise only mark failed.
+			if err := d.failover(ctx, now); err != nil {
 				errs = append(errs, err)
 			}
-			if err := d.failover(ctx, now); err != nil {
+			if err := d.recover(ctx, now, gained); err != nil {
 				errs = append(errs, err)
 			}
 			if err := d.evaluate(ctx, now); err != nil {
@@ -321,7 +337,9 @@ func (d *Daemon) tick(ctx context.Context) {
 
 func (d *Daemon) heartbeat(ctx context.Context, now time.Time) error {
 	d.mu.Lock()
-	due := d.lastHeartbeat.IsZero() || now.Sub(d.lastHeartbeat) >= min(HeartbeatEvery, d.o.Tick)
+	// At least three heartbeats per LeaderTTL: failover takes a daemon
+	// whose heartbeat is LeaderTTL old for dead.
+	due := d.lastHeartbeat.IsZero() || now.Sub(d.lastHeartbeat) >= min(HeartbeatEvery, d.o.LeaderTTL/3)
 	d.mu.Unlock()
 	if !due {
 		return nil

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/postgres"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+	pgtest "github.com/clusterguard/terraform-provider-clusterguard/internal/testutil/postgres"
 )
 
 // fakeRunner stands in for RunBackup where a test is about scheduling, not
@@ -83,7 +87,7 @@ func waitStarted(t *testing.T, f *fakeRunner) string {
 	}
 }
 
-func newTestDaemon(t *testing.T, st *schedStore, clk *fakeClock, id string, reg prometheus.Registerer) (*Daemon, *fakeRunner) {
+func newTestDaemon(t *testing.T, st engine.Store, clk *fakeClock, id string, reg prometheus.Registerer) (*Daemon, *fakeRunner) {
 	t.Helper()
 	eng, err := engine.New(engine.Options{Store: st, Dial: engine.HTTPDialer(engine.HTTPDialerOptions{}), Now: clk.Now, Owner: id})
 	if err != nil {
@@ -101,15 +105,15 @@ func newTestDaemon(t *testing.T, st *schedStore, clk *fakeClock, id string, reg 
 
 var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 
-func putSchedule(t *testing.T, st *schedStore, s catalog.Schedule) {
+func putSchedule(t *testing.T, st engine.Store, s catalog.Schedule) {
 	t.Helper()
-	s.CreatedAt, s.UpdatedAt = t0, t0
+	s.CreatedAt, s.UpdatedAt = t0.Add(-time.Minute), t0.Add(-time.Minute)
 	if err := st.PutSchedule(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func slotsOf(t *testing.T, st *schedStore, name string) []catalog.ScheduleSlot {
+func slotsOf(t *testing.T, st engine.Store, name string) []catalog.ScheduleSlot {
 	t.Helper()
 	sl, err := st.ListSlots(context.Background(), name, 0)
 	if err != nil {
@@ -122,20 +126,50 @@ func slotsOf(t *testing.T, st *schedStore, name string) []catalog.ScheduleSlot {
 // leader dies half-way. Every slot is handled exactly once: one run per
 // run slot, never two, and the follower takes over within TTL + Tick.
 func TestTwoDaemonsRunEachSlotExactlyOnce(t *testing.T) {
+	testTwoDaemonsExactlyOnce(t, newSchedStore())
+}
+
+// The same on a real PostgreSQL catalog.
+func TestTwoDaemonsRunEachSlotExactlyOnceOnPostgreSQL(t *testing.T) {
+	srv := pgtest.Start(t)
+	st, err := postgres.Open(context.Background(), srv.CreateDatabase(t), postgres.Options{})
+	if err != nil {
+		t.Fatalf("open the PostgreSQL catalog: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	// Runs belong to a group of a cluster in SQL catalogs.
 	ctx := context.Background()
-	st := newSchedStore()
+	if err := st.PutCluster(ctx, catalog.Cluster{Name: "c", SharedVolume: "/srv", Nodes: []catalog.Node{{Name: "n1", Endpoint: "http://127.0.0.1:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutRepository(ctx, catalog.Repository{Name: "r", URL: t.TempDir(), Password: "long enough password"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "c", Repository: "r", Workloads: []string{"web"}}); err != nil {
+		t.Fatal(err)
+	}
+	testTwoDaemonsExactlyOnce(t, st)
+}
+
+func testTwoDaemonsExactlyOnce(t *testing.T, st engine.Store) {
+	ctx := context.Background()
 	clk := newFakeClock(t0.Add(5 * time.Second))
 	putSchedule(t, st, catalog.Schedule{Name: "minutely", Group: "g", Interval: time.Minute, StartWindow: 30 * time.Second})
 	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
 	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
 	var d1DeadAt time.Time
+	d1.Tick(ctx)               // d1 leads first
 	for i := 0; i < 240; i++ { // 2 hours of 30-second steps
+		// Both tick at once: claims race in the catalog.
+		var wg sync.WaitGroup
 		if i < 120 {
-			d1.Tick(ctx)
+			wg.Add(1)
+			go func() { defer wg.Done(); d1.Tick(ctx) }()
 		} else if d1DeadAt.IsZero() {
 			d1DeadAt = clk.Now()
 		}
 		d2.Tick(ctx)
+		wg.Wait()
 		d1.WaitIdle()
 		d2.WaitIdle()
 		if i >= 120 && !d2.Health().Leader && clk.Now().Sub(d1DeadAt) > DefaultLeaderTTL+DefaultTick+30*time.Second {
@@ -210,7 +244,7 @@ func TestMissedSlotsRecordedWithReasons(t *testing.T) {
 			h := s.Slot.Hour()
 			switch {
 			case h >= 11 && h <= 14:
-				if s.State != catalog.SlotMissed || !strings.Contains(s.Reason, "no engine daemon was leading") || !strings.Contains(s.Reason, "catch-up is skip") {
+				if s.State != catalog.SlotMissed || !strings.Contains(s.Reason, "no engine daemon was leading") {
 					t.Errorf("%s %s: %s %q, want missed because no daemon led", name, s.Slot, s.State, s.Reason)
 				}
 			case (h == 15 || h == 10) && name == "b":
@@ -317,5 +351,97 @@ func TestStopHandsTheSlotToTheNextLeader(t *testing.T) {
 	d2.WaitIdle()
 	if len(f2.calls) != 1 {
 		t.Fatalf("d2 made %d runs, want 1", len(f2.calls))
+	}
+}
+
+// A deposed leader that is still alive (heartbeat fresh, lease lost) keeps
+// its run: the new leader neither retries the slot nor runs it again, and
+// completes it from the run record once the run ended (the old leader's own
+// slot write is refused).
+func TestDeposedLeaderAliveRunIsNotDuplicated(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
+	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
+	f1.hold["s"] = true
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour})
+	d1.Tick(ctx)
+	runID := waitStarted(t, f1)
+	// d1 is cut off from leadership but alive: it only heartbeats.
+	for i := 0; i < 4; i++ {
+		clk.Add(5 * time.Second)
+		if err := d1.heartbeat(ctx, clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		d2.Tick(ctx)
+	}
+	if !d2.Health().Leader {
+		t.Fatal("d2 did not take over an expired lease")
+	}
+	if n := f2.callCount(); n != 0 {
+		t.Fatalf("d2 started %d runs while d1's run was alive", n)
+	}
+	if s := slotsOf(t, st, "s"); len(s) != 1 || s[0].State != catalog.SlotRunning || s[0].RunID != runID {
+		t.Fatalf("slot while d1 runs: %+v", s)
+	}
+	close(f1.release)
+	d1.WaitIdle()
+	if s := slotsOf(t, st, "s"); s[0].State != catalog.SlotRunning {
+		t.Fatalf("the deposed leader recorded its slot's end: %+v", s)
+	}
+	d2.Tick(ctx)
+	d2.WaitIdle()
+	s := slotsOf(t, st, "s")
+	if len(s) != 1 || s[0].State != catalog.SlotSucceeded || s[0].RunID != runID || f2.callCount() != 0 {
+		t.Fatalf("slot after d1's run ended: %+v (d2 runs %d), want succeeded with d1's run", s, f2.callCount())
+	}
+}
+
+// A schedule with VerifyEvery verifies its group's repository when due,
+// once per period; the result is in Health and the metrics, and a failed
+// verification counts as a failure.
+func TestScheduledVerification(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	reg := prometheus.NewRegistry()
+	d, _ := newTestDaemon(t, st, clk, "d1", reg)
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	if _, err := d.eng.CreateRepository(ctx, catalog.Repository{Name: "r", URL: repoDir, Password: "long enough password"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutGroup(ctx, catalog.ProtectionGroup{Name: "g", Cluster: "c", Repository: "r", Workloads: []string{"web"}}); err != nil {
+		t.Fatal(err)
+	}
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: 24 * time.Hour, VerifyEvery: time.Hour})
+	d.Tick(ctx)
+	d.WaitIdle()
+	v, ok := d.Health().Verifications["s"]
+	if !ok || !v.OK || v.Repository != "r" || !v.At.Equal(t0.Add(time.Second)) {
+		t.Fatalf("verification after the first tick: %+v %v", v, ok)
+	}
+	if got := testutil.ToFloat64(d.metrics.verifyOK.WithLabelValues("r")); got != 1 {
+		t.Fatalf("verify_ok = %v", got)
+	}
+	clk.Add(30 * time.Minute) // not due again yet
+	d.Tick(ctx)
+	d.WaitIdle()
+	if v2 := d.Health().Verifications["s"]; !v2.At.Equal(v.At) {
+		t.Fatalf("verified again before VerifyEvery: %+v", v2)
+	}
+	// The repository is gone: the next verification fails and says why.
+	if err := os.RemoveAll(repoDir); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(31 * time.Minute)
+	d.Tick(ctx)
+	d.WaitIdle()
+	v = d.Health().Verifications["s"]
+	if v.OK || !strings.Contains(v.Summary, `repository "r"`) {
+		t.Fatalf("verification of a missing repository: %+v", v)
+	}
+	if got := testutil.ToFloat64(d.metrics.failures.WithLabelValues("g", causeVerify)); got != 1 {
+		t.Fatalf("verify failures = %v, want 1", got)
 	}
 }

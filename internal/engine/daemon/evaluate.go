@@ -40,6 +40,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 	var errs []error
 	var cands []candidate
 	seen := map[string]bool{}
+	var nextDue time.Time
 	for _, s := range scheds {
 		seen[s.Name] = true
 		if s.Paused {
@@ -52,23 +53,36 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		}
 		d.maybeVerify(ctx, s, now)
 		if now.Before(cp.nextEval) {
+			nextDue = earliest(nextDue, cp.nextEval)
 			continue
 		}
 		dec := cp.plan.Decide(now, cp.since())
-		for _, m := range dec.Missed {
-			if err := d.claimMissed(ctx, s, cp, m, now); err != nil {
+		recorded := true
+		for i, m := range dec.Missed {
+			ok, err := d.claimMissed(ctx, s, cp, m, dec.MissedReasons[i], now)
+			if err != nil {
 				errs = append(errs, err)
+			}
+			if !ok {
+				// Run nothing newer before the older slots are recorded:
+				// lastHandled would skip them.
+				recorded = false
 				break
 			}
 		}
+		if !recorded {
+			continue
+		}
 		if dec.Run.IsZero() {
 			cp.nextEval = dec.Next.Add(cp.plan.Jitter(dec.Next))
+			nextDue = earliest(nextDue, cp.nextEval)
 			continue
 		}
 		cp.nextEval = time.Time{}
 		cands = append(cands, candidate{s: s, cp: cp, slot: dec.Run, due: dec.Run.Add(cp.plan.Jitter(dec.Run))})
 	}
 	d.mu.Lock()
+	d.nextDue = nextDue
 	for name := range d.plans {
 		if !seen[name] {
 			delete(d.plans, name)
@@ -84,6 +98,13 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // planFor returns the schedule's parsed plan and its latest handled slot,
 // read from the catalog once per leadership term or after a conflict.
 func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule, now time.Time) (*cachedPlan, error) {
@@ -96,9 +117,6 @@ func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule, now time.Time)
 			return nil, fmt.Errorf("schedule %q is not run: %w", s.Name, err)
 		}
 		cp = &cachedPlan{updatedAt: s.UpdatedAt, plan: p, firstSeen: now}
-		if !s.CreatedAt.IsZero() {
-			cp.firstSeen = s.CreatedAt
-		}
 		d.mu.Lock()
 		d.plans[s.Name] = cp
 		d.mu.Unlock()
@@ -118,13 +136,13 @@ func (d *Daemon) planFor(ctx context.Context, s catalog.Schedule, now time.Time)
 }
 
 // since is the lastHandled passed to the planner. A schedule without any
-// slot yet starts one start window before it was created (or first seen by
-// this leader), not one start window before now: otherwise a slot that had
-// to wait (its group busy) would slide out of view instead of being
-// recorded as missed.
+// slot yet starts after its CreatedAt (the planner's NotBefore) or, if that
+// is unknown, one start window before this leader first saw it, not one
+// start window before now: otherwise a slot that had to wait (its group
+// busy) would slide out of view instead of being recorded as missed.
 func (cp *cachedPlan) since() time.Time {
-	if !cp.lastHandled.IsZero() {
-		return cp.lastHandled
+	if !cp.lastHandled.IsZero() || !cp.plan.NotBefore().IsZero() {
+		return cp.lastHandled // the planner starts after CreatedAt
 	}
 	return cp.firstSeen.Add(-cp.plan.StartWindow())
 }
@@ -137,35 +155,37 @@ func (d *Daemon) forget(name string) {
 	d.mu.Unlock()
 }
 
-func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cachedPlan, slot, now time.Time) error {
+// claimMissed records slot as missed. The planner says why in terms of
+// windows; the daemon adds what kept the slot from starting.
+// It reports whether the slot is recorded.
+func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cachedPlan, slot time.Time, reason string, now time.Time) (bool, error) {
 	token, leader := d.currentToken()
 	if !leader {
-		return nil
+		return false, nil
 	}
 	d.mu.Lock()
 	why := d.deferReason[deferKey(s.Name, slot)]
 	delete(d.deferReason, deferKey(s.Name, slot))
 	d.mu.Unlock()
-	reason := fmt.Sprintf("not started within its start window (%s): no engine daemon was leading then", cp.plan.StartWindow())
-	if why != "" {
-		reason = fmt.Sprintf("not started within its start window (%s): %s", cp.plan.StartWindow(), why)
-	}
-	if s.CatchUp == catalog.CatchUpSkip {
-		reason += "; catch-up is skip"
+	switch {
+	case why != "":
+		reason += "; it waited because " + why
+	case strings.HasPrefix(reason, "not started within"):
+		reason += "; no engine daemon was leading then"
 	}
 	err := d.store.ClaimSlot(ctx, catalog.ScheduleSlot{Schedule: s.Name, Slot: slot.UTC(), State: catalog.SlotMissed,
 		Daemon: d.o.ID, Token: token, Reason: reason, ClaimedAt: now.UTC(), FinishedAt: now.UTC()}, now)
 	if errors.Is(err, catalog.ErrConflict) {
 		d.forget(s.Name)
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("recording missed slot %s of schedule %q: %w", slot.UTC().Format(time.RFC3339), s.Name, err)
+		return false, fmt.Errorf("recording missed slot %s of schedule %q: %w", slot.UTC().Format(time.RFC3339), s.Name, err)
 	}
 	cp.lastHandled = slot
 	d.metrics.failure(s.Group, causeMissed)
 	d.log.WarnContext(ctx, "slot missed", "schedule", s.Name, "slot", slot.UTC(), "reason", reason)
-	return nil
+	return true, nil
 }
 
 // startSlot claims c's slot and starts its run, or leaves it queued (with

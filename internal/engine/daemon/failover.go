@@ -17,6 +17,16 @@ import (
 // interruption is not retried again.
 const retryPrefix = "retry of run "
 
+// runRecordGrace bounds the time between a slot's claim and its run's
+// record (RunBackup probes the cluster first). A living daemon whose slot
+// has no run after it failed before recording one and could not say so
+// (it lost leadership): the slot is then taken over.
+const runRecordGrace = 5 * time.Minute
+
+// abandonedRunText is in the error the engine's RecoverAbandoned records on
+// a run whose engine stopped mid-run.
+const abandonedRunText = "its engine stopped while the run was in progress"
+
 // retryTag marks the recovery points a retry makes.
 func retryTag(runID string) string { return "retry-of:" + runID }
 
@@ -65,7 +75,7 @@ func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAli
 	}
 	interrupted := false
 	switch {
-	case !found && ownerAlive:
+	case !found && ownerAlive && now.Sub(sl.StartedAt) < runRecordGrace:
 		return nil // claimed, the run record is about to be written
 	case !found:
 		interrupted = true
@@ -86,9 +96,11 @@ func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAli
 		d.metrics.failure(run.Group, causeInterrupted)
 		interrupted = true
 	default:
-		// Shut down at the end of its grace period: the run recorded a
-		// cancelled failure; it was interrupted all the same.
-		interrupted = run.Status != catalog.RunSucceeded && strings.Contains(run.Error, context.Canceled.Error())
+		// Shut down at the end of its grace period (the run recorded a
+		// cancelled failure), or already marked failed as abandoned by the
+		// engine's recovery of dead engines' work: interrupted all the same.
+		interrupted = run.Status != catalog.RunSucceeded && (strings.Contains(run.Error, context.Canceled.Error()) ||
+			strings.Contains(run.Error, abandonedRunText))
 	}
 	if !interrupted {
 		return d.completeSlot(ctx, sl, slotState(run.Status), run.Error, now)

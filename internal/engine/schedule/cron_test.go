@@ -80,6 +80,11 @@ func TestCronAcrossDST(t *testing.T) {
 			want: []string{"2026-10-04T01:30:00+10:30", "2026-10-04T02:30:00+11:00", "2026-10-04T03:00:00+11:00"},
 		},
 		{
+			name: "Samoa skipped 2011-12-30 entirely: its slot runs at the first instant after",
+			cron: "0 12 * * *", zone: "Pacific/Apia", from: "2011-12-29T13:00:00-10:00",
+			want: []string{"2011-12-31T00:00:00+14:00", "2011-12-31T12:00:00+14:00"},
+		},
+		{
 			name: "UTC has no DST",
 			cron: "30 2 * * *", zone: "", from: "2026-03-28T12:00:00Z",
 			want: []string{"2026-03-29T02:30:00Z", "2026-03-30T02:30:00Z"},

@@ -233,3 +233,30 @@ func BenchmarkDecideDailyOnTime(b *testing.B) {
 		p.Decide(now, now.Add(-24*time.Hour))
 	}
 }
+
+// TestDecideAcrossSpringForward: a daily 02:30 Berlin schedule may keep a
+// 24h start window (the clock-face gap), although the spring-forward brings
+// its slots 23.5h apart once a year. If both are pending, the newer
+// supersedes the older: one run.
+func TestDecideAcrossSpringForward(t *testing.T) {
+	p := mustParse(t, catalog.Schedule{Cron: "30 2 * * *", TimeZone: "Europe/Berlin", StartWindow: 24 * time.Hour})
+	d := p.Decide(at(t, "2026-03-29T03:10:00+02:00"), at(t, "2026-03-27T02:30:00+01:00"))
+	checkDecision(t, d, "2026-03-29T03:00:00+02:00", false, []string{"2026-03-28T02:30:00+01:00"}, "2026-03-30T02:30:00+02:00")
+	if len(d.MissedReasons) == 1 && !strings.Contains(d.MissedReasons[0], "superseded by the newer slot 2026-03-29T01:00:00Z") {
+		t.Errorf("reason %q", d.MissedReasons[0])
+	}
+	// Before the shifted slot: the previous day's slot is still in its window and runs.
+	d = p.Decide(at(t, "2026-03-29T01:59:00+01:00"), at(t, "2026-03-27T02:30:00+01:00"))
+	checkDecision(t, d, "2026-03-28T02:30:00+01:00", false, nil, "2026-03-29T03:00:00+02:00")
+}
+
+func TestWithNotBefore(t *testing.T) {
+	p := mustParse(t, catalog.Schedule{Interval: time.Hour, StartWindow: 30 * time.Minute, CreatedAt: at(t, "2026-05-01T08:00:00Z")})
+	q := p.WithNotBefore(at(t, "2026-05-01T10:20:00Z"))
+	if !p.NotBefore().Equal(at(t, "2026-05-01T08:00:00Z")) || !q.NotBefore().Equal(at(t, "2026-05-01T10:20:00Z")) {
+		t.Fatalf("NotBefore: %s, %s", p.NotBefore(), q.NotBefore())
+	}
+	now := at(t, "2026-05-01T11:10:00Z")
+	checkDecision(t, q.Decide(now, time.Time{}), "2026-05-01T11:00:00Z", false, nil, "2026-05-01T12:00:00Z")
+	checkDecision(t, p.Decide(now, time.Time{}), "2026-05-01T11:00:00Z", false, []string{"2026-05-01T09:00:00Z", "2026-05-01T10:00:00Z"}, "2026-05-01T12:00:00Z")
+}

@@ -79,6 +79,17 @@ func (p *Plan) CatchUp() string { return p.catchUp }
 // nothing handled yet, slots at or before it are history, not missed.
 func (p *Plan) NotBefore() time.Time { return p.notBefore }
 
+// WithNotBefore returns a copy of p whose history ends at t instead of the
+// schedule's CreatedAt (e.g. when the creation time is unknown).
+func (p *Plan) WithNotBefore(t time.Time) *Plan {
+	q := *p
+	q.notBefore = t.UTC()
+	if t.IsZero() {
+		q.notBefore = time.Time{}
+	}
+	return &q
+}
+
 // Location is the zone the cron expression is read in (UTC for intervals).
 func (p *Plan) Location() *time.Location { return p.loc }
 
@@ -100,7 +111,7 @@ func (p *Plan) Jitter(slot time.Time) time.Duration {
 		h ^= uint64(b)
 		h *= 1099511628211
 	}
-	u := uint64(slot.Unix())
+	u := uint64(slot.Unix()) //nolint:gosec // G115: only the bits are hashed
 	for i := 0; i < 8; i++ {
 		h ^= (u >> (8 * i)) & 0xff
 		h *= 1099511628211
@@ -111,7 +122,7 @@ func (p *Plan) Jitter(slot time.Time) time.Duration {
 	h ^= h >> 27
 	h *= 0x94d049bb133111eb
 	h ^= h >> 31
-	return time.Duration(h % uint64(p.jitter))
+	return time.Duration(h % uint64(p.jitter)) //nolint:gosec // G115: below p.jitter, a positive int64
 }
 
 // Decision says what to do with a schedule at a given time.

@@ -74,7 +74,8 @@ func Serve(ctx context.Context, cfg *Config, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d, err := daemon.New(daemon.Options{Engine: eng, Store: store, Version: o.Version, Listen: addr, Now: now,
-		Tick: cfg.Tick, LeaderTTL: cfg.LeaderTTL, MaxConcurrentRuns: cfg.MaxConcurrentRuns, Logger: logger, Registerer: reg})
+		Tick: cfg.Tick, LeaderTTL: cfg.LeaderTTL, MaxConcurrentRuns: cfg.MaxConcurrentRuns, Logger: logger, Registerer: reg,
+		Recover: recoverAbandoned(eng, logger)})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("start the scheduler: %w", err)
@@ -136,6 +137,22 @@ func Serve(ctx context.Context, cfg *Config, o Options) error {
 	}
 	logger.Info("engine daemon stopped")
 	return nil
+}
+
+// recoverAbandoned is what the leader runs on taking leadership and every
+// minute: finish the runs and restores a dead provider or daemon left.
+func recoverAbandoned(eng *engine.Engine, logger *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		rep, err := eng.RecoverAbandoned(ctx)
+		for _, r := range rep.Runs {
+			logger.Warn("abandoned backup run marked failed", "run", r.ID, "group", r.Group, "owner", r.Owner, "last_seen", r.LastSeen)
+		}
+		for _, r := range rep.Restores {
+			logger.Warn("abandoned restore recovered", "restore", r.ID, "cluster", r.Cluster, "owner", r.Owner, "last_seen", r.LastSeen,
+				"restarted", len(r.Restarted), "not_restarted", len(r.NotRestarted), "failed", r.Failed, "error", r.Error)
+		}
+		return err
+	}
 }
 
 // newEngine builds the engine as the provider does, from the daemon's
