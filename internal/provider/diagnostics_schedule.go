@@ -16,7 +16,7 @@ import (
 )
 
 func diagSchedulesNotRunning(seenAt time.Time) diag.Diagnostic {
-	last := "No engine daemon has ever reported to this catalog"
+	last := "No engine daemon is running on this catalog (none has a heartbeat record; a daemon removes its record when it stops)"
 	if !seenAt.IsZero() {
 		last = fmt.Sprintf("The last engine daemon heartbeat was at %s, more than %s ago", seenAt.UTC().Format(time.RFC3339), engine.DaemonSeenWithin)
 	}
