@@ -115,6 +115,11 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(addr)
 	}
+	if stop, err := srv.startRegistration(ctx, addr, volumeID); err != nil {
+		logger.Warn("not registering with the engine daemon", "error", err)
+	} else {
+		defer stop()
+	}
 
 	select {
 	case err := <-served:

@@ -79,6 +79,8 @@
 //	POST /v1/workloads/{name}/backup         freeze, point-in-time copy, release, upload (epoch checked)
 //	POST /v1/node-backup                     the node's whole shared-volume view, its workloads frozen together
 //	POST /v1/workloads/{name}/restore        inspect, stage on the volume, swap in atomically (or inspect only)
+//	GET  /metrics                            Prometheus metrics (metrics.go): workloads by state, requests,
+//	                                         quiesce holds, ownership lease renewals, last backup served
 //
 // Coordinator and fencing (E3): the engine grants an epoch from its catalog;
 // the agent refuses an epoch lower than the highest it has seen (kept in
@@ -222,6 +224,16 @@
 // running and its lease expiring (its watchdog exits with it): only an
 // operator's confirmation that the node is dead lets the engine start the
 // workload elsewhere after that.
+//
+// # Registration with the engine daemon
+//
+// With an engine block the agent announces itself to the engine daemon
+// (register.go): POST /v1/nodes/register with the daemon's registration
+// token (not the agent's own token), carrying the node name, the URL the
+// engine reaches it at (advertise_url, else the scheme and bound listen
+// address), the shared volume id, the version and the workload names; at
+// start and every interval, in the background, one warning per failed
+// attempt. https:// is required off loopback unless insecure_plaintext.
 //
 // # Failure counters
 //

@@ -164,6 +164,9 @@ type Owners struct {
 	// beforeClaimWrite, for tests, runs between Acquire's read of the
 	// record and the write of its claim (a stalled agent).
 	beforeClaimWrite func()
+
+	// renewals counts renewals for the agent's metrics (metrics.go).
+	renewals leaseCounters
 }
 
 type heldLease struct {
@@ -369,6 +372,7 @@ func (o *Owners) RenewAll() {
 	var lost []struct{ workload, reason string }
 	for name, h := range o.held {
 		err := o.renewLocked(name, h)
+		o.renewals.observe(err)
 		if err == nil {
 			continue
 		}
