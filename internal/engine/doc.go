@@ -26,6 +26,12 @@
 //     workload (node views as "<snapshot>@<workload>").
 //   - restore operation: one restore job, recorded before work starts and
 //     keyed by its request so an interrupted apply resumes it.
+//   - schedule: when a protection group is backed up by itself (PutSchedule);
+//     the engine daemon claims each due slot once. ScheduleStatus reads its
+//     slots and runs back (last run, failures, misses) and whether a daemon
+//     heartbeat is recent (DaemonSeenWithin).
+//   - node registration: what an agent announced to a daemon; stale after
+//     StaleRegistrationAfter without a new announcement.
 //
 // State model of a cluster registration
 //

@@ -130,7 +130,8 @@ type ScheduleRun struct {
 // ScheduleStatus is what a schedule has done and will do, as of now.
 type ScheduleStatus struct {
 	Schedule  catalog.Schedule
-	NextRunAt time.Time // next nominal slot (before jitter); zero when paused
+	NextRunAt time.Time // next nominal slot (before jitter); zero when paused or PlanErr
+	PlanErr   error     // why the stored schedule cannot be planned (the daemon skips it)
 
 	LastRun             *ScheduleRun // nil until a slot ran
 	ConsecutiveFailures int          // failed or partial slots since the last success
@@ -194,14 +195,16 @@ func (e *Engine) ScheduleStatus(ctx context.Context, name string, now time.Time)
 	st := ScheduleStatus{Schedule: s}
 	plan, err := schedule.Parse(s)
 	if err != nil {
-		// Stored before the planner's checks (or by another tool).
-		return st, fmt.Errorf("schedule %q cannot be planned: fix it and apply again: %w", name, err)
-	}
-	if !s.Paused {
-		st.NextRunAt = plan.Next(now)
-	}
-	if st.ScheduleCheck, err = e.CheckSchedule(ctx, s, now); err != nil {
-		return st, err
+		// Stored by another tool, or valid under an older planner: still
+		// report its history, so the configuration can be fixed and applied.
+		st.PlanErr = err
+	} else {
+		if !s.Paused {
+			st.NextRunAt = plan.Next(now)
+		}
+		if st.ScheduleCheck, err = e.CheckSchedule(ctx, s, now); err != nil {
+			return st, err
+		}
 	}
 
 	slots, err := e.store.ListSlots(ctx, name, ScheduleStatusSlots)

@@ -245,3 +245,26 @@ func TestRegisteredNodesStaleAndDrift(t *testing.T) {
 		t.Errorf("drift: undeclared %v, stale %v", undeclared, stale)
 	}
 }
+
+// A stored schedule the planner refuses (written by another tool) still has
+// a status, so Terraform can refresh it and apply a fix.
+func TestScheduleStatusOfUnplannableSchedule(t *testing.T) {
+	t.Parallel()
+	fx := newScheduleFixture(t, 0)
+	ctx := context.Background()
+	if err := fx.store.PutSchedule(ctx, catalog.Schedule{Name: "nightly", Group: "g", Cron: "0 2 * * *", TimeZone: "Mars/Olympus",
+		CatchUp: catalog.CatchUpLatest, CreatedAt: fx.now, UpdatedAt: fx.now}); err != nil {
+		t.Fatal(err)
+	}
+	fx.slot(t, catalog.ScheduleSlot{Slot: fx.now.Add(-time.Hour), State: catalog.SlotSucceeded})
+	st, err := fx.eng.ScheduleStatus(ctx, "nightly", fx.now)
+	if err != nil {
+		t.Fatalf("status of an unplannable schedule: %v", err)
+	}
+	if st.PlanErr == nil || !strings.Contains(st.PlanErr.Error(), "Mars/Olympus") || !st.NextRunAt.IsZero() {
+		t.Errorf("plan error %v, next run %s", st.PlanErr, st.NextRunAt)
+	}
+	if st.LastRun == nil || st.LastRun.Status != catalog.SlotSucceeded {
+		t.Errorf("history not reported: %+v", st.LastRun)
+	}
+}

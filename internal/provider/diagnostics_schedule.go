@@ -16,7 +16,7 @@ import (
 )
 
 func diagSchedulesNotRunning(seenAt time.Time) diag.Diagnostic {
-	last := "No engine daemon has ever reported to this catalog"
+	last := "No engine daemon is running on this catalog (none has a heartbeat record; a daemon removes its record when it stops)"
 	if !seenAt.IsZero() {
 		last = fmt.Sprintf("The last engine daemon heartbeat was at %s, more than %s ago", seenAt.UTC().Format(time.RFC3339), engine.DaemonSeenWithin)
 	}
@@ -43,6 +43,12 @@ func diagRPOUnmetBySchedule(group string, c engine.ScheduleCheck) diag.Diagnosti
 			shortDuration(c.GroupRPO), shortDuration(c.MaxGap), group),
 			fmt.Sprintf("Schedule slots at most %s apart (a shorter interval, or a cron expression without long gaps such as weekends), or raise the group's rpo to at least %s.",
 				shortDuration(c.GroupRPO), shortDuration(c.MaxGap)), nil))
+}
+
+func diagScheduleNotPlannable(name string, err error) diag.Diagnostic {
+	return diag.NewWarningDiagnostic("Schedule Not Running",
+		detail(fmt.Sprintf("Backup schedule %q is in the catalog but cannot be planned, so the engine daemon skips it.", name),
+			"Correct the attribute named below in the configuration and apply: the plan shows the change.", err))
 }
 
 func diagSchedule(name, during string, err error) diag.Diagnostics {

@@ -285,6 +285,9 @@ func (r *backupScheduleResource) Read(ctx context.Context, req resource.ReadRequ
 		resp.Diagnostics.Append(diagSchedule(name, "reading", err)...)
 		return
 	}
+	if status.PlanErr != nil {
+		resp.Diagnostics.Append(diagScheduleNotPlannable(name, status.PlanErr))
+	}
 	resp.Diagnostics.Append(state.fillRecord(ctx, status.Schedule)...)
 	resp.Diagnostics.Append(state.fillStatus(ctx, status)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)

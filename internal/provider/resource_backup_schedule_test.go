@@ -20,6 +20,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine/daemon"
 )
 
 const scheduleAddr = "clusterguard_backup_schedule.test"
@@ -205,7 +206,7 @@ func TestAccBackupSchedule_lifecycle(t *testing.T) {
 				Config:    cfg,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(scheduleAddr, plancheck.ResourceActionCreate),
-					expectWarning(rec, "Schedules Are Not Running", regexp.MustCompile("No engine daemon has ever reported[\\s\\S]*start `terraform-provider-clusterguard engine serve")),
+					expectWarning(rec, "Schedules Are Not Running", regexp.MustCompile("No engine daemon is running on this catalog[\\s\\S]*start `terraform-provider-clusterguard engine serve")),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(scheduleAddr, tfjsonpath.New("id"), knownvalue.StringExact("nightly")),
@@ -383,6 +384,119 @@ data "clusterguard_registered_nodes" "all" {}
 					statecheck.ExpectKnownValue(ds, tfjsonpath.New("nodes").AtSliceIndex(1).AtMapKey("seen_at"), knownvalue.StringRegexp(regexp.MustCompile(`^\d{4}-`))),
 					statecheck.ExpectKnownValue("data.clusterguard_registered_nodes.all", tfjsonpath.New("nodes"), knownvalue.ListSizeExact(3)),
 				},
+			},
+		},
+	})
+}
+
+// TestAccBackupSchedule_daemonRuns: a schedule declared with Terraform is
+// run by a real engine daemon on real agents; the next plan shows the run
+// as last_run without a diff, and warns again once the daemon stopped.
+func TestAccBackupSchedule_daemonRuns(t *testing.T) {
+	e := newTestEnv(t, 1, "web")
+	e.cluster.StartWorkload(t, "node-1", "web")
+	// The provider's clock is 90 s behind, so the schedule was created
+	// before the latest minute slot, which the daemon (on real time, like
+	// the agents) then runs at once: no waiting for a minute to turn.
+	clock := &testClock{now: time.Now().UTC().Add(-90 * time.Second)}
+	rec := &diagRecorder{}
+	cfg := testAccScheduleConfig(e, "", `  interval  = "1m"
+  tags      = ["minutely"]
+  retention = { keep_last = 5 }`)
+
+	var stopDaemon func()
+	startDaemon := func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		store, err := openCatalog(ctx, e.catalog)
+		if err != nil {
+			t.Fatalf("open catalog: %v", err)
+		}
+		eng, err := engine.New(engine.Options{Store: store, Owner: "test-daemon",
+			Dial: engine.HTTPDialer(engine.HTTPDialerOptions{Token: e.cluster.Token, RequestTimeout: time.Minute})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := daemon.New(daemon.Options{Engine: eng, ID: "test-daemon", Tick: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		stopDaemon = func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("daemon stop: %v", err)
+			}
+			store.Close()
+			stopDaemon = nil
+		}
+		// Poll the catalog until the daemon recorded the slot's outcome.
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			slots, err := store.ListSlots(ctx, "nightly", 0)
+			if err == nil && len(slots) > 0 && slots[0].State != catalog.SlotRunning {
+				if slots[0].State != catalog.SlotSucceeded {
+					t.Fatalf("scheduled slot ended %s: %s", slots[0].State, slots[0].Reason)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the daemon recorded no finished slot within 90s (slots %+v, %v)", slots, err)
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+		}
+	}
+	t.Cleanup(func() {
+		if stopDaemon != nil {
+			stopDaemon()
+		}
+	})
+
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: recordingFactories(rec, WithClock(clock.Now)),
+		Steps: []resource.TestStep{
+			{
+				PreConfig: rec.reset,
+				Config:    cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					expectWarning(rec, "Schedules Are Not Running", nil),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(scheduleAddr, tfjsonpath.New("last_run"), knownvalue.Null()),
+				},
+			},
+			{
+				PreConfig: func() { rec.reset(); startDaemon() },
+				Config:    cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+					expectNoWarning(rec, "Schedules Are Not Running"),
+					expectNoWarning(rec, "Last Scheduled Backup Failed"),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(scheduleAddr, tfjsonpath.New("last_run").AtMapKey("status"), knownvalue.StringExact("succeeded")),
+					statecheck.ExpectKnownValue(scheduleAddr, tfjsonpath.New("last_run").AtMapKey("id"), knownvalue.StringRegexp(regexp.MustCompile(`.+`))),
+					statecheck.ExpectKnownValue(scheduleAddr, tfjsonpath.New("last_run").AtMapKey("errors"), knownvalue.ListSizeExact(0)),
+					statecheck.ExpectKnownValue(scheduleAddr, tfjsonpath.New("consecutive_failures"), knownvalue.Int64Exact(0)),
+				},
+				Check: func(*terraform.State) error {
+					var err error
+					e.withCatalog(t, func(ctx context.Context, store engine.Store) {
+						pts, lerr := store.RecoveryPoints(ctx, catalog.RecoveryPointFilter{Group: "group", Workload: "web"})
+						if lerr != nil || len(pts) != 1 {
+							err = fmt.Errorf("recovery points of web after the scheduled run: %d, %v", len(pts), lerr)
+						}
+					})
+					return err
+				},
+			},
+			{
+				PreConfig: func() { rec.reset(); stopDaemon() },
+				Config:    cfg,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+					expectWarning(rec, "Schedules Are Not Running", regexp.MustCompile(`No engine daemon is running on this catalog`)),
+				}},
 			},
 		},
 	})
