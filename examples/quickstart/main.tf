@@ -69,6 +69,17 @@ resource "clusterguard_protection_group" "all" {
   rpo        = "1h"
 }
 
+# Backups every minute, run by the engine daemon `make demo` starts
+# (terraform-provider-clusterguard engine serve), tagged and kept apart
+# from the group's own retention.
+resource "clusterguard_backup_schedule" "every_minute" {
+  name             = "every-minute"
+  protection_group = clusterguard_protection_group.all.name
+  cron             = "* * * * *"
+  tags             = ["scheduled"]
+  retention        = { keep_last = 3 }
+}
+
 # One federated backup; change the trigger to take another.
 resource "clusterguard_backup_run" "first" {
   group    = clusterguard_protection_group.all.name

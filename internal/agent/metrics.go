@@ -158,8 +158,11 @@ func (c *leaseCollector) Collect(ch chan<- prometheus.Metric) {
 	o := c.s.owners
 	ch <- prometheus.MustNewConstMetric(renewOKDesc, prometheus.CounterValue, float64(o.renewals.ok.Load()))
 	ch <- prometheus.MustNewConstMetric(renewFailDesc, prometheus.CounterValue, float64(o.renewals.failed.Load()))
-	o.mu.Lock()
-	held := len(o.held)
-	o.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held))
+	// o.mu is held through a renewal's write, which can hang on a stalled
+	// volume: a scrape must not hang with it, so the gauge is left out then.
+	if o.mu.TryLock() {
+		held := len(o.held)
+		o.mu.Unlock()
+		ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held))
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 )
 
 // scrape GETs node's /metrics with token ("" for none).
@@ -101,4 +103,32 @@ func grep(body, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A successful backup sets the workload's last-success time; a refused one
+// (stale epoch) does not.
+func TestAgentMetricsLastBackup(t *testing.T) {
+	repo := newRepo(t)
+	c := Start(t, Options{Nodes: 1, Workloads: []string{"web", "db"}, Repositories: []Repository{repo}})
+	c.StartWorkload(t, "node-1", "web")
+	c.StartWorkload(t, "node-1", "db")
+	ctx := context.Background()
+	cl := c.Client(t, "node-1")
+	if _, err := cl.ClaimCoordinator(ctx, api.CoordinatorClaim{Cluster: "c", Epoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if _, err := cl.Backup(ctx, "web", api.BackupRequest{Epoch: 2, Repository: repo.Name, Consistency: api.ConsistencyApplication, Cluster: "c", Group: "g", RunID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Backup(ctx, "db", api.BackupRequest{Epoch: 1, Repository: repo.Name, Consistency: api.ConsistencyApplication, Cluster: "c", Group: "g", RunID: "r2"}); err == nil {
+		t.Fatal("a backup with a stale epoch succeeded")
+	}
+	_, body := scrape(t, c, "node-1", c.Token)
+	if v := value(body, `clusterguard_agent_last_backup_success_timestamp_seconds{workload="web"}`); v < float64(before.Unix()) {
+		t.Errorf("web's last backup = %v, want at least %d", v, before.Unix())
+	}
+	if v := value(body, `clusterguard_agent_last_backup_success_timestamp_seconds{workload="db"}`); v != -1 {
+		t.Errorf("db's last backup = %v after a refused backup, want none", v)
+	}
 }

@@ -78,9 +78,11 @@ func TestHAOnPostgreSQLLeaderKilledMidRun(t *testing.T) {
 	if err := os.WriteFile(hold, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
+	// Created an hour ago, so the last hour's slot is in its history and
+	// within its start window: due now, and the only one for an hour.
+	created := time.Now().UTC().Add(-time.Hour)
 	if err := store.PutSchedule(ctx, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour, StartWindow: time.Hour,
-		CatchUp: catalog.CatchUpLatest, CreatedAt: now, UpdatedAt: now}); err != nil {
+		CatchUp: catalog.CatchUpLatest, CreatedAt: created, UpdatedAt: created}); err != nil {
 		t.Fatal(err)
 	}
 

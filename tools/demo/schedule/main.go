@@ -1,6 +1,6 @@
-// Command schedule puts a backup schedule into a demo catalog and waits for
-// its first scheduled recovery point, for `make demo` until the
-// clusterguard_backup_schedule resource declares schedules in Terraform.
+// Command schedule waits for the first scheduled recovery point of a demo
+// schedule (declared by examples/quickstart as clusterguard_backup_schedule;
+// put into the catalog here if it is not there, e.g. for a bare catalog).
 //
 //	go run ./tools/demo/schedule -catalog build/demo/catalog.db -group all -cron '* * * * *'
 package main
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine/catalogopen"
 )
 
@@ -36,6 +37,10 @@ func run(where, name, group, cron string, wait time.Duration) error {
 		return err
 	}
 	defer store.Close()
+	if _, err := store.GetSchedule(ctx, name); err == nil {
+		fmt.Printf("schedule %q is in the catalog; waiting for its first slot...\n", name)
+		return waitForPoint(ctx, store, name, group, wait)
+	}
 	now := time.Now().UTC()
 	s := catalog.Schedule{Name: name, Group: group, Cron: cron, CatchUp: catalog.CatchUpLatest, Tags: []string{"scheduled"},
 		CreatedAt: now, UpdatedAt: now}
@@ -43,6 +48,10 @@ func run(where, name, group, cron string, wait time.Duration) error {
 		return fmt.Errorf("put schedule %s: %w", name, err)
 	}
 	fmt.Printf("schedule %q (cron %q) on group %q put into the catalog; waiting for its first slot...\n", name, cron, group)
+	return waitForPoint(ctx, store, name, group, wait)
+}
+
+func waitForPoint(ctx context.Context, store engine.Store, name, group string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	seen := map[time.Time]bool{}
 	for {
