@@ -66,6 +66,9 @@ type BackupOptions struct {
 	FixedBlockSize int
 	// Concurrency overrides the repository's worker count for this backup.
 	Concurrency int
+	// IgnoreInode recognises unchanged files by size and mtime alone: for
+	// a Root whose files get new inodes on every backup (a reflink view).
+	IgnoreInode bool
 	// Progress, if set, is called about every ProgressInterval (default 1s)
 	// and once at the end.
 	Progress         func(Progress)
@@ -683,7 +686,7 @@ func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *n
 	if pn == nil {
 		s.filesNew.Add(1)
 	}
-	if !hinted && pn != nil && pn.Size == nd.Size && pn.MTime == nd.MTime && pn.Inode == nd.Inode && s.indexed(pn) {
+	if !hinted && pn != nil && pn.Size == nd.Size && pn.MTime == nd.MTime && (pn.Inode == nd.Inode || s.o.IgnoreInode) && s.indexed(pn) {
 		nd.Content, nd.BlockSize = pn.Content, pn.BlockSize
 		s.filesReused.Add(1)
 		s.filesDone.Add(1)
