@@ -157,17 +157,18 @@ type BackupResult struct {
 	StunMS      int64     `json:"stun_ms"`     // quiesce/pause → release
 	CopyMS      int64     `json:"copy_ms"`     // point-in-time copy
 	UploadMS    int64     `json:"upload_ms"`   // into the repository
-	// ViewMethod is how the point-in-time view was taken: "reflink",
-	// "btrfs_snapshot" or "mirror" (changed files copied while frozen);
-	// ViewNote says why auto fell back to the mirror.
-	ViewMethod string `json:"view_method,omitempty"`
-	ViewNote   string `json:"view_note,omitempty"`
 	StartedAt   time.Time `json:"started_at"`
 	FinishedAt  time.Time `json:"finished_at"`
 
 	// RepositoryID is the id of the repository written to; the engine
 	// records the recovery point only when it is the registered one's.
 	RepositoryID string `json:"repository_id"`
+
+	// ViewMethod is how the point-in-time view was taken: "reflink",
+	// "btrfs_snapshot" or "mirror" (changed files copied while frozen);
+	// ViewNote says why auto fell back to the mirror.
+	ViewMethod string `json:"view_method,omitempty"`
+	ViewNote   string `json:"view_note,omitempty"`
 }
 
 // Integrity inspection before a restore writes anything (M8).
