@@ -29,6 +29,13 @@ var mkfs = map[string][]string{
 // loop device. It returns the mount point.
 func Mount(t testing.TB, fstype string) string {
 	t.Helper()
+	return MountSize(t, fstype, 300<<20)
+}
+
+// MountSize is Mount with an image of size bytes (sparse: only what is
+// written takes space).
+func MountSize(t testing.TB, fstype string, size int64) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skipf("mounting a %s loop device needs root", fstype)
 	}
@@ -55,7 +62,7 @@ func Mount(t testing.TB, fstype string) string {
 	}
 	f, err := os.Create(img)
 	if err == nil {
-		err = f.Truncate(300 << 20)
+		err = f.Truncate(size)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
