@@ -504,13 +504,27 @@ func (v *pointView) remove() error {
 // deleted with BTRFS_IOC_SNAP_DESTROY (a read-only snapshot cannot be
 // emptied file by file), then the rest.
 func removeView(parent *os.Root, name string) error {
-	if err := destroySubvolumes(parent, name, 0); err != nil {
-		return err
+	// Inode 256 marks a subvolume only on btrfs; elsewhere it is any inode.
+	if onBtrfs(parent) {
+		if err := destroySubvolumes(parent, name, 0); err != nil {
+			return err
+		}
 	}
 	if err := parent.RemoveAll(name); err != nil {
 		return fmt.Errorf("remove the view %s: %w", filepath.Join(parent.Name(), name), err)
 	}
 	return nil
+}
+
+// onBtrfs reports whether dir is on a btrfs file system.
+func onBtrfs(dir *os.Root) bool {
+	f, err := dir.Open(".")
+	if err != nil {
+		return false
+	}
+	defer func() { _ = f.Close() }() // a directory handle
+	var st unix.Statfs_t
+	return unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == btrfsMagic
 }
 
 // destroySubvolumes deletes every btrfs subvolume at or below name in dir,
