@@ -145,7 +145,7 @@ func (s *Server) newView(wl *workload, runID string) (*pointView, error) {
 	if want == SnapshotMirror {
 		return v, nil
 	}
-	method, err := s.chooseView(v, wl, want)
+	method, err := chooseView(v, want)
 	if err == nil {
 		err = v.create(s.cfg.Node, wl.cfg.Name, runID)
 	}
@@ -153,7 +153,7 @@ func (s *Server) newView(wl *workload, runID string) (*pointView, error) {
 		err = v.probeClone()
 	}
 	if err != nil {
-		v.remove()
+		_ = v.remove() // what was made of the view; the reason to fall back is err
 		if want != SnapshotAuto {
 			return nil, fmt.Errorf("snapshot_method %q: %w; set snapshot_method = \"auto\" or \"mirror\" on workload %s", want, err, wl.cfg.Name)
 		}
@@ -165,7 +165,7 @@ func (s *Server) newView(wl *workload, runID string) (*pointView, error) {
 }
 
 // chooseView decides between reflink and btrfs_snapshot for want.
-func (s *Server) chooseView(v *pointView, wl *workload, want string) (string, error) {
+func chooseView(v *pointView, want string) (string, error) {
 	var vfs unix.Statfs_t
 	if err := unix.Statfs(v.volume, &vfs); err != nil {
 		return "", fmt.Errorf("inspect the shared volume %s: %w", v.volume, err)
