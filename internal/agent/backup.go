@@ -244,6 +244,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		Root:        viewRoot,
 		Paths:       wl.cfg.Paths,
 		IgnoreInode: view.FreshInodes(),
+		RootName:    view.Name(),
 		Meta: repository.SnapshotMeta{
 			Workload: name, Node: s.cfg.Node, Cluster: req.Cluster, Group: req.Group, RunID: req.RunID,
 			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: req.Labels, Time: frozenAt.UTC(),

@@ -113,6 +113,14 @@ func (v *pointView) readRoot() (string, error) {
 	return "/proc/self/fd/" + strconv.Itoa(int(v.dir.Fd())), nil
 }
 
+// Name is where the view is, for the recovery point's record.
+func (v *pointView) Name() string {
+	if v.dir == nil {
+		return v.mirror
+	}
+	return filepath.Join(v.parent.Name(), v.name)
+}
+
 // FreshInodes reports whether every file of the view has a new inode on
 // each backup (a reflink view), so the repository must recognise
 // unchanged files by size and modification time alone.

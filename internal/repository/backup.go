@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,9 @@ type BackupOptions struct {
 	// IgnoreInode recognises unchanged files by size and mtime alone: for
 	// a Root whose files get new inodes on every backup (a reflink view).
 	IgnoreInode bool
+	// RootName, when set, is recorded as the snapshot's root instead of
+	// Root (a Root such as /proc/self/fd/N names nothing to a reader).
+	RootName string
 	// Progress, if set, is called about every ProgressInterval (default 1s)
 	// and once at the end.
 	Progress         func(Progress)
@@ -135,7 +139,7 @@ func (r *Repository) Backup(ctx context.Context, o BackupOptions) (Snapshot, Bac
 	}
 	st := s.statsNow(start)
 	snap := Snapshot{
-		SnapshotMeta: o.Meta, Root: s.root, Paths: s.paths, Tree: treeID, Hostname: r.opts.Hostname,
+		SnapshotMeta: o.Meta, Root: cmp.Or(o.RootName, s.root), Paths: s.paths, Tree: treeID, Hostname: r.opts.Hostname,
 		Summary: SnapshotSummary{Files: st.Files, Dirs: st.Dirs, Bytes: st.Bytes, BytesRead: st.BytesRead, BytesAdded: st.BytesAdded, DurationMS: st.Duration.Milliseconds()},
 	}
 	if snap.Time.IsZero() {

@@ -46,6 +46,11 @@ func backupAndRestore(t *testing.T, c *Cluster, repo Repository, run string) (ap
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// The recovery point names the view or mirror it was read from, not
+	// the descriptor the agent read it through.
+	if snap, err := r.Snapshot(ctx, res.SnapshotID); err != nil || strings.HasPrefix(snap.Root, "/proc/") || !strings.Contains(snap.Root, "web") {
+		t.Errorf("recovery point root %q (%v), want the view's or mirror's path", snap.Root, err)
+	}
 	target := t.TempDir()
 	if _, err := r.Restore(ctx, res.SnapshotID, repository.RestoreOptions{Target: target}); err != nil {
 		t.Fatal(err)
