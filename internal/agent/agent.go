@@ -77,6 +77,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.WatchdogBinary != "" {
 		srv.EnableWatchdog(opts.WatchdogBinary)
 	}
+	srv.removeStaleViews() // a crashed backup's views pin space on the volume
 	// Adopt the workloads running here and renew their ownership leases.
 	// Run returns only once that loop has stopped, so no lease write of a
 	// stopped agent lands after it (or after its lock is released).

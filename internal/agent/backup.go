@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -175,7 +174,12 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 			}
 		})
 	}
-	mirror := filepath.Join(s.cfg.StateDir, "mirror", safeName(name))
+	view, removeView, err := s.prepareView(wl, req.RunID, log) // view.go
+	if err != nil {
+		return res, fmt.Errorf("backup of %s: %w", name, err)
+	}
+	defer removeView()
+	res.ViewMethod, res.ViewNote = view.method, view.why
 	// The frozen section: no start/stop may interleave with it, and it ends
 	// with the workload released on every path.
 	mst, copyErr := func() (MirrorStats, error) {
@@ -203,7 +207,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 			return MirrorStats{}, &NotOwnedHereError{Reason: fmt.Sprintf("backup of %s on node %s refused right before the copy: %v; no copy was taken", name, s.cfg.Node, err)}
 		}
 		copyStart := s.now()
-		st, err := syncMirror(ctx, s.cfg.SharedVolume, wl.cfg.Paths, mirror, s.copyExclusions(wl)...)
+		st, err := view.take(ctx)
 		res.CopyMS = s.now().Sub(copyStart).Milliseconds()
 		return st, err
 	}()
@@ -230,12 +234,18 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	if timedOut {
 		return res, fmt.Errorf("backup of %s: the copy took longer than the stun timeout (%s), so the workload was released before it finished and the copy is not consistent; raise the stun timeout", name, stunLimit)
 	}
-	log.Info("point-in-time copy taken", "how", how, "stun_ms", res.StunMS, "files", mst.Files, "copied", mst.Copied, "bytes_copied", mst.BytesCopied)
+	log.Info("point-in-time copy taken", "how", how, "view", view.method, "stun_ms", res.StunMS, "files", mst.Files, "copied", mst.Copied, "bytes_copied", mst.BytesCopied, "bytes_cloned", mst.BytesCloned)
+	viewRoot, err := view.readRoot()
+	if err != nil {
+		return res, fmt.Errorf("backup of %s: %w", name, err)
+	}
 
 	uploadStart := s.now()
 	snap, stats, err := repo.Backup(ctx, repository.BackupOptions{
-		Root:  mirror,
-		Paths: wl.cfg.Paths,
+		Root:        viewRoot,
+		Paths:       wl.cfg.Paths,
+		IgnoreInode: view.FreshInodes(),
+		RootName:    view.Name(),
 		Meta: repository.SnapshotMeta{
 			Workload: name, Node: s.cfg.Node, Cluster: req.Cluster, Group: req.Group, RunID: req.RunID,
 			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: req.Labels, Time: frozenAt.UTC(),

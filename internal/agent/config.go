@@ -104,6 +104,10 @@ type WorkloadConfig struct {
 	Exec     *ExecSettings
 	Postgres *PostgresSettings
 	QEMU     *QEMUSettings
+	// SnapshotMethod is how a backup takes its point-in-time view of the
+	// paths (view.go): SnapshotAuto (the default), SnapshotReflink,
+	// SnapshotBtrfs or SnapshotMirror.
+	SnapshotMethod string
 }
 
 // QEMUSettings are the settings of the qemu driver; disks are relative to
@@ -220,6 +224,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "driver", Required: true},
 			{Name: "paths", Required: true},
+			{Name: "snapshot_method"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "exec"}, {Type: "postgresql"}, {Type: "qemu"}},
 	}
@@ -484,6 +489,10 @@ func (p *configParser) parseWorkload(block *hcl.Block) {
 	}
 	if a := content.Attributes["paths"]; a != nil {
 		p.parsePaths(a, &w)
+	}
+	w.SnapshotMethod = SnapshotAuto
+	if a := content.Attributes["snapshot_method"]; a != nil && p.decode(a.Expr, &w.SnapshotMethod) && !slices.Contains(SnapshotMethods, w.SnapshotMethod) {
+		p.errorAt(a.Expr.Range(), "Unknown snapshot_method", fmt.Sprintf("%q is not a snapshot method; use one of: %s", w.SnapshotMethod, strings.Join(SnapshotMethods, ", ")))
 	}
 
 	// Each driver has its own settings block, named after it.

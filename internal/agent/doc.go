@@ -106,13 +106,35 @@
 // including one whose freeze failed half-way or ended after the deadline.
 // A workload whose ownership lease was lost while it was frozen is stopped
 // instead of released (another node may already run it on the same data)
-// and the backup fails "not_active". The point-in-time copy is a
-// node-local mirror under state_dir:
-// unchanged files are not copied again and keep their inode, so the
-// repository does not re-read them either (E9). The mirror is written only
-// through an os.Root on it, and an entry whose type changed on the volume
-// (a symlink that is now a directory) is removed before it is written, so
-// a workload's user cannot make the root agent write outside the mirror.
+// and the backup fails "not_active".
+//
+// Point-in-time views (view.go): a workload's snapshot_method picks how the
+// frozen copy is taken. "reflink" clones every file (FICLONE) into
+// .clusterguard/views/<node>/<workload>/<run> on the shared volume — a
+// metadata operation, so the stun grows with the number of files, not
+// their size (XFS with reflink=1, btrfs); "btrfs_snapshot" takes a
+// read-only snapshot of each path, which must be a btrfs subvolume
+// (BTRFS_IOC_SNAP_CREATE_V2; constant time); "mirror" copies the files
+// that changed into a node-local mirror under state_dir, where unchanged
+// files keep their inode so the repository does not re-read them (E9).
+// "auto" (the default) detects, before the freeze: snapshot when every path
+// is a subvolume without nested subvolumes, else reflink when a probe file
+// clones on the volume and every path is on the volume's file system, else
+// the mirror, said once in the agent log and in every backup result
+// (view_method, view_note). The repository reads a view through the
+// descriptor the agent holds on it (/proc/self/fd), recognising unchanged
+// files of a reflink view by size and mtime (their inodes are new each
+// time); the view is removed after the backup, and a node's leftover
+// views (a crash) when its agent starts. Views and mirror are written only
+// through os.Root handles: every directory from .clusterguard down is
+// checked to be a real directory (views/ and below the agent's, 0700), an
+// entry whose type changed on the volume is removed before it is written,
+// and links are copied as links, never followed, so a workload's user
+// cannot make the root agent write, or read, outside the workload's paths.
+// Owners, modes (setuid included) and modification times are kept; the
+// repository stores no extended attributes, so clones do not copy them
+// (a btrfs snapshot has them, unused). Node backups (node-backup) still
+// use the mirror.
 //
 // Restore: a file-level restore writes only under the workload's paths and
 // the config's restore_destinations (403 "destination_not_allowed"

@@ -19,6 +19,7 @@ import (
 type MirrorStats struct {
 	Files, Copied, Removed int64
 	BytesCopied            int64
+	BytesCloned            int64 // reflinked, not copied (a reflink view)
 }
 
 // mirrorModeBits are the mode bits the mirror keeps: setuid, setgid and
@@ -52,28 +53,36 @@ const mirrorModeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeStic
 // exclude lists absolute paths on the volume left out of the copy (see
 // CopyExcluder).
 func syncMirror(ctx context.Context, volume string, relPaths []string, mirror string, exclude ...string) (MirrorStats, error) {
+	if err := os.MkdirAll(mirror, 0o700); err != nil {
+		return MirrorStats{}, fmt.Errorf("create the mirror %s: %w", mirror, err)
+	}
+	root, err := os.OpenRoot(mirror)
+	if err != nil {
+		return MirrorStats{}, fmt.Errorf("open the mirror %s: %w", mirror, err)
+	}
+	defer func() { _ = root.Close() }() // closing a read or directory handle loses nothing
+	if err := root.Chmod(".", 0o700); err != nil {
+		return MirrorStats{}, fmt.Errorf("restrict the mirror %s to the agent: %w", mirror, err)
+	}
+	return syncInto(ctx, root, volume, relPaths, false, exclude)
+}
+
+// syncInto is syncMirror into the directory root. With clone set, files
+// are reflinked (FICLONE) instead of copied, which needs root on the
+// volume's file system (a reflink view, view.go); a file the file system
+// cannot clone is copied.
+func syncInto(ctx context.Context, root *os.Root, volume string, relPaths []string, clone bool, exclude []string) (MirrorStats, error) {
 	var st MirrorStats
 	skip := map[string]bool{}
 	for _, p := range exclude {
 		skip[filepath.Clean(p)] = true
-	}
-	if err := os.MkdirAll(mirror, 0o700); err != nil {
-		return st, fmt.Errorf("create the mirror %s: %w", mirror, err)
-	}
-	root, err := os.OpenRoot(mirror)
-	if err != nil {
-		return st, fmt.Errorf("open the mirror %s: %w", mirror, err)
-	}
-	defer func() { _ = root.Close() }() // closing a read or directory handle loses nothing
-	if err := root.Chmod(".", 0o700); err != nil {
-		return st, fmt.Errorf("restrict the mirror %s to the agent: %w", mirror, err)
 	}
 	vol, err := os.OpenRoot(volume)
 	if err != nil {
 		return st, fmt.Errorf("open the shared volume %s: %w", volume, err)
 	}
 	defer func() { _ = vol.Close() }() // closing a read or directory handle loses nothing
-	m := &mirrorWriter{root: root, st: &st, volume: volume, skip: skip, seen: map[string]bool{}}
+	m := &mirrorWriter{root: root, st: &st, volume: volume, skip: skip, seen: map[string]bool{}, clone: clone}
 	seen := m.seen
 	defer m.closeParents()
 	for _, rel := range relPaths {
@@ -94,11 +103,10 @@ func syncMirror(ctx context.Context, volume string, relPaths []string, mirror st
 	}
 	// Remove what no longer exists on the volume, deepest first.
 	var stale []string
-	_ = filepath.WalkDir(mirror, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == mirror {
+	_ = fs.WalkDir(root.FS(), ".", func(r string, d fs.DirEntry, err error) error {
+		if err != nil || r == "." {
 			return nil
 		}
-		r, _ := filepath.Rel(mirror, p)
 		if !seen[r] {
 			stale = append(stale, r)
 			if d.IsDir() {
@@ -275,6 +283,7 @@ type mirrorWriter struct {
 	skip   map[string]bool // absolute paths on the volume left out
 	seen   map[string]bool // entries copied, relative to the volume
 	opened []*os.Root      // parents of workload paths in the mirror
+	clone  bool            // reflink files instead of copying them
 }
 
 // parents makes every parent directory of rel in the mirror a real
@@ -383,8 +392,12 @@ func (m *mirrorWriter) syncEntry(ctx context.Context, src source, dst target, in
 			cur.ModTime().Equal(info.ModTime()) && cur.Mode()&mirrorModeBits == info.Mode()&mirrorModeBits && sameOwner(cur, info) {
 			return nil
 		}
-		n, err := copyFile(ctx, dir, src, name, info)
-		m.st.BytesCopied += n
+		n, cloned, err := fillFile(ctx, dir, src, name, info, m.clone)
+		if cloned {
+			m.st.BytesCloned += n
+		} else {
+			m.st.BytesCopied += n
+		}
 		if err == nil {
 			m.st.Copied++
 		}
@@ -397,9 +410,16 @@ func (m *mirrorWriter) syncEntry(ctx context.Context, src source, dst target, in
 // copyFile copies src to rel in root through a temporary file renamed into
 // place; rel's parent must be a directory.
 func copyFile(ctx context.Context, root *os.Root, src source, rel string, info fs.FileInfo) (int64, error) {
+	n, _, err := fillFile(ctx, root, src, rel, info, false)
+	return n, err
+}
+
+// fillFile is copyFile, reflinking the content instead when clone is set
+// and the file system can (cloned says which happened).
+func fillFile(ctx context.Context, root *os.Root, src source, rel string, info fs.FileInfo, clone bool) (n int64, cloned bool, err error) {
 	in, err := src.dir.OpenFile(src.name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer func() { _ = in.Close() }() // closing a read or directory handle loses nothing
 	// The entry may have been swapped for a symlink since the walk saw it
@@ -407,10 +427,10 @@ func copyFile(ctx context.Context, root *os.Root, src source, rel string, info f
 	// the file the walk saw, and take mode and owner from what was opened.
 	opened, err := in.Stat()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if !sameFile(opened, info) {
-		return 0, fmt.Errorf("%s changed while being copied (a path component was replaced); nothing copied", src)
+		return 0, false, fmt.Errorf("%s changed while being copied (a path component was replaced); nothing copied", src)
 	}
 	info = opened
 	// A short fixed name: a name derived from the file's could exceed the
@@ -418,10 +438,15 @@ func copyFile(ctx context.Context, root *os.Root, src source, rel string, info f
 	tmpRel := filepath.Join(filepath.Dir(rel), ".cg-tmp-"+rand.Text())
 	tmp, err := root.OpenFile(tmpRel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("create a temporary file for %s in the mirror: %w", rel, err)
+		return 0, false, fmt.Errorf("create a temporary file for %s in the mirror: %w", rel, err)
 	}
 	defer func() { _ = root.Remove(tmpRel) }() // gone after the rename
-	n, err := io.Copy(tmp, ctxReader{ctx: ctx, f: in})
+	if clone {
+		n, cloned, err = cloneContent(tmp, in, opened.Size())
+	}
+	if !cloned && err == nil {
+		n, err = io.Copy(tmp, ctxReader{ctx: ctx, f: in})
+	}
 	if err == nil {
 		// Owner first: chown clears setuid and setgid.
 		err = keepFileOwner(tmp, rel, info)
@@ -433,15 +458,15 @@ func copyFile(ctx context.Context, root *os.Root, src source, rel string, info f
 		err = cerr
 	}
 	if err != nil {
-		return n, err
+		return n, cloned, err
 	}
 	if err := root.Chtimes(tmpRel, time.Now(), info.ModTime()); err != nil {
-		return n, err
+		return n, cloned, err
 	}
 	if err := root.Rename(tmpRel, rel); err != nil {
-		return n, fmt.Errorf("move the copy of %s into place in the mirror: %w", rel, err)
+		return n, cloned, fmt.Errorf("move the copy of %s into place in the mirror: %w", rel, err)
 	}
-	return n, nil
+	return n, cloned, nil
 }
 
 // sameFile reports whether a and b are the same inode on the same device.

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,12 @@ type BackupOptions struct {
 	FixedBlockSize int
 	// Concurrency overrides the repository's worker count for this backup.
 	Concurrency int
+	// IgnoreInode recognises unchanged files by size and mtime alone: for
+	// a Root whose files get new inodes on every backup (a reflink view).
+	IgnoreInode bool
+	// RootName, when set, is recorded as the snapshot's root instead of
+	// Root (a Root such as /proc/self/fd/N names nothing to a reader).
+	RootName string
 	// Progress, if set, is called about every ProgressInterval (default 1s)
 	// and once at the end.
 	Progress         func(Progress)
@@ -132,7 +139,7 @@ func (r *Repository) Backup(ctx context.Context, o BackupOptions) (Snapshot, Bac
 	}
 	st := s.statsNow(start)
 	snap := Snapshot{
-		SnapshotMeta: o.Meta, Root: s.root, Paths: s.paths, Tree: treeID, Hostname: r.opts.Hostname,
+		SnapshotMeta: o.Meta, Root: cmp.Or(o.RootName, s.root), Paths: s.paths, Tree: treeID, Hostname: r.opts.Hostname,
 		Summary: SnapshotSummary{Files: st.Files, Dirs: st.Dirs, Bytes: st.Bytes, BytesRead: st.BytesRead, BytesAdded: st.BytesAdded, DurationMS: st.Duration.Milliseconds()},
 	}
 	if snap.Time.IsZero() {
@@ -683,7 +690,7 @@ func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *n
 	if pn == nil {
 		s.filesNew.Add(1)
 	}
-	if !hinted && pn != nil && pn.Size == nd.Size && pn.MTime == nd.MTime && pn.Inode == nd.Inode && s.indexed(pn) {
+	if !hinted && pn != nil && pn.Size == nd.Size && pn.MTime == nd.MTime && (pn.Inode == nd.Inode || s.o.IgnoreInode) && s.indexed(pn) {
 		nd.Content, nd.BlockSize = pn.Content, pn.BlockSize
 		s.filesReused.Add(1)
 		s.filesDone.Add(1)

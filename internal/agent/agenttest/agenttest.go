@@ -134,6 +134,11 @@ type Options struct {
 	// Ownership is the agents' ownership lease timing; zero picks
 	// TestOwnership, short enough that starts do not slow tests down.
 	Ownership agent.OwnershipConfig
+	// SharedVolume, when set, is the shared volume (e.g. a directory on a
+	// loop-mounted file system) instead of one under the cluster's directory.
+	SharedVolume string
+	// SnapshotMethod, when set, is the workloads' snapshot_method.
+	SnapshotMethod string
 }
 
 // Repository is a repository block of the agents' config; its password is
@@ -190,6 +195,9 @@ func Start(t testing.TB, o Options) *Cluster {
 			t.Fatal(err)
 		}
 		c.Token = hex.EncodeToString(raw[:])
+	}
+	if o.SharedVolume != "" {
+		c.SharedVolume = o.SharedVolume
 	}
 	must(t, os.MkdirAll(c.SharedVolume, 0o755))
 	if o.Traversable {
@@ -465,7 +473,11 @@ func (c *Cluster) agentConfig(n *Node, listen string) string {
 		fmt.Fprintf(&b, "\nrepository %q {\n  url           = %q\n  password_file = %q\n}\n", r.Name, r.URL, c.passwordFile(r))
 	}
 	for _, w := range c.opts.Workloads {
-		fmt.Fprintf(&b, "\nworkload %q {\n  driver = \"exec\"\n  paths  = [%q]\n  exec {\n", w, "apps/"+w)
+		fmt.Fprintf(&b, "\nworkload %q {\n  driver = \"exec\"\n  paths  = [%q]\n", w, "apps/"+w)
+		if c.opts.SnapshotMethod != "" {
+			fmt.Fprintf(&b, "  snapshot_method = %q\n", c.opts.SnapshotMethod)
+		}
+		b.WriteString("  exec {\n")
 		for _, cmd := range []string{agent.ActionStatus, agent.ActionStart, agent.ActionStop, agent.ActionQuiesce, agent.ActionThaw, agent.ActionPause, agent.ActionResume} {
 			fmt.Fprintf(&b, "    %-7s = [%q, %q]\n", cmd, c.workloadBin, cmd)
 		}

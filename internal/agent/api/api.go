@@ -163,6 +163,12 @@ type BackupResult struct {
 	// RepositoryID is the id of the repository written to; the engine
 	// records the recovery point only when it is the registered one's.
 	RepositoryID string `json:"repository_id"`
+
+	// ViewMethod is how the point-in-time view was taken: "reflink",
+	// "btrfs_snapshot" or "mirror" (changed files copied while frozen);
+	// ViewNote says why auto fell back to the mirror.
+	ViewMethod string `json:"view_method,omitempty"`
+	ViewNote   string `json:"view_note,omitempty"`
 }
 
 // Integrity inspection before a restore writes anything (M8).
