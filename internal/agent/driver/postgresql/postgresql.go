@@ -91,6 +91,8 @@ type Driver struct {
 	uid  int
 	gid  int
 	log  *slog.Logger
+
+	afterStop func() // test hook: runs as soon as pg_backup_stop returns
 }
 
 // New checks cfg, resolves the server's user and binaries, and creates the
