@@ -163,6 +163,11 @@ type BackupResult struct {
 	// RepositoryID is the id of the repository written to; the engine
 	// records the recovery point only when it is the registered one's.
 	RepositoryID string `json:"repository_id"`
+
+	// Method is how the copy was taken when the driver has more than one
+	// way: "online" (PostgreSQL's pg_backup_start/pg_backup_stop, nothing
+	// frozen: StunMS is 0) or "freeze".
+	Method string `json:"method,omitempty"`
 }
 
 // Integrity inspection before a restore writes anything (M8).

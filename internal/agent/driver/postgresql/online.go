@@ -37,6 +37,12 @@ var onlineExcludedDirs = []string{"pg_wal", "pg_replslot", "pg_dynshmem", "pg_no
 // tablespace_map are written from pg_backup_stop's answer instead.
 var onlineExcludedFiles = []string{"postmaster.pid", "postmaster.opts", "backup_label", "tablespace_map", "current_logfiles", "backup_label.old"}
 
+// TakesOnline reports whether a copy of the given consistency
+// ("application" or "crash") is taken online rather than frozen.
+func (d *Driver) TakesOnline(consistency string) bool {
+	return consistency == "application" && d.cfg.BackupMethod != MethodFreeze
+}
+
 // OnlineResult describes an online backup.
 type OnlineResult struct {
 	Method      string
@@ -102,7 +108,7 @@ func (d *Driver) OnlineBackup(ctx context.Context, dest string, copyFiles func(c
 		start = "SELECT pg_start_backup($1, true, false)::text"
 	}
 	if err := conn.QueryRow(ctx, start, label).Scan(&res.StartLSN); err != nil {
-		return fail("start the backup (wal_level must be replica or logical)", err)
+		return fail("pg_backup_start (it needs wal_level replica or logical)", err)
 	}
 	var startFile string
 	if err := conn.QueryRow(ctx, "SELECT pg_walfile_name($1::pg_lsn)", res.StartLSN).Scan(&startFile); err != nil {

@@ -82,6 +82,12 @@ type Config struct {
 	StateDir string
 	Timeout  time.Duration
 	Logger   *slog.Logger
+
+	// BackupMethod takes application-consistent copies: "online" (the
+	// default: pg_backup_start/pg_backup_stop, never frozen) or "freeze"
+	// (CHECKPOINT, then the server stopped for the copy). Crash-consistent
+	// copies always freeze.
+	BackupMethod string
 }
 
 // Driver operates one PostgreSQL server.
@@ -115,6 +121,13 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.DatabaseUser == "" {
 		cfg.DatabaseUser = "postgres"
+	}
+	switch cfg.BackupMethod {
+	case "":
+		cfg.BackupMethod = MethodOnline
+	case MethodOnline, MethodFreeze:
+	default:
+		return nil, fmt.Errorf("postgresql workload %q: backup_method %q: use %q or %q", cfg.Workload, cfg.BackupMethod, MethodOnline, MethodFreeze)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
