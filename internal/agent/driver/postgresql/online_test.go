@@ -162,13 +162,14 @@ func TestOnlineBackupServerKilledDuringCopy(t *testing.T) {
 
 type writer struct {
 	sent, acked atomic.Int64
+	maxLatency  atomic.Int64 // nanoseconds of the slowest commit since reset
 	done        chan struct{}
 	err         chan error
 }
 
 // startWriter commits rows 1, 2, 3… one per transaction until stopped:
 // sent is set before a row's INSERT goes out, acked once it committed.
-func startWriter(t *testing.T, d *Driver) *writer {
+func startWriter(t testing.TB, d *Driver) *writer {
 	t.Helper()
 	conn, err := d.connect(context.Background())
 	if err != nil {
@@ -185,9 +186,13 @@ func startWriter(t *testing.T, d *Driver) *writer {
 			default:
 			}
 			w.sent.Store(i)
+			start := time.Now()
 			if _, err := conn.Exec(context.Background(), "INSERT INTO items VALUES ($1)", i); err != nil {
 				w.err <- err
 				return
+			}
+			if l := int64(time.Since(start)); l > w.maxLatency.Load() {
+				w.maxLatency.Store(l)
 			}
 			w.acked.Store(i)
 		}
@@ -202,7 +207,7 @@ func startWriter(t *testing.T, d *Driver) *writer {
 	return w
 }
 
-func (w *writer) stop(t *testing.T) {
+func (w *writer) stop(t testing.TB) {
 	t.Helper()
 	close(w.done)
 	if err := <-w.err; err != nil {
