@@ -12,7 +12,18 @@
 // that may belong to a server running on another machine. Neither file is
 // copied into a recovery point (CopyExcluder).
 //
-// Consistency: Quiesce runs CHECKPOINT (so recovery after a restore has
+// Consistency: an application-consistent backup is taken online by
+// default (OnlineBackup, online.go): PostgreSQL's non-exclusive
+// pg_backup_start/pg_backup_stop on one session, the data directory copied
+// while the server runs, then the backup label and the WAL from the start
+// to the stop position added to the copy, which a server started on it
+// replays to hold exactly what was committed before pg_backup_stop
+// returned. Nothing is frozen. It needs PostgreSQL 10 or newer, wal_level
+// replica or logical, a free replication slot, and a session the agent can
+// open itself as DatabaseUser over the Unix socket.
+//
+// With BackupMethod "freeze", and for crash consistency always, the server
+// is frozen instead: Quiesce runs CHECKPOINT (so recovery after a restore has
 // little WAL to replay), then stops every process of the server with
 // SIGSTOP; Pause does the same without the checkpoint (M6). Either way the
 // copy taken while the server is frozen is exactly the on-disk state of an
