@@ -102,6 +102,7 @@ func (d *Driver) OnlineBackup(ctx context.Context, dest string, copyFiles func(c
 	if _, err := conn.Exec(ctx, "SELECT pg_create_physical_replication_slot($1, true, true)", slot); err != nil {
 		return fail("reserve WAL with a temporary replication slot (the database user needs REPLICATION, and max_replication_slots a free slot)", err)
 	}
+	began := time.Now()
 	label := "clusterguard " + d.cfg.Workload + " " + time.Now().UTC().Format(time.RFC3339)
 	start := "SELECT pg_backup_start($1, fast => true)::text"
 	if version < 150000 {
@@ -144,6 +145,9 @@ func (d *Driver) OnlineBackup(ctx context.Context, dest string, copyFiles func(c
 	// until the server has written the WAL up to the stop position.
 	if err := d.waitFlushed(ctx, conn, res.StopLSN); err != nil {
 		return fail("wait for the WAL up to the stop position", err)
+	}
+	if err := markRacy(dest, began.Add(-racyMargin)); err != nil {
+		return fail("mark files changed during the copy", err)
 	}
 	if err := d.completeCopy(dest, labelFile, spcMap); err != nil {
 		return fail("write the backup label into the copy", err)
@@ -366,4 +370,36 @@ func copyOne(ctx context.Context, src, dst *os.Root, name string) error {
 		err = cerr
 	}
 	return err
+}
+
+// racyMargin covers file systems whose timestamps advance in coarse ticks.
+const racyMargin = time.Second
+
+// markRacy sets back by a nanosecond the modification time of every
+// regular file in dest modified since shortly before the backup began.
+// Such a file may have been written again during the copy within the same
+// timestamp tick, so the copy's time and size could match a newer content
+// than the copy holds; the mirror skips unchanged files by size and time,
+// and a page changed before the next backup's start is not in its WAL.
+// Set apart, the file is copied again next time. (Git's "racily clean"
+// entries, the same problem.)
+func markRacy(dest string, since time.Time) error {
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }() // a directory handle
+	return fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if m := info.ModTime(); !m.Before(since) {
+			return root.Chtimes(p, m, m.Add(-time.Nanosecond))
+		}
+		return nil
+	})
 }

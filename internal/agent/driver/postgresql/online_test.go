@@ -276,6 +276,44 @@ func copyTree(src, dst string, exclude []string) error {
 		if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
 			return err
 		}
-		return os.Chmod(to, info.Mode().Perm())
+		if err := os.Chmod(to, info.Mode().Perm()); err != nil {
+			return err
+		}
+		return os.Chtimes(to, info.ModTime(), info.ModTime()) // as the agent's mirror keeps them
 	})
+}
+
+// A file written shortly before or during the copy gets another
+// modification time in the copy than on the server, so a mirror that skips
+// files by size and time copies it again next time: it may have changed
+// within one timestamp tick after it was read. A file untouched for long
+// keeps its time.
+func TestOnlineBackupSetsApartFilesChangedAroundTheCopy(t *testing.T) {
+	d := newTestDriver(t, initDataDir(t))
+	mustDo(t, "start", d.Start)
+	query(t, d, "CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 1000); CHECKPOINT")
+	rel := query(t, d, "SELECT pg_relation_filepath('items')")
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(d.cfg.DataDir, "PG_VERSION"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(scratchDir(t), "data")
+	if _, err := d.OnlineBackup(context.Background(), dest, func(ctx context.Context, exclude []string) error {
+		return copyTree(d.cfg.DataDir, dest, exclude)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mtime := func(p string) time.Time {
+		info, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.ModTime()
+	}
+	if src, cp := mtime(filepath.Join(d.cfg.DataDir, rel)), mtime(filepath.Join(dest, rel)); src.Equal(cp) {
+		t.Fatalf("%s, written just before the backup, has the same time in the copy (%v): a mirror would not copy it again", rel, src)
+	}
+	if src, cp := mtime(filepath.Join(d.cfg.DataDir, "PG_VERSION")), mtime(filepath.Join(dest, "PG_VERSION")); !src.Equal(cp) {
+		t.Fatalf("PG_VERSION, untouched for an hour, has time %v in the copy, %v on the server", cp, src)
+	}
 }
