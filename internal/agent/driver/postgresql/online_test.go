@@ -317,3 +317,26 @@ func TestOnlineBackupSetsApartFilesChangedAroundTheCopy(t *testing.T) {
 		t.Fatalf("PG_VERSION, untouched for an hour, has time %v in the copy, %v on the server", cp, src)
 	}
 }
+
+// Application-consistent copies are online unless the workload asks for
+// the freeze; crash-consistent copies always freeze.
+func TestBackupMethodChoice(t *testing.T) {
+	for _, tc := range []struct {
+		method, consistency string
+		online              bool
+	}{
+		{"", "application", true}, {MethodOnline, "application", true}, {MethodFreeze, "application", false},
+		{"", "crash", false}, {MethodOnline, "crash", false},
+	} {
+		d, err := New(Config{Workload: "db", DataDir: "/vol/db", Port: 5432, StateDir: t.TempDir(), BackupMethod: tc.method, User: "postgres"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.TakesOnline(tc.consistency); got != tc.online {
+			t.Errorf("method %q, %s: online %v, want %v", tc.method, tc.consistency, got, tc.online)
+		}
+	}
+	if _, err := New(Config{Workload: "db", DataDir: "/vol/db", Port: 5432, StateDir: t.TempDir(), BackupMethod: "snapshot"}); err == nil || !strings.Contains(err.Error(), "backup_method") {
+		t.Fatalf("New with backup_method snapshot: %v, want a refusal", err)
+	}
+}
