@@ -177,7 +177,7 @@ func (d *Driver) connect(ctx context.Context) (*pgx.Conn, error) {
 	defer cancel()
 	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("as %s over %s (the agent connects itself, so local authentication must let it in, e.g. trust or a peer map for the agent's user): %w", d.cfg.DatabaseUser, d.socketDir(), err)
+		return nil, fmt.Errorf("as %s over %s (the agent connects itself, so local authentication must let it in, e.g. trust or a peer map for the agent's user; or set backup_method = \"freeze\"): %w", d.cfg.DatabaseUser, d.socketDir(), err)
 	}
 	return conn, nil
 }
