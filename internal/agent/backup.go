@@ -137,6 +137,9 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	}
 	defer closeRepo()
 	res.RepositoryID = repo.ID()
+	if ob, ok := onlineBackuper(wl, req); ok { // nothing frozen: see online_backup.go
+		return s.runOnlineBackup(ctx, wl, req, ob, repo, where, res, log)
+	}
 
 	freeze, release, how := wl.driver.Quiesce, wl.driver.Thaw, "quiesce"
 	if req.Consistency == api.ConsistencyCrash {

@@ -132,6 +132,7 @@ type PostgresSettings struct {
 	ListenAddresses string
 	User            string // operating-system user the server runs as
 	DatabaseUser    string
+	BackupMethod    string // "online" (default) or "freeze", for application consistency
 	Timeout         time.Duration
 }
 
@@ -248,6 +249,7 @@ var (
 			{Name: "listen_addresses"},
 			{Name: "user"},
 			{Name: "database_user"},
+			{Name: "backup_method"},
 			{Name: "timeout"},
 		},
 	}
@@ -593,7 +595,7 @@ func (p *configParser) parsePostgres(block *hcl.Block) *PostgresSettings {
 	for _, f := range []struct {
 		name   string
 		target *string
-	}{{"bin_dir", &s.BinDir}, {"listen_addresses", &s.ListenAddresses}, {"user", &s.User}, {"database_user", &s.DatabaseUser}} {
+	}{{"bin_dir", &s.BinDir}, {"listen_addresses", &s.ListenAddresses}, {"user", &s.User}, {"database_user", &s.DatabaseUser}, {"backup_method", &s.BackupMethod}} {
 		if a := attrs[f.name]; a != nil {
 			p.decode(a.Expr, f.target)
 		}
@@ -604,6 +606,9 @@ func (p *configParser) parsePostgres(block *hcl.Block) *PostgresSettings {
 		}
 	} else if postgresql.FindBinDir() == "" {
 		p.errorAt(block.DefRange, "PostgreSQL binaries not found", "no pg_ctl under /usr/lib/postgresql/*/bin or on PATH: install the PostgreSQL server or set bin_dir")
+	}
+	if a := attrs["backup_method"]; a != nil && s.BackupMethod != postgresql.MethodOnline && s.BackupMethod != postgresql.MethodFreeze {
+		p.errorAt(a.Expr.Range(), "Invalid backup_method", fmt.Sprintf("backup_method %q: use %q (pg_backup_start/pg_backup_stop while the server runs) or %q (CHECKPOINT, then the server frozen for the copy)", s.BackupMethod, postgresql.MethodOnline, postgresql.MethodFreeze))
 	}
 	if a := attrs["user"]; a != nil && s.User != "" {
 		if _, err := user.Lookup(s.User); err != nil {

@@ -82,6 +82,7 @@ func NewDriver(cfg *Config, w WorkloadConfig, logger *slog.Logger) (Driver, erro
 			ListenAddresses: w.Postgres.ListenAddresses,
 			User:            w.Postgres.User,
 			DatabaseUser:    w.Postgres.DatabaseUser,
+			BackupMethod:    w.Postgres.BackupMethod,
 			StateDir:        WorkloadStateDir(cfg.StateDir, w.Name),
 			Timeout:         w.Postgres.Timeout,
 			Logger:          logger,

@@ -23,7 +23,7 @@ import (
 
 // TestAccPostgresWorkload protects a real PostgreSQL server whose data
 // directory is on the shared volume: an application-consistent backup
-// (CHECKPOINT, then the server frozen for the copy) while it takes writes,
+// (online: pg_backup_start/pg_backup_stop, nothing frozen) while it takes writes,
 // more rows after the backup, then a restore that migrates the database to
 // the other node. The restored server starts there and holds exactly the
 // rows committed before the backup.
@@ -80,7 +80,7 @@ workload "db" {
 					if err != nil || len(snaps) != 1 {
 						return fmt.Errorf("recovery points of db: %d, %v", len(snaps), err)
 					}
-					for file, want := range map[string]bool{"db/data/PG_VERSION": true, "db/data/postmaster.pid": false} {
+					for file, want := range map[string]bool{"db/data/PG_VERSION": true, "db/data/postmaster.pid": false, "db/data/backup_label": true} {
 						rc, _, err := repo.OpenFile(context.Background(), snaps[0].ID, file)
 						if err == nil {
 							rc.Close()

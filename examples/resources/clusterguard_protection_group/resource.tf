@@ -10,7 +10,7 @@ resource "clusterguard_protection_group" "databases" {
   }
   exclude = ["db-scratch"]
 
-  consistency = "application" # postgresql: CHECKPOINT, then the server frozen for its copy
+  consistency = "application" # postgresql: pg_backup_start/pg_backup_stop, never frozen
   node_order  = "most_workloads_first"
   extract_at  = "backup"
 

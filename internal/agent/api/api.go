@@ -169,6 +169,10 @@ type BackupResult struct {
 	// ViewNote says why auto fell back to the mirror.
 	ViewMethod string `json:"view_method,omitempty"`
 	ViewNote   string `json:"view_note,omitempty"`
+	// Method is how the copy was taken when the driver has more than one
+	// way: "online" (PostgreSQL's pg_backup_start/pg_backup_stop, nothing
+	// frozen: StunMS is 0) or "freeze".
+	Method string `json:"method,omitempty"`
 }
 
 // Integrity inspection before a restore writes anything (M8).

@@ -12,7 +12,18 @@
 // that may belong to a server running on another machine. Neither file is
 // copied into a recovery point (CopyExcluder).
 //
-// Consistency: Quiesce runs CHECKPOINT (so recovery after a restore has
+// Consistency: an application-consistent backup is taken online by
+// default (OnlineBackup, online.go): PostgreSQL's non-exclusive
+// pg_backup_start/pg_backup_stop on one session, the data directory copied
+// while the server runs, then the backup label and the WAL from the start
+// to the stop position added to the copy, which a server started on it
+// replays to hold exactly what was committed before pg_backup_stop
+// returned. Nothing is frozen. It needs PostgreSQL 10 or newer, wal_level
+// replica or logical, a free replication slot, and a session the agent can
+// open itself as DatabaseUser over the Unix socket.
+//
+// With BackupMethod "freeze", and for crash consistency always, the server
+// is frozen instead: Quiesce runs CHECKPOINT (so recovery after a restore has
 // little WAL to replay), then stops every process of the server with
 // SIGSTOP; Pause does the same without the checkpoint (M6). Either way the
 // copy taken while the server is frozen is exactly the on-disk state of an
@@ -82,6 +93,12 @@ type Config struct {
 	StateDir string
 	Timeout  time.Duration
 	Logger   *slog.Logger
+
+	// BackupMethod takes application-consistent copies: "online" (the
+	// default: pg_backup_start/pg_backup_stop, never frozen) or "freeze"
+	// (CHECKPOINT, then the server stopped for the copy). Crash-consistent
+	// copies always freeze.
+	BackupMethod string
 }
 
 // Driver operates one PostgreSQL server.
@@ -91,6 +108,8 @@ type Driver struct {
 	uid  int
 	gid  int
 	log  *slog.Logger
+
+	afterStop func() // test hook: runs as soon as pg_backup_stop returns
 }
 
 // New checks cfg, resolves the server's user and binaries, and creates the
@@ -113,6 +132,13 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.DatabaseUser == "" {
 		cfg.DatabaseUser = "postgres"
+	}
+	switch cfg.BackupMethod {
+	case "":
+		cfg.BackupMethod = MethodOnline
+	case MethodOnline, MethodFreeze:
+	default:
+		return nil, fmt.Errorf("postgresql workload %q: backup_method %q: use %q or %q", cfg.Workload, cfg.BackupMethod, MethodOnline, MethodFreeze)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
