@@ -94,6 +94,7 @@ type BackupStats struct {
 	BytesRead      int64 // read from disk
 	BytesAdded     int64 // written in new packs (after compression and encryption)
 	ChunksAdded    int64
+	BlocksReused   int64 // fixed blocks of changed files found equal to the parent's (no hints)
 	Parent         string
 	Duration       time.Duration
 }
@@ -188,6 +189,7 @@ type backupSession struct {
 	filesNew, filesChanged, filesReused atomic.Int64
 	bytesTotal, bytesRead, bytesAdded   atomic.Int64
 	chunksAdded, filesDone, bytesDone   atomic.Int64
+	blocksReused                        atomic.Int64
 	packsSinceSave                      atomic.Int64
 }
 
@@ -330,7 +332,7 @@ func (s *backupSession) statsNow(start time.Time) BackupStats {
 		Files: s.nFiles.Load(), Dirs: s.nDirs.Load(), Symlinks: s.nLinks.Load(),
 		FilesNew: s.filesNew.Load(), FilesChanged: s.filesChanged.Load(), FilesUnchanged: s.filesReused.Load(),
 		Bytes: s.bytesTotal.Load(), BytesRead: s.bytesRead.Load(), BytesAdded: s.bytesAdded.Load(),
-		ChunksAdded: s.chunksAdded.Load(), Duration: time.Since(start),
+		ChunksAdded: s.chunksAdded.Load(), BlocksReused: s.blocksReused.Load(), Duration: time.Since(start),
 	}
 	s.skippedMu.Lock()
 	st.Skipped = append([]string(nil), s.skipped...)
@@ -416,6 +418,7 @@ type fileJob struct {
 	fixed    bool
 	parent   *node   // fixed mode with hints: blocks to reuse
 	ranges   []Range // changed ranges (with parent)
+	base     *node   // fixed mode without hints: parent to compare blocks with
 }
 
 type chunkJob struct {
@@ -706,6 +709,9 @@ func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *n
 	if hinted && pn != nil && pn.BlockSize == uint32(s.blockSize) && s.indexed(pn) {
 		job.parent, job.ranges = pn, ranges
 	}
+	if job.fixed && !hinted && pn != nil && pn.BlockSize == uint32(s.blockSize) && s.indexed(pn) {
+		job.base = pn
+	}
 	select {
 	case s.fileCh <- job:
 		return nil
@@ -783,6 +789,8 @@ func (s *backupSession) readFile(ctx context.Context, job *fileJob) error {
 	// The content recorded is what is read now; record the matching times.
 	job.st.node.MTime = fi.ModTime().UnixNano()
 	switch {
+	case job.fixed && job.parent == nil:
+		err = s.readFixedScan(ctx, job, f, fi.Size())
 	case job.fixed:
 		err = s.readFixed(ctx, job, f, fi.Size())
 	case fi.Size() < int64(s.r.chunk.max):
