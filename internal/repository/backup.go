@@ -64,6 +64,11 @@ type BackupOptions struct {
 	FixedSizeThreshold int64
 	// FixedBlockSize for fixed-size chunking. 0 means DefaultFixedBlockSize.
 	FixedBlockSize int
+	// SecureBlockCompare: without hints, take a block of a changed
+	// fixed-block file from the parent only if its keyed BLAKE3 content id
+	// matches, not its fast hash (blockhash.go); for files whose writers
+	// are not trusted. Costs about twice the CPU of such a re-read.
+	SecureBlockCompare bool
 	// Concurrency overrides the repository's worker count for this backup.
 	Concurrency int
 	// Progress, if set, is called about every ProgressInterval (default 1s)
@@ -687,7 +692,7 @@ func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *n
 		s.filesNew.Add(1)
 	}
 	if !hinted && pn != nil && pn.Size == nd.Size && pn.MTime == nd.MTime && pn.Inode == nd.Inode && s.indexed(pn) {
-		nd.Content, nd.BlockSize = pn.Content, pn.BlockSize
+		nd.Content, nd.BlockSize, nd.FastHash = pn.Content, pn.BlockSize, pn.FastHash
 		s.filesReused.Add(1)
 		s.filesDone.Add(1)
 		s.bytesTotal.Add(int64(nd.Size))

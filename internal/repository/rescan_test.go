@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -100,7 +101,17 @@ func (f *scanFixture) expect(st repository.BackupStats, reused, added int64) {
 
 func TestUnhintedChangesReuseParentBlocks(t *testing.T) {
 	t.Parallel()
+	for _, secure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fast hash", true: "content id"}[secure], func(t *testing.T) {
+			t.Parallel()
+			testUnhintedChanges(t, secure)
+		})
+	}
+}
+
+func testUnhintedChanges(t *testing.T, secure bool) {
 	f := newScanFixture(t)
+	f.opts.SecureBlockCompare = secure
 	img := scanImage(1)
 	f.write(img)
 	st := f.backup(img)
@@ -260,4 +271,70 @@ func TestUnhintedBackupCrashAtEveryPoint(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A fixed-block file backed up without hints records one fast hash per
+// block (zero for holes): the seeded XXH3 of the block, seeded per
+// repository. Unchanged files keep them; hinted backups record none.
+func TestUnhintedBackupRecordsFastHashes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newScanFixture(t)
+	img := scanImage(7)[:3*scanBS+100]
+	clear(img[scanBS : 2*scanBS])
+	f.write(img)
+	f.opts.FixedSizeThreshold = scanBS
+	f.backup(img)
+	check := func(want [][16]byte) {
+		t.Helper()
+		snaps, err := f.r.Snapshots(ctx, repository.SnapshotFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.r.FastHashesForTest(ctx, snaps[0].ID, "vm.img")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) || (want != nil && !reflect.DeepEqual(got, want)) {
+			t.Fatalf("fast hashes %x, want %x", got, want)
+		}
+	}
+	h := f.r.BlockFastHashForTest
+	want := [][16]byte{h(img[:scanBS]), {}, h(img[2*scanBS : 3*scanBS]), h(img[3*scanBS:])}
+	check(want)
+	f.clock.Add(time.Hour)
+	f.backup(img) // unchanged: taken from the parent with its hashes
+	check(want)
+	f.write(img)
+	f.opts.ChangedRanges = map[string][]repository.Range{"vm.img": nil}
+	f.backup(img) // hinted: blocks from the parent, no hashes
+	check(nil)
+	// Without hashes in the parent, blocks are compared by content id.
+	f.opts.ChangedRanges = nil
+	copy(img[2*scanBS:], "change")
+	f.write(img)
+	f.expect(f.backup(img), 2, 1)
+	want[2] = h(img[2*scanBS : 3*scanBS])
+	check(want)
+
+	other, _, _ := newTestRepo(t)
+	if other.BlockFastHashForTest(img[:scanBS]) == want[0] {
+		t.Fatal("the fast hash does not depend on the repository key")
+	}
+}
+
+// A file of several read segments (1 MiB each): changes in the second and
+// last segments, a segment boundary inside the changed bytes, and a tail.
+func TestUnhintedChangesAcrossSegments(t *testing.T) {
+	t.Parallel()
+	f := newScanFixture(t)
+	r := rand.New(rand.NewPCG(8, 8))
+	img := randBytes(r, 3<<20+5000) // 769 full blocks and a tail
+	f.write(img)
+	f.expect(f.backup(img), 0, 770)
+	copy(img[(1<<20)-10:], "across the first segment boundary") // blocks 255 and 256
+	copy(img[3<<20+10:], "tail")
+	copy(img[2<<20+4096*7:], "third segment")
+	f.write(img)
+	f.expect(f.backup(img), 770-4, 4) // blocks 255, 256, 519 and 768
 }
