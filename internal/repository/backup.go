@@ -186,6 +186,7 @@ type backupSession struct {
 	files   []*fileState
 
 	walkSem chan struct{} // extra directory walkers
+	scans   chan struct{} // readFixedScan slots (each holds up to ~9 MiB)
 
 	skippedMu sync.Mutex
 	skipped   []string
@@ -291,6 +292,7 @@ func (r *Repository) newBackupSession(ctx context.Context, o BackupOptions) (*ba
 	// two large files at a time get a streaming window.
 	s.readers = max(8, 2*s.workers)
 	s.windows = newBufRing(2, 2*r.cfg.Chunker.Max)
+	s.scans = make(chan struct{}, 2)
 	s.packBufs = newBufRing(s.uploaders+1, packBufSize(r.opts.PackSize, bufSize))
 	s.fileCh = make(chan *fileJob, 64)
 	s.walkSem = make(chan struct{}, 7) // cold metadata reads are latency-bound

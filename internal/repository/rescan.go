@@ -58,6 +58,14 @@ func (t *scanTask) release(p *bufPools) {
 // to be stored. Reading the whole file is unavoidable without hints; what
 // this saves is the idle disk between reads and all work after it.
 func (s *backupSession) readFixedScan(ctx context.Context, job *fileJob, f *os.File, size int64) error {
+	// Two files at a time: the disk is saturated anyway, and memory stays
+	// bounded however many large files there are.
+	select {
+	case s.scans <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.scans }()
 	bs := int64(s.blockSize)
 	nblocks := (size + bs - 1) / bs
 	ext, sparseOK := dataExtents(f, size)

@@ -338,3 +338,42 @@ func TestUnhintedChangesAcrossSegments(t *testing.T) {
 	f.write(img)
 	f.expect(f.backup(img), 770-4, 4) // blocks 255, 256, 519 and 768
 }
+
+// More large files than scan slots: all are read, compared and restored.
+func TestUnhintedManyLargeFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, clock := newTestRepo(t)
+	src := t.TempDir()
+	opts := repository.BackupOptions{Root: src, FixedSizeThreshold: 8 * scanBS, FixedBlockSize: scanBS}
+	imgs := make([][]byte, 6)
+	for i := range imgs {
+		imgs[i] = scanImage(uint64(20 + i))
+		writeFile(t, filepath.Join(src, "d", string(rune('a'+i))+".img"), imgs[i], 0o600)
+	}
+	if _, _, err := r.Backup(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	for i := range imgs {
+		copy(imgs[i][(i+1)*scanBS:], "changed")
+		p := filepath.Join(src, "d", string(rune('a'+i))+".img")
+		writeFile(t, p, imgs[i], 0o600)
+		later := time.Date(2025, 1, 1, 0, 0, i, 0, time.UTC)
+		if err := os.Chtimes(p, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Add(time.Hour)
+	snap, st, err := r.Backup(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.BlocksReused != 6*38 || st.ChunksAdded != 6 {
+		t.Fatalf("reused %d blocks, added %d chunks; want %d and 6", st.BlocksReused, st.ChunksAdded, 6*38)
+	}
+	dst := t.TempDir()
+	if _, err := r.Restore(ctx, snap.ID, repository.RestoreOptions{Target: dst}); err != nil {
+		t.Fatal(err)
+	}
+	compareTrees(t, summarize(t, src), summarize(t, dst))
+}
