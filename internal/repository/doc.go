@@ -39,6 +39,11 @@
 //     snapshot restores on any node.
 //   - Parent: the previous snapshot of the same workload/cluster/group; files
 //     whose size, mtime and inode are unchanged are taken from it unread.
+//     A changed file in fixed-size blocks without changed-range hints is
+//     read in full (several reads in flight), but each block equal to the
+//     parent's block at the same offset (by a seeded XXH3-128 fast hash
+//     recorded in the tree, or by content id) is taken from the parent;
+//     only the changed blocks are compressed, encrypted and stored.
 //   - Lock: a small object saying an operation is running. Backup, forget,
 //     restore and verify take shared locks (any number at once); prune and
 //     rebuild-index take the exclusive lock. A held lock is rewritten every

@@ -98,6 +98,7 @@ func TestIndexAndHeaderRoundTrip(t *testing.T) {
 
 func FuzzTree(f *testing.F) {
 	f.Add(encodeTree(sampleTree()))
+	f.Add(encodeTree(sampleTreeFastHash()))
 	f.Add(encodeTree(&tree{}))
 	f.Add([]byte{treeVersion, 1, 2, '.', '.', 2})
 	f.Add([]byte{})

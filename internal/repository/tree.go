@@ -54,6 +54,10 @@ type node struct {
 	Size      uint64
 	BlockSize uint32 // fixed-size chunking block size; 0 for content-defined
 	Content   []contentRef
+	// FastHash, if not nil, has one seeded XXH3-128 per content piece (zero
+	// for holes), so the next backup can tell unchanged blocks without the
+	// keyed BLAKE3 (see blockhash.go). Only version 2 trees carry it.
+	FastHash [][16]byte
 
 	// directories
 	Subtree ID
@@ -95,7 +99,17 @@ func (t *tree) find(name string) *node {
 //	body: file    size uvarint | blockSize uvarint | n uvarint | n × (id [32]byte | length uvarint)
 //	      dir     subtree [32]byte
 //	      symlink target (uvarint length + bytes)
-const treeVersion = 1
+//
+// Version 2 (written only for a directory with a file that has FastHash)
+// adds to every file body: kind byte (0 none, 1 XXH3-128) and, for kind
+// 1, n × hash [16]byte. Trees without fast hashes stay version 1, so they
+// keep their ids and older readers can read them.
+const (
+	treeVersion         = 1
+	treeVersionFastHash = 2
+)
+
+const fastHashXXH3 = 1
 
 // maxTreeBlob bounds one encoded directory (about 100k entries of small
 // files), so the decoder's and packer's buffers stay bounded.
@@ -111,8 +125,15 @@ func encodeTree(t *tree) []byte {
 	for _, nd := range t.Nodes {
 		n += len(nd.Name) + len(nd.Target) + 48 + len(nd.Content)*36
 	}
+	version := byte(treeVersion)
+	for _, nd := range t.Nodes {
+		if nd.Type == NodeFile && nd.FastHash != nil {
+			version = treeVersionFastHash
+			n += len(nd.FastHash) * 16
+		}
+	}
 	b := make([]byte, 0, n)
-	b = append(b, treeVersion)
+	b = append(b, version)
 	b = binary.AppendUvarint(b, uint64(len(t.Nodes)))
 	for _, nd := range t.Nodes {
 		b = binary.AppendUvarint(b, uint64(len(nd.Name)))
@@ -132,6 +153,16 @@ func encodeTree(t *tree) []byte {
 				b = append(b, c.ID[:]...)
 				b = binary.AppendUvarint(b, uint64(c.Length))
 			}
+			if version == treeVersionFastHash {
+				if nd.FastHash == nil {
+					b = append(b, 0)
+				} else {
+					b = append(b, fastHashXXH3)
+					for _, h := range nd.FastHash {
+						b = append(b, h[:]...)
+					}
+				}
+			}
 		case NodeDir:
 			b = append(b, nd.Subtree[:]...)
 		case NodeSymlink:
@@ -150,11 +181,12 @@ func validName(n string) bool {
 
 func decodeTree(b []byte) (*tree, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != treeVersion {
+	version := d.byte()
+	if version != treeVersion && version != treeVersionFastHash {
 		if d.err != nil {
 			return nil, fmt.Errorf("tree: %w", d.err)
 		}
-		return nil, fmt.Errorf("tree: unsupported version %d", v)
+		return nil, fmt.Errorf("tree: unsupported version %d", version)
 	}
 	n := d.count(9)
 	t := &tree{Nodes: make([]*node, 0, n)}
@@ -213,6 +245,22 @@ func decodeTree(b []byte) (*tree, error) {
 			}
 			if d.err == nil && sum != nd.Size {
 				return nil, fmt.Errorf("tree: file %q: content adds up to %d bytes, size says %d", nd.Name, sum, nd.Size)
+			}
+			if version == treeVersionFastHash && d.err == nil {
+				switch kind := d.byte(); {
+				case d.err != nil || kind == 0:
+				case kind != fastHashXXH3 || bs == 0:
+					return nil, fmt.Errorf("tree: file %q: unknown fast hash kind %d (block size %d)", nd.Name, kind, bs)
+				case nc > 0:
+					if d.rest() < nc*16 {
+						d.err = errShort
+						break
+					}
+					nd.FastHash = make([][16]byte, nc)
+					for j := range nd.FastHash {
+						d.read(nd.FastHash[j][:])
+					}
+				}
 			}
 		case NodeDir:
 			d.read(nd.Subtree[:])

@@ -3,7 +3,9 @@
 # borg on one generated dataset, on one disk, in one run (issue 3).
 #
 # For each tool: init, initial backup, unchanged re-backup, backup after a 1%
-# change (clusterguard with changed-range hints), full restore, full verify
+# change (clusterguard with changed-range hints), backup after another 1%
+# change with no hints for anyone (clusterguard compares the image's blocks
+# with the parent's), full restore, full verify
 # (restic check --read-data, borg check --verify-data). Every step runs under
 # /usr/bin/time -v (wall, user+sys CPU, peak RSS); the repository size is du -sb
 # after the step. The phases are interleaved (all tools do a step before any
@@ -21,6 +23,8 @@
 #   BENCH_IMAGE_MIB, BENCH_SMALL_MIB  dataset sizes (default 768 and 256: 1 GiB;
 #                     smaller only for a quick smoke run of the script)
 #   BENCH_TOOLS       subset of "clusterguard restic borg" (default all three)
+#   CLUSTERGUARD_BASE_BIN  also run this (older) binary as tool
+#                     "clusterguard-base", for before/after figures in one run
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,6 +33,10 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 IMAGE_MIB="${BENCH_IMAGE_MIB:-768}"
 SMALL_MIB="${BENCH_SMALL_MIB:-256}"
 TOOLS="${BENCH_TOOLS:-clusterguard restic borg}"
+if [[ -n "${CLUSTERGUARD_BASE_BIN:-}" ]]; then
+	[[ -x "$CLUSTERGUARD_BASE_BIN" ]] || { echo "CLUSTERGUARD_BASE_BIN=$CLUSTERGUARD_BASE_BIN is not an executable" >&2; exit 1; }
+	TOOLS="clusterguard-base $TOOLS"
+fi
 MARKDOWN="${BENCH_MARKDOWN:-$repo_root/build/bench-results.md}"
 PASSWORD="bench-password-not-secret"
 BORG_COMPRESSION="zstd,3"
@@ -131,17 +139,21 @@ measure() {
 
 # One function per tool and step; DATA is the working directory for backups
 # so restic and borg store paths relative to it, like clusterguard does.
-step_clusterguard() {
-	local step=$1 repo
-	repo=$(repo_of clusterguard)
+step_clusterguard() { cg_step clusterguard "$CG" "$1"; }
+step_clusterguard-base() { cg_step clusterguard-base "$CLUSTERGUARD_BASE_BIN" "$1"; }
+cg_step() {
+	local tool=$1 bin=$2 step=$3 repo
+	repo=$(repo_of "$tool")
 	case $step in
-	init) measure clusterguard init "$WORK" "$CG" engine repo init --repo "$repo" ;;
+	init) measure "$tool" init "$WORK" "$bin" engine repo init --repo "$repo" ;;
 	backup-initial | backup-unchanged)
-		measure clusterguard "$step" "$DATA" "$CG" engine repo backup --repo "$repo" --workload bench "$DATA" ;;
+		measure "$tool" "$step" "$DATA" "$bin" engine repo backup --repo "$repo" --workload bench "$DATA" ;;
 	backup-1pct)
-		measure clusterguard "$step" "$DATA" "$CG" engine repo backup --repo "$repo" --workload bench --changed-ranges "$RANGES" "$DATA" ;;
-	restore) measure clusterguard restore "$WORK" "$CG" engine repo restore latest --repo "$repo" --target "$WORK/restore/clusterguard" ;;
-	verify) measure clusterguard verify "$WORK" "$CG" engine repo verify --read-data --repo "$repo" ;;
+		measure "$tool" "$step" "$DATA" "$bin" engine repo backup --repo "$repo" --workload bench --changed-ranges "$RANGES" "$DATA" ;;
+	backup-1pct-nohints)
+		measure "$tool" "$step" "$DATA" "$bin" engine repo backup --repo "$repo" --workload bench "$DATA" ;;
+	restore) measure "$tool" restore "$WORK" "$bin" engine repo restore latest --repo "$repo" --target "$WORK/restore/$tool" ;;
+	verify) measure "$tool" verify "$WORK" "$bin" engine repo verify --read-data --repo "$repo" ;;
 	esac
 }
 
@@ -151,7 +163,7 @@ step_restic() {
 	case $step in
 	# Repository format 2 (compression); compression "auto" is restic's default.
 	init) measure restic init "$WORK" restic init --repository-version 2 -r "$repo" ;;
-	backup-initial | backup-unchanged | backup-1pct)
+	backup-initial | backup-unchanged | backup-1pct | backup-1pct-nohints)
 		measure restic "$step" "$DATA" restic -r "$repo" backup --host bench . ;;
 	restore) measure restic restore "$WORK" restic -r "$repo" restore latest --target "$WORK/restore/restic" ;;
 	verify) measure restic verify "$WORK" restic -r "$repo" check --read-data ;;
@@ -163,11 +175,11 @@ step_borg() {
 	repo=$(repo_of borg)
 	case $step in
 	init) measure borg init "$WORK" borg init --encryption="$BORG_ENCRYPTION" "$repo" ;;
-	backup-initial | backup-unchanged | backup-1pct)
+	backup-initial | backup-unchanged | backup-1pct | backup-1pct-nohints)
 		measure borg "$step" "$DATA" borg create --compression "$BORG_COMPRESSION" "$repo::$step" . ;;
 	restore)
 		mkdir -p "$WORK/restore/borg"
-		measure borg restore "$WORK/restore/borg" borg extract "$repo::backup-1pct" ;;
+		measure borg restore "$WORK/restore/borg" borg extract "$repo::backup-1pct-nohints" ;;
 	verify) measure borg verify "$WORK" borg check --verify-data "$repo" ;;
 	esac
 }
@@ -184,7 +196,7 @@ restored_matches() {
 	fi
 }
 
-STEPS="init backup-initial backup-unchanged backup-1pct restore verify"
+STEPS="init backup-initial backup-unchanged backup-1pct backup-1pct-nohints restore verify"
 declare -A RESTORE_OK
 LOADAVG=""
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
@@ -199,6 +211,10 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 		if [[ $step == backup-1pct ]]; then
 			log "changing 1% of the dataset"
 			"$GENDATA" mutate -dir "$DATA" -ranges "$RANGES" -seed "$((SEED + 1000))" >&2
+		fi
+		if [[ $step == backup-1pct-nohints ]]; then
+			log "changing another 1% of the dataset (no hints given to anyone)"
+			"$GENDATA" mutate -dir "$DATA" -ranges "$WORK/changed-ranges-unused.json" -seed "$((SEED + 2000))" >&2
 		fi
 		for tool in $TOOLS; do
 			"step_$tool" "$step"
@@ -237,7 +253,7 @@ cg_dirty=$(cd "$repo_root" && git status --porcelain 2>/dev/null | grep -q . && 
 	echo
 	echo "- Machine: $cpu_model, $(nproc) cores, ${mem_gib} GiB RAM, $(uname -sr), $fs_type filesystem (dataset, repositories and restores on the same disk)"
 	echo "- Dataset (seed $SEED): $(awk -v b="$DATA_BYTES" 'BEGIN {printf "%.2f GiB", b/1073741824}') in $DATA_FILES files: disk.img $IMAGE_MIB MiB (zero/random/text extents) + $SMALL_MIB MiB of small text and binary files; the change: 1% of disk.img in 64 KiB-1 MiB ranges + 1% of the small files"
-	echo "- Versions: clusterguard $cg_version$cg_dirty; $(restic version | cut -d' ' -f1-2); $(borg --version)"
+	echo "- Versions: clusterguard $cg_version$cg_dirty${CLUSTERGUARD_BASE_BIN:+ (binary $CG); clusterguard-base: $CLUSTERGUARD_BASE_BIN}; $(restic version | cut -d' ' -f1-2); $(borg --version)"
 	echo "- Settings: clusterguard defaults (zstd, encrypted); restic repository v2, compression auto (default); borg encryption $BORG_ENCRYPTION, compression $BORG_COMPRESSION"
 	echo "- $CACHE_NOTE"
 	echo "- $ROUNDS rounds, each on a fresh dataset and fresh repositories; figures are medians, the wall range is min-max over the rounds. Load average (1/5/15 min) at the start of each round: ${LOADAVG% / }"
@@ -262,7 +278,7 @@ cg_dirty=$(cd "$repo_root" && git status --porcelain 2>/dev/null | grep -q . && 
 		awk -F'\t' -v b="$DATA_BYTES" '
 			{ wall[$1,$2]=$3; cpu[$1,$2]=$4; rss[$1,$2]=$5; size[$1,$2]=$6 }
 			function verdict(ok) { return ok ? "met" : "**missed**" }
-			function maxrss(t,   m, s) { m=0; split("backup-initial backup-unchanged backup-1pct restore verify", st, " ");
+			function maxrss(t,   m, s) { m=0; split("backup-initial backup-unchanged backup-1pct backup-1pct-nohints restore verify", st, " ");
 				for (i in st) if (rss[t,st[i]] > m) m = rss[t,st[i]]; return m }
 			END {
 				print "| target | measured (wall, medians) | result | CPU time for comparison |"
@@ -273,15 +289,20 @@ cg_dirty=$(cd "$repo_root" && git status --porcelain 2>/dev/null | grep -q . && 
 				printf "| unchanged re-backup <= 0.5 s per GiB | %.3f s/GiB | %s | %.2f CPU s |\n", u, verdict(u <= 0.5), cpu["clusterguard","backup-unchanged"]
 				p = wall["clusterguard","backup-1pct"] / wall["clusterguard","backup-initial"]
 				printf "| 1%% change with range hints <= 5%% of the initial time | %.1f%% (%.2f s vs %.2f s) | %s | %.1f%% of the initial CPU |\n", 100*p, wall["clusterguard","backup-1pct"], wall["clusterguard","backup-initial"], verdict(p <= 0.05), 100*cpu["clusterguard","backup-1pct"]/cpu["clusterguard","backup-initial"]
+				p = wall["clusterguard","backup-1pct-nohints"] / wall["clusterguard","backup-initial"]
+				q = wall["restic","backup-1pct-nohints"] / wall["restic","backup-initial"]
+				o = ""
+				if (("borg","backup-initial") in wall) o = sprintf("; borg %.1f%%", 100*wall["borg","backup-1pct-nohints"]/wall["borg","backup-initial"])
+				printf "| 1%% change without hints <= 12%% of the initial time | %.1f%% (%.2f s vs %.2f s); restic %.1f%%%s | %s | %.1f%% of the initial CPU |\n", 100*p, wall["clusterguard","backup-1pct-nohints"], wall["clusterguard","backup-initial"], 100*q, o, verdict(p <= 0.12), 100*cpu["clusterguard","backup-1pct-nohints"]/cpu["clusterguard","backup-initial"]
 				r = wall["restic","restore"] / wall["clusterguard","restore"]
 				printf "| restore >= 2x restic | %.2fx (%.2f s vs %.2f s) | %s | restic uses %.2fx our CPU (%.2f s vs %.2f s) |\n", r, wall["clusterguard","restore"], wall["restic","restore"], verdict(r >= 2), cpu["restic","restore"]/cpu["clusterguard","restore"], cpu["restic","restore"], cpu["clusterguard","restore"]
 				s1 = size["clusterguard","verify"]; s2 = size["restic","verify"]
 				printf "| repository size <= restic | %.1f MiB vs %.1f MiB (%.2fx) | %s | |\n", s1/1048576, s2/1048576, s1/s2, verdict(s1 <= s2)
 				m1 = maxrss("clusterguard"); m2 = maxrss("restic")
 				printf "| peak RSS <= restic (max over backup, restore, verify) | %.0f MiB vs %.0f MiB (%.2fx) | %s | |\n", m1/1024, m2/1024, m1/m2, verdict(m1 <= m2)
-				split("backup-initial backup-unchanged backup-1pct restore verify", st, " ")
+				split("backup-initial backup-unchanged backup-1pct backup-1pct-nohints restore verify", st, " ")
 				line = ""
-				for (i = 1; i <= 5; i++) line = line sprintf("%s %.0f/%.0f MiB; ", st[i], rss["clusterguard",st[i]]/1024, rss["restic",st[i]]/1024)
+				for (i = 1; i <= 6; i++) line = line sprintf("%s %.0f/%.0f MiB; ", st[i], rss["clusterguard",st[i]]/1024, rss["restic",st[i]]/1024)
 				print ""
 				print "Peak RSS per step (clusterguard/restic): " line
 			}' "$MEDIANS"

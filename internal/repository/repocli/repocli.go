@@ -359,6 +359,7 @@ func (c *cli) backup(args []string) error {
 		fixedThreshold, fixedBlock int64
 		jsonOut                    bool
 		concurrency                int
+		secureCompare              bool
 	)
 	fs.StringVar(&meta.Workload, "workload", "", "workload `name`")
 	fs.StringVar(&meta.Node, "node", "", "node the data was taken on (informational)")
@@ -374,6 +375,7 @@ func (c *cli) backup(args []string) error {
 	fs.Var(sizeFlag{&fixedThreshold}, "fixed-threshold", "files at least this `SIZE` use fixed-size chunking (default 64M; -1 never)")
 	fs.Var(sizeFlag{&fixedBlock}, "fixed-block", "block `SIZE` for fixed-size chunking (default 256K)")
 	fs.IntVar(&concurrency, "concurrency", 0, "worker count (default: number of CPUs)")
+	fs.BoolVar(&secureCompare, "secure-block-compare", false, "without changed ranges, compare blocks with the parent's by keyed BLAKE3 content id, not the faster XXH3 hash (for files whose writers are not trusted)")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	paths, err := parse(fs, args)
 	if err != nil {
@@ -416,6 +418,7 @@ func (c *cli) backup(args []string) error {
 	snap, st, err := r.Backup(c.ctx, repository.BackupOptions{
 		Root: root, Paths: rel, Meta: meta, Parent: parent, ChangedRanges: ranges,
 		FixedSizeThreshold: fixedThreshold, FixedBlockSize: int(fixedBlock), Concurrency: concurrency,
+		SecureBlockCompare: secureCompare,
 	})
 	if err != nil {
 		return err
@@ -433,6 +436,9 @@ func (c *cli) backup(args []string) error {
 	c.printf("files:       %d (new %d, changed %d, unchanged %d), %d dirs, %d symlinks\n",
 		st.Files, st.FilesNew, st.FilesChanged, st.FilesUnchanged, st.Dirs, st.Symlinks)
 	c.printf("bytes:       %s total, %s read, %s added\n", human(st.Bytes), human(st.BytesRead), human(st.BytesAdded))
+	if st.BlocksReused > 0 {
+		c.printf("blocks:      %d of changed files equal to the parent's, taken from it\n", st.BlocksReused)
+	}
 	secs := st.Duration.Seconds()
 	rate := 0.0
 	if secs > 0 {
