@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/location"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/backend/s3"
 )
 
 // EnvCopyPassword is the target repository's password for `copy`.
@@ -20,12 +22,16 @@ func (c *cli) copyCmd(args []string) error {
 	var tags multiFlag
 	var from, to, toPasswordFile, toEndpoint, toRegion string
 	var jsonOut, noVerify bool
+	var lockMode string
+	var lockDays int
 	filterFlags(fs, &f, &tags)
 	fs.StringVar(&from, "from", "", "source repository `URL` (same as --repo)")
 	fs.StringVar(&to, "to", "", "target repository `URL`: a directory or s3://bucket/prefix")
 	fs.StringVar(&toPasswordFile, "to-password-file", "", "read the target's password from `FILE` (else env "+EnvCopyPassword+")")
 	fs.StringVar(&toEndpoint, "to-s3-endpoint", "", "S3 endpoint of the target (default: --s3-endpoint)")
 	fs.StringVar(&toRegion, "to-s3-region", "", "S3 region of the target (default: --s3-region)")
+	fs.StringVar(&lockMode, "to-object-lock-mode", "", "write the copies with S3 Object Lock retention: GOVERNANCE or COMPLIANCE (the bucket must have object locking)")
+	fs.IntVar(&lockDays, "to-object-lock-days", 0, "retention of each copied object, in days (with --to-object-lock-mode)")
 	fs.BoolVar(&noVerify, "no-verify", false, "do not read the copies back from the target")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	ids, err := parse(fs, args)
@@ -59,6 +65,12 @@ func (c *cli) copyCmd(args []string) error {
 	}
 	if toRegion != "" {
 		tcfg.Region = toRegion
+	}
+	if lockMode != "" || lockDays != 0 {
+		if lockMode == "" || lockDays <= 0 {
+			return usageErrorf("object lock needs both --to-object-lock-mode and a positive --to-object-lock-days")
+		}
+		tcfg.ObjectLock = &s3.ObjectLock{Mode: lockMode, Retain: time.Duration(lockDays) * 24 * time.Hour}
 	}
 	tbe, err := location.Open(c.ctx, tcfg)
 	if err != nil {
