@@ -191,5 +191,5 @@ func (r *copyPolicyResource) Update(ctx context.Context, req resource.UpdateRequ
 }
 
 // Delete forgets the policy; the copies stay in the target repository.
-func (r *copyPolicyResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {}
-
+func (r *copyPolicyResource) Delete(context.Context, resource.DeleteRequest, *resource.DeleteResponse) {
+}

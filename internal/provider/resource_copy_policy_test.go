@@ -88,9 +88,6 @@ resource "clusterguard_restore_job" "test" {
 					}
 					return nil
 				},
-				// The primary repository is gone: refreshing the backup run or
-				// the copy policy may warn; the restore is what matters.
-				ExpectNonEmptyPlan: true,
 			},
 		},
 	})
