@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	miniogo "github.com/minio/minio-go/v7"
+
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/agenttest"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/testutil/minio"
 )
 
 const offsitePassword = "offsite password for copies"
@@ -92,4 +96,59 @@ resource "clusterguard_restore_job" "test" {
 		},
 	})
 
+}
+
+// The offsite copy from a directory repository to MinIO through Terraform:
+// the copy lands in the bucket, verified, and a second apply with the same
+// run copies nothing new.
+func TestAccCopyPolicy_toMinIO(t *testing.T) {
+	e := newTestEnv(t, 2, "web")
+	e.writeData(t, "web", "big.bin", randomText(1<<20))
+	e.cluster.StartWorkload(t, "node-1", "web")
+	srv := minio.Start(t)
+	backup := testAccBackupConfig(e, e.repoDir, `  workloads = ["web"]`, `  triggers = { n = "1" }`)
+	offsiteRepo := fmt.Sprintf(`
+resource "clusterguard_repository" "offsite" {
+  name              = "offsite"
+  url               = "s3://offsite-copies/prod"
+  endpoint          = %q
+  access_key_id     = %q
+  secret_access_key = %q
+  path_style        = true
+  insecure          = true
+  password          = %q
+  create            = true
+}
+
+resource "clusterguard_copy_policy" "offsite" {
+  group      = clusterguard_protection_group.test.name
+  repository = clusterguard_repository.offsite.name
+  triggers   = { run = clusterguard_backup_run.test.id }
+}
+`, srv.Endpoint, srv.AccessKey, srv.SecretKey, offsitePassword)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories(),
+		Steps: []resource.TestStep{
+			{
+				Config: backup + offsiteRepo,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("clusterguard_copy_policy.offsite", tfjsonpath.New("copied"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue("clusterguard_copy_policy.offsite", tfjsonpath.New("copies"), knownvalue.MapSizeExact(1)),
+				},
+				Check: func(*terraform.State) error {
+					n := 0
+					for obj := range srv.Client().ListObjects(context.Background(), "offsite-copies", miniogo.ListObjectsOptions{Prefix: "prod/snapshots/", Recursive: true}) {
+						if obj.Err != nil {
+							return obj.Err
+						}
+						n++
+					}
+					if n != 1 {
+						return fmt.Errorf("%d snapshots in the bucket, want the one copy", n)
+					}
+					return nil
+				},
+			},
+		},
+	})
 }
