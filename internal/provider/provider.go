@@ -220,6 +220,7 @@ func (p *clusterguardProvider) Resources(context.Context) []func() resource.Reso
 		NewBackupRunResource,
 		NewRestoreJobResource,
 		NewBackupScheduleResource,
+		NewCopyPolicyResource,
 	}
 }
 

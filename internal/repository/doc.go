@@ -52,6 +52,14 @@
 //     host (same boot id and PID namespace) and is gone (its PID
 //     unused or reused by a process with another start time) is stale at
 //     once: a killed agent blocks no prune, and unlock removes its lock.
+//   - Copy: snapshots copied to a second repository (Copy; `repo copy`).
+//     Only blobs the target lacks are sent; between repositories with other
+//     keys every blob is decrypted, re-hashed under the target's chunk key
+//     and re-encrypted, and trees are rewritten with the new ids (chunk
+//     boundaries stay as the source cut them). The copy keeps the source's
+//     metadata and is labelled with the source repository and snapshot ids,
+//     which makes a rerun skip copies already made; packs are indexed every
+//     few packs, so an interrupted copy resumes where it stopped.
 //
 // # State model of a backup
 //

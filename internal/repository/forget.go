@@ -43,6 +43,9 @@ type ForgetResult struct {
 	Groups  []ForgetGroup
 	Removed int
 	DryRun  bool
+	// Retained names snapshots the policy would remove but whose retention
+	// (S3 Object Lock) has not passed; they stay until a later forget.
+	Retained []string
 }
 
 type groupKey struct{ workload, cluster, group string }
@@ -84,6 +87,16 @@ func (r *Repository) Forget(ctx context.Context, p RetentionPolicy, f SnapshotFi
 			continue
 		}
 		for _, s := range remove {
+			ret, err := r.retained(ctx, Handle{Type: SnapshotFile, Name: s.ID})
+			if err != nil {
+				return res, fmt.Errorf("forget: snapshot %s: %w", s.ShortID(), err)
+			}
+			if ret {
+				// Under retention (object lock): a later forget removes it.
+				res.Retained = append(res.Retained, s.ID)
+				res.Removed--
+				continue
+			}
 			if err := r.be.Remove(ctx, Handle{Type: SnapshotFile, Name: s.ID}); err != nil {
 				return res, fmt.Errorf("forget: remove snapshot %s: %w", s.ShortID(), err)
 			}

@@ -36,7 +36,11 @@ type PruneStats struct {
 	BytesFreed      int64
 	BytesRepacked   int64
 	IndexFilesAfter int
-	Duration        time.Duration
+	// Retained counts packs and index files prune left in place because
+	// their retention (S3 Object Lock) has not passed; a later prune
+	// removes them.
+	Retained int
+	Duration time.Duration
 }
 
 // Prune deletes data no snapshot refers to. It takes the exclusive lock.
@@ -150,6 +154,15 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (PruneStats, err
 		if !indexed[name] {
 			orphans = append(orphans, name)
 		}
+	}
+	if oldIndexes, st.Retained, err = r.pruneRetained(ctx, oldIndexes, &drop, &repack, &keep, &orphans); err != nil {
+		return st, fmt.Errorf("prune: %w; nothing was deleted", err)
+	}
+	if st.Retained > 0 && len(drop)+len(repack)+len(orphans) == 0 {
+		// Everything prunable is retained: writing a new index would only
+		// add one more retained file.
+		st.Duration = time.Since(start)
+		return st, nil
 	}
 	st.PacksRepacked = len(repack)
 	st.PacksDeleted = len(drop) + len(orphans)

@@ -49,6 +49,8 @@ commands:
   prune [--max-unused F] [--dry-run]    delete unreferenced data
   key list|add|remove|passwd            manage passwords
   rebuild-index                         rebuild the index from the packs
+  copy --to URL [filters] [SNAPSHOT...] copy snapshots to another repository (only missing chunks;
+                                        re-encrypted for the target; resumable; verified)
   unlock [--all]                        remove stale locks (not refreshed for 5 minutes, or held by a
                                         process of this host that is gone), or with --all every lock
 
@@ -89,7 +91,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	run, ok := map[string]func([]string) error{
 		"init": c.init, "backup": c.backup, "snapshots": c.snapshots, "ls": c.ls, "restore": c.restore,
 		"cat": c.cat, "verify": c.verify, "forget": c.forget, "prune": c.prune, "key": c.key,
-		"rebuild-index": c.rebuildIndex, "unlock": c.unlock,
+		"rebuild-index": c.rebuildIndex, "unlock": c.unlock, "copy": c.copyCmd,
 	}[cmd]
 	if !ok {
 		_, _ = fmt.Fprintf(stderr, "repo: unknown command %q\n\n%s", cmd, usage)

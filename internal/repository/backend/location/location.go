@@ -179,6 +179,9 @@ type Config struct {
 	PathStyle bool
 	// Insecure uses plain HTTP to the S3 endpoint.
 	Insecure bool
+	// ObjectLock (S3 only) writes objects with an Object Lock retention
+	// period; the bucket must have object locking.
+	ObjectLock *s3.ObjectLock
 }
 
 // Validate checks the configuration without touching the network: the URL
@@ -226,6 +229,9 @@ func open(ctx context.Context, c Config, create bool) (repository.Backend, error
 	loc, _ := Parse(c.URL) // validated above
 	switch loc.Kind {
 	case KindLocal:
+		if c.ObjectLock != nil {
+			return nil, fmt.Errorf("repository %s: object lock needs an S3 repository (s3://bucket/prefix); a directory cannot retain objects", c.URL)
+		}
 		if create {
 			return local.Create(loc.Path)
 		}
@@ -242,6 +248,7 @@ func open(ctx context.Context, c Config, create bool) (repository.Backend, error
 			PathStyle:       c.PathStyle,
 			Insecure:        c.Insecure,
 			CreateBucket:    create,
+			ObjectLock:      c.ObjectLock,
 		})
 	}
 	return nil, fmt.Errorf("repository location %q: unsupported kind %q", c.URL, loc.Kind)

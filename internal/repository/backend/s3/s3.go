@@ -80,6 +80,9 @@ type Config struct {
 	MaxRetries int
 	// Transport overrides the HTTP transport (tests inject faults with it).
 	Transport http.RoundTripper
+	// ObjectLock, when set, writes objects with a retention period; the
+	// bucket must have object locking (CreateBucket creates it so).
+	ObjectLock *ObjectLock
 }
 
 // Backend stores objects in a bucket. Safe for concurrent use.
@@ -90,6 +93,8 @@ type Backend struct {
 	bucket    string
 	prefix    string // "" or "a/b/" (with the trailing slash)
 	location  string
+	lock      *ObjectLock // nil: no retention
+	lockMode  minio.RetentionMode
 }
 
 var _ repository.Backend = (*Backend)(nil)
@@ -125,6 +130,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		transport = t
 	}
+	var lockMode minio.RetentionMode
+	if cfg.ObjectLock != nil {
+		if lockMode, err = cfg.ObjectLock.mode(); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MaxRetries < 0 {
 		return nil, fmt.Errorf("s3 backend: MaxRetries %d is negative (use 0 for the default, 1 for no retries)", cfg.MaxRetries)
 	}
@@ -150,6 +161,8 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		bucket:    cfg.Bucket,
 		prefix:    prefix,
 		location:  "s3:" + scheme + "://" + host + "/" + cfg.Bucket + "/" + strings.TrimSuffix(prefix, "/"),
+		lock:      cfg.ObjectLock,
+		lockMode:  lockMode,
 	}
 	b.location = strings.TrimSuffix(b.location, "/")
 
@@ -161,13 +174,18 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		if !cfg.CreateBucket {
 			return nil, fmt.Errorf("s3 backend: bucket %q does not exist at %s: create it, check the bucket name and region, or let the repository create it (create_bucket)", cfg.Bucket, scheme+"://"+host)
 		}
-		err := client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region})
+		err := client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region, ObjectLocking: cfg.ObjectLock != nil})
 		if err != nil {
 			code := minio.ToErrorResponse(err).Code
 			// Another writer may have created it in between.
 			if code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
 				return nil, b.explain(ctx, "create bucket", "", err)
 			}
+		}
+	}
+	if b.lock != nil {
+		if err := b.checkObjectLock(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return b, nil
@@ -329,10 +347,10 @@ func (b *Backend) Save(ctx context.Context, h repository.Handle, data []byte) er
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("s3 backend: save %s: %w", b.objectURL(key), err)
 	}
-	_, err = b.client.PutObject(ctx, b.bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
+	_, err = b.client.PutObject(ctx, b.bucket, key, bytes.NewReader(data), int64(len(data)), b.putOptions(h.Type, minio.PutObjectOptions{
 		ContentType: "application/octet-stream",
 		PartSize:    singlePutLimit,
-	})
+	}))
 	if err != nil {
 		return b.explain(ctx, "save", key, err)
 	}
@@ -447,6 +465,9 @@ func (b *Backend) Remove(ctx context.Context, h repository.Handle) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("s3 backend: remove %s: %w", b.objectURL(key), err)
+	}
+	if err := b.refuseRetained(ctx, h); err != nil {
+		return err
 	}
 	if err := b.client.RemoveObject(ctx, b.bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		err = b.explain(ctx, "remove", key, err)
