@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,8 +65,13 @@ func startAgentsOn(t *testing.T, st engine.Store) *agentFixture {
 
 // engine returns an engine on the fixture's catalog (each daemon has its own).
 func (fx *agentFixture) engine(t *testing.T, owner string) *engine.Engine {
+	return fx.engineOn(t, fx.st, owner, nil)
+}
+
+// engineOn returns an engine on st with clock now (nil: time.Now).
+func (fx *agentFixture) engineOn(t *testing.T, st engine.Store, owner string, now func() time.Time) *engine.Engine {
 	t.Helper()
-	eng, err := engine.New(engine.Options{Store: fx.st, Owner: owner,
+	eng, err := engine.New(engine.Options{Store: st, Owner: owner, Now: now,
 		Dial: engine.HTTPDialer(engine.HTTPDialerOptions{Token: fx.token, RequestTimeout: time.Minute}),
 		Wait: func(context.Context, time.Duration) error { return nil }})
 	if err != nil {
@@ -226,7 +233,9 @@ func TestLeaderKilledMidRunOnPostgreSQL(t *testing.T) {
 func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 	ctx := context.Background()
 	clk := newFakeClock(t0.Add(30 * time.Second))
-	e1, e2 := fx.engine(t, "d1"), fx.engine(t, "d2")
+	// d1's engine stops refreshing its run's heartbeat when d1 "dies".
+	dead := &deadStore{Store: fx.st}
+	e1, e2 := fx.engineOn(t, dead, "d1", clk.Now), fx.engineOn(t, fx.st, "d2", clk.Now)
 	d1, err := New(Options{Engine: e1, ID: "d1", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -262,12 +271,20 @@ func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 	interrupted := slot.RunID
 
 	// d1 is dead from here on: no heartbeat, no renewal.
+	dead.dead.Store(true)
 	clk.Add(DefaultLeaderTTL + DefaultTick)
 	d2.Tick(ctx)
 	d2.WaitIdle()
 	if !d2.Health().Leader {
 		t.Fatalf("d2 did not take over within LeaderTTL + Tick: %+v", d2.Health())
 	}
+	// The run's own heartbeat is not stale yet: it is left alone.
+	if s := slotsOf(t, fx.st, "s"); s[0].State != catalog.SlotRunning || s[0].RunID != interrupted {
+		t.Fatalf("slot retried before its run's heartbeat was %s old: %+v", engine.AbandonedAfter, s)
+	}
+	clk.Add(engine.AbandonedAfter)
+	d2.Tick(ctx)
+	d2.WaitIdle()
 	slots := slotsOf(t, fx.st, "s")
 	if len(slots) != 1 || slots[0].State != catalog.SlotSucceeded || slots[0].Daemon != "d2" || slots[0].RunID == interrupted ||
 		!strings.HasPrefix(slots[0].Reason, "retry of run "+interrupted) {
@@ -309,4 +326,17 @@ func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 	if runs, _ := fx.st.ListRuns(ctx, "g", 0); len(runs) != 2 {
 		t.Fatalf("%d runs, want 2 (the interrupted one and its retry)", len(runs))
 	}
+}
+
+// deadStore refuses the heartbeats of a "dead" process's engine.
+type deadStore struct {
+	engine.Store
+	dead atomic.Bool
+}
+
+func (s *deadStore) ClaimRun(ctx context.Context, id, from, to string, staleBefore, now time.Time) (catalog.Run, error) {
+	if s.dead.Load() {
+		return catalog.Run{}, errors.New("the process is dead")
+	}
+	return s.Store.ClaimRun(ctx, id, from, to, staleBefore, now)
 }
