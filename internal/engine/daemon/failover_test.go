@@ -1,0 +1,190 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+)
+
+// pollUntil polls cond until it holds or 10s passed.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(time.Millisecond) // polling, not synchronisation
+	}
+}
+
+// A daemon stopping gracefully keeps heartbeating and renewing its lease
+// while its run finishes, however long past LeaderTTL and the abandoned
+// bound: the other daemon neither leads nor retries the run, and the
+// stopping daemon records its slot's end itself.
+func TestGracefulStopKeepsLeaseAndHeartbeat(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	eng, err := engine.New(engine.Options{Store: st, Dial: engine.HTTPDialer(engine.HTTPDialerOptions{}), Now: clk.Now, Owner: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl := 3 * time.Second
+	d1, err := New(Options{Engine: eng, ID: "d1", Now: clk.Now, Tick: 5 * time.Millisecond, LeaderTTL: ttl, StopGrace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1 := newFakeRunner(st, clk.Now)
+	f1.hold["s"] = true
+	d1.SetRunner(f1.run)
+	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour, StartWindow: time.Hour})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d1.Run(runCtx) }()
+	runID := waitStarted(t, f1)
+	cancel() // graceful stop: the run is held past LeaderTTL and AbandonedAfter
+	end := clk.Now().Add(engine.AbandonedAfter + 3*ttl)
+	for clk.Now().Before(end) {
+		clk.Add(ttl / 3)
+		now := clk.Now()
+		pollUntil(t, "d1 heartbeats and renews while stopping", func() bool {
+			ds, err := st.ListDaemons(ctx)
+			fresh := false
+			for _, x := range ds {
+				fresh = fresh || x.ID == "d1" && x.SeenAt.Equal(now)
+			}
+			if err != nil || !fresh {
+				return false
+			}
+			l, err := st.GetLeadership(ctx, RoleScheduler)
+			return err == nil && l.Holder == "d1" && l.ExpiresAt.Equal(now.Add(ttl))
+		})
+		d2.Tick(ctx)
+		if d2.Health().Leader || f2.callCount() != 0 {
+			t.Fatalf("d2 leads (%v) or ran %d runs while d1 was finishing its run", d2.Health().Leader, f2.callCount())
+		}
+	}
+	close(f1.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its run's end")
+	}
+	s := slotsOf(t, st, "s")
+	if len(s) != 1 || s[0].State != catalog.SlotSucceeded || s[0].RunID != runID || s[0].Daemon != "d1" {
+		t.Fatalf("slot: %+v, want succeeded by d1's run %s", s, runID)
+	}
+}
+
+// A run whose daemon record is stale but whose own heartbeat is fresh is
+// alive: it is not retried. Once its heartbeat is AbandonedAfter old the
+// run is taken from its owner (ClaimRun), so the owner's next heartbeat is
+// refused and it stops.
+func TestFreshRunHeartbeatIsNotRetried(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
+	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
+	f1.hold["s"] = true
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour, StartWindow: time.Hour})
+	d1.Tick(ctx)
+	runID := waitStarted(t, f1)
+	beat := func() error {
+		_, err := st.ClaimRun(ctx, runID, "", "", time.Time{}, clk.Now())
+		return err
+	}
+	// d1's daemon loop is stuck (no heartbeat, no renewal); its run's
+	// engine still refreshes the run's heartbeat.
+	for i := 0; i < 12; i++ {
+		clk.Add(5 * time.Second)
+		if err := beat(); err != nil {
+			t.Fatal(err)
+		}
+		d2.Tick(ctx)
+	}
+	if !d2.Health().Leader {
+		t.Fatal("d2 did not take over an expired lease")
+	}
+	if n := f2.callCount(); n != 0 {
+		t.Fatalf("d2 retried a run whose heartbeat was fresh (%d runs)", n)
+	}
+	if s := slotsOf(t, st, "s"); s[0].State != catalog.SlotRunning || s[0].RunID != runID {
+		t.Fatalf("slot while the run beats: %+v", s)
+	}
+	// The run's engine stops beating: after AbandonedAfter it is taken over.
+	clk.Add(engine.AbandonedAfter + time.Second)
+	d2.Tick(ctx)
+	d2.WaitIdle()
+	if n := f2.callCount(); n != 1 {
+		t.Fatalf("d2 made %d runs, want one retry", n)
+	}
+	old, err := st.GetRun(ctx, runID)
+	if err != nil || old.Status != catalog.RunFailed || old.Owner != "d2" {
+		t.Fatalf("interrupted run: %+v %v, want failed and owned by d2", old, err)
+	}
+	if err := beat(); !errors.Is(err, catalog.ErrConflict) {
+		t.Fatalf("the old owner's heartbeat after the take-over: %v, want a conflict (it stops)", err)
+	}
+	close(f1.release)
+}
+
+// Recover runs in the background: one that hangs (a node that does not
+// answer) holds up neither the tick nor the lease renewal.
+func TestRecoverDoesNotBlockTheTick(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	eng, err := engine.New(engine.Options{Store: st, Dial: engine.HTTPDialer(engine.HTTPDialerOptions{}), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unblock := make(chan struct{})
+	calls := make(chan struct{}, 10)
+	d, err := New(Options{Engine: eng, ID: "d1", Now: clk.Now, Recover: func(ctx context.Context) error {
+		calls <- struct{}{}
+		select {
+		case <-unblock:
+		case <-ctx.Done():
+		}
+		return errors.New("node n3 did not answer")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Kill)
+	ticked := make(chan struct{})
+	go func() {
+		d.Tick(ctx)
+		clk.Add(DefaultLeaderTTL / 2)
+		d.Tick(ctx) // renews
+		close(ticked)
+	}()
+	select {
+	case <-ticked:
+	case <-time.After(10 * time.Second):
+		close(unblock)
+		t.Fatal("a hanging Recover held up the tick")
+	}
+	<-calls
+	l, err := st.GetLeadership(ctx, RoleScheduler)
+	if err != nil || !l.ExpiresAt.Equal(clk.Now().Add(DefaultLeaderTTL)) {
+		t.Fatalf("leadership: %+v %v, want renewed at %s", l, err, clk.Now())
+	}
+	close(unblock)
+	d.WaitIdle()
+	d.Tick(ctx)
+	if h := d.Health(); !strings.Contains(h.LastError, "node n3 did not answer") {
+		t.Fatalf("health after a failed Recover: %q, want its error", h.LastError)
+	}
+}
