@@ -90,7 +90,19 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 	}
 	d.mu.Unlock()
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].due.Before(cands[j].due) })
+	var busy map[string]string
+	if len(cands) > 0 {
+		if busy, err = d.catalogBusyGroups(ctx, scheds); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
 	for _, c := range cands {
+		if other, ok := busy[c.s.Group]; ok {
+			d.mu.Lock()
+			d.deferReason[deferKey(c.s.Name, c.slot)] = fmt.Sprintf("group %q was busy with a run of schedule %q", c.s.Group, other)
+			d.mu.Unlock()
+			continue
+		}
 		if err := d.startSlot(ctx, c, now); err != nil {
 			errs = append(errs, err)
 		}

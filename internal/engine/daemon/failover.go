@@ -73,12 +73,12 @@ func (d *Daemon) failover(ctx context.Context, now time.Time) error {
 		if mine || !ok {
 			continue
 		}
-		// One run per group across daemons: another running slot of the
-		// group (a live daemon's, or one waiting for its own take-over)
-		// keeps this one's retry queued.
+		// One run per group across daemons: another live daemon's running
+		// slot of the group keeps this one's retry queued (this daemon's
+		// own runs are in busyGroups).
 		busyWith := ""
 		for _, o := range slots {
-			if o.Schedule != sl.Schedule && scheds[o.Schedule].Group == s.Group && scheds[o.Schedule].Name != "" {
+			if o.Schedule != sl.Schedule && alive[o.Daemon] && scheds[o.Schedule].Group == s.Group && scheds[o.Schedule].Name != "" {
 				busyWith = o.Schedule
 				break
 			}
@@ -294,4 +294,31 @@ func slotState(runStatus string) string {
 	default:
 		return catalog.SlotFailed
 	}
+}
+
+// catalogBusyGroups returns the groups with a running slot in the catalog
+// that this daemon is not running (another daemon's, or one left for
+// failover), and a schedule running each: one run per group holds across
+// daemons and failover, not only within this daemon's memory.
+func (d *Daemon) catalogBusyGroups(ctx context.Context, scheds []catalog.Schedule) (map[string]string, error) {
+	slots, err := d.store.RunningSlots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing running slots: %w", err)
+	}
+	groupOf := map[string]string{}
+	for _, s := range scheds {
+		groupOf[s.Name] = s.Group
+	}
+	busy := map[string]string{}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sl := range slots {
+		if _, mine := d.running[sl.RunID]; mine {
+			continue
+		}
+		if g, ok := groupOf[sl.Schedule]; ok {
+			busy[g] = sl.Schedule
+		}
+	}
+	return busy, nil
 }

@@ -188,3 +188,86 @@ func TestRecoverDoesNotBlockTheTick(t *testing.T) {
 		t.Fatalf("health after a failed Recover: %q, want its error", h.LastError)
 	}
 }
+
+// A new leader keeps one run per group: while a run of the group left by
+// the previous leader is still going, another schedule of the group waits.
+func TestOneRunPerGroupAcrossFailover(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
+	d2, f2 := newTestDaemon(t, st, clk, "d2", nil)
+	f1.hold["s"] = true
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour, StartWindow: time.Hour})
+	d1.Tick(ctx)
+	runID := waitStarted(t, f1)
+	putSchedule(t, st, catalog.Schedule{Name: "s2", Group: "g", Interval: time.Hour, StartWindow: time.Hour})
+	for i := 0; i < 5; i++ { // d1's loop is stuck; its run beats
+		clk.Add(5 * time.Second)
+		if _, err := st.ClaimRun(ctx, runID, "", "", time.Time{}, clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		d2.Tick(ctx)
+	}
+	if !d2.Health().Leader {
+		t.Fatal("d2 did not take over an expired lease")
+	}
+	if s := slotsOf(t, st, "s2"); len(s) != 0 || d2.Health().Running != 0 {
+		t.Fatalf("d2 started a run in group g (slots of s2: %+v) while d1's run of it was going", s)
+	}
+	close(f1.release)
+	d1.WaitIdle()
+	d2.Tick(ctx) // completes s's slot from its run, then starts s2
+	d2.WaitIdle()
+	if n := f2.callCount(); n != 1 {
+		t.Fatalf("d2 made %d runs after the group was free, want 1 (s2)", n)
+	}
+}
+
+// A take-over that finds the queue full changes nothing and retries the
+// slot once the queue frees up (it is not completed as failed).
+func TestTakeOverQueuedIsRetriedLater(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	d1, f1 := newTestDaemon(t, st, clk, "d1", nil)
+	eng, err := engine.New(engine.Options{Store: st, Dial: engine.HTTPDialer(engine.HTTPDialerOptions{}), Now: clk.Now, Owner: "d2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := New(Options{Engine: eng, ID: "d2", Now: clk.Now, MaxConcurrentRuns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2 := newFakeRunner(st, clk.Now)
+	f2.hold["t"] = true
+	d2.SetRunner(f2.run)
+	t.Cleanup(d2.Kill)
+	f1.hold["s"] = true
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour, StartWindow: time.Hour})
+	d1.Tick(ctx)
+	runID := waitStarted(t, f1)
+	putSchedule(t, st, catalog.Schedule{Name: "t", Group: "g2", Interval: time.Hour, StartWindow: time.Hour})
+	// d1 dies; d2 leads and starts t (its only run slot).
+	clk.Add(DefaultLeaderTTL + DefaultTick)
+	d2.Tick(ctx)
+	waitStarted(t, f2)
+	// s's run is abandoned now, but the queue is full.
+	clk.Add(engine.AbandonedAfter)
+	d2.Tick(ctx)
+	if r, err := st.GetRun(ctx, runID); err != nil || r.Status != catalog.RunRunning {
+		t.Fatalf("interrupted run changed while its retry was queued: %+v %v", r, err)
+	}
+	close(f2.release)
+	pollUntil(t, "t's run ends", func() bool { return d2.Health().Running == 0 })
+	d2.Tick(ctx)
+	d2.WaitIdle()
+	var s catalog.ScheduleSlot
+	for _, x := range slotsOf(t, st, "s") {
+		s = x
+	}
+	if s.State != catalog.SlotSucceeded || !strings.HasPrefix(s.Reason, "retry of run "+runID) {
+		t.Fatalf("slot of s: %+v, want succeeded as a retry of %s", s, runID)
+	}
+	d1.Kill()
+}
