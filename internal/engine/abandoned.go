@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
@@ -405,32 +402,6 @@ func (e *Engine) beatRestore(id string, finished *atomic.Bool) func(context.Cont
 		}
 		return err
 	}
-}
-
-// ownerProcessGone reports whether owner names a process on this host
-// ("host/pid", the default owner name) that no longer exists (or is a
-// zombie): an engine whose process is gone is dead whatever its heartbeat
-// says. A reused pid only makes the engine wait for the heartbeat bound.
-func ownerProcessGone(owner string) bool {
-	i := strings.LastIndexByte(owner, '/')
-	if i <= 0 {
-		return false
-	}
-	host, _ := os.Hostname()
-	pid, err := strconv.Atoi(owner[i+1:])
-	if err != nil || pid <= 0 || owner[:i] != host || pid == os.Getpid() {
-		return false
-	}
-	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		return true
-	}
-	// A zombie (exited, not yet reaped by its parent) is gone too.
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	j := strings.LastIndexByte(string(stat), ')')
-	return j > 0 && j+2 < len(stat) && stat[j+2] == 'Z'
 }
 
 // takeOverRunningRestore makes this engine the owner of a running restore
