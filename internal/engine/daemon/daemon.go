@@ -133,6 +133,7 @@ type Daemon struct {
 	verifying     map[string]bool      // repository -> verification in progress
 	verifications map[string]VerifyResult
 	lastPrune     map[string]time.Time // repository -> last prune
+	inactive      map[string]string    // schedule -> why this leader did not run it (paused, did not parse)
 	lastSuccess   map[[2]string]time.Time
 }
 
@@ -204,6 +205,7 @@ func New(o Options) (*Daemon, error) {
 		verifying:     map[string]bool{},
 		verifications: map[string]VerifyResult{},
 		lastPrune:     map[string]time.Time{},
+		inactive:      map[string]string{},
 		lastSuccess:   map[[2]string]time.Time{},
 	}
 	d.runCtx, d.runCancel = context.WithCancel(context.Background())

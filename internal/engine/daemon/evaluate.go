@@ -44,10 +44,12 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 	for _, s := range scheds {
 		seen[s.Name] = true
 		if s.Paused {
+			d.setInactive(s.Name, "the schedule was paused")
 			continue
 		}
 		cp, err := d.planFor(ctx, s, now)
 		if err != nil {
+			d.setInactive(s.Name, "the schedule did not parse")
 			errs = append(errs, err)
 			continue
 		}
@@ -73,6 +75,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		if !recorded {
 			continue
 		}
+		d.setInactive(s.Name, "") // its slots from then are recorded
 		if dec.Run.IsZero() {
 			cp.nextEval = dec.Next.Add(cp.plan.Jitter(dec.Next))
 			nextDue = earliest(nextDue, cp.nextEval)
@@ -183,7 +186,7 @@ func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cached
 	case why != "":
 		reason += "; it waited because " + why
 	case strings.HasPrefix(reason, "not started within"):
-		reason += "; no engine daemon was leading then"
+		reason += "; not run: " + d.whyInactive(s.Name)
 	}
 	err := d.store.ClaimSlot(ctx, catalog.ScheduleSlot{Schedule: s.Name, Slot: slot.UTC(), State: catalog.SlotMissed,
 		Daemon: d.o.ID, Token: token, Reason: reason, ClaimedAt: now.UTC(), FinishedAt: now.UTC()}, now)

@@ -271,3 +271,37 @@ func TestTakeOverQueuedIsRetriedLater(t *testing.T) {
 	}
 	d1.Kill()
 }
+
+// Slots that passed while the leader saw the schedule paused are recorded
+// missed because it was paused, not because no daemon led.
+func TestMissedWhilePausedSaysPaused(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Minute))
+	d, _ := newTestDaemon(t, st, clk, "d1", nil)
+	s := catalog.Schedule{Name: "p", Group: "g", Interval: time.Hour, StartWindow: 10 * time.Minute, CatchUp: catalog.CatchUpSkip, Paused: true}
+	putSchedule(t, st, s)
+	for i := 0; i < 3*6; i++ { // 10:01 to 13:01, paused
+		d.Tick(ctx)
+		clk.Add(10 * time.Minute)
+	}
+	s.Paused = false
+	s.CreatedAt, s.UpdatedAt = t0.Add(-time.Minute), clk.Now()
+	if err := st.PutSchedule(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	d.Tick(ctx)
+	d.WaitIdle()
+	missed := 0
+	for _, sl := range slotsOf(t, st, "p") {
+		if sl.State == catalog.SlotMissed {
+			missed++
+			if !strings.Contains(sl.Reason, "not run: the schedule was paused") {
+				t.Errorf("slot %s: reason %q, want that the schedule was paused", sl.Slot, sl.Reason)
+			}
+		}
+	}
+	if missed == 0 {
+		t.Fatal("no missed slot recorded after the pause")
+	}
+}
