@@ -310,7 +310,10 @@ func (d *Daemon) execute(ctx context.Context, s catalog.Schedule, slot catalog.S
 	d.recordSuccesses(s.Group, rep)
 	d.finishSlot(context.WithoutCancel(ctx), slot, state, reason, end)
 	if len(rep.Steps) > 0 && d.isLeader() {
-		d.applyRetention(context.WithoutCancel(ctx), s)
+		// Under runCtx, not the run's context (its completion window may
+		// be over) nor a detached one: a stopping daemon cancels it at the
+		// end of StopGrace, so retention never outlives the daemon's stop.
+		d.applyRetention(d.runCtx, s)
 	}
 }
 

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +307,62 @@ func TestMissedWhilePausedSaysPaused(t *testing.T) {
 	if missed == 0 {
 		t.Fatal("no missed slot recorded after the pause")
 	}
+}
+
+// A deposed leader that does not know it yet (its renewals stopped) applies
+// no retention after its run: the catalog says another daemon leads.
+func TestDeposedLeaderAppliesNoRetention(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	var logs syncBuffer
+	eng, err := engine.New(engine.Options{Store: st, Dial: engine.HTTPDialer(engine.HTTPDialerOptions{}), Now: clk.Now, Owner: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, err := New(Options{Engine: eng, ID: "d1", Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d1.Kill)
+	f1 := newFakeRunner(st, clk.Now)
+	f1.hold["s"] = true
+	d1.SetRunner(func(ctx context.Context, o engine.RunOptions) (engine.RunReport, error) {
+		rep, err := f1.run(ctx, o)
+		rep.Steps = []catalog.Step{{RunID: o.RunID, Workload: "db", Outcome: catalog.StepSucceeded}}
+		return rep, err
+	})
+	d2, _ := newTestDaemon(t, st, clk, "d2", nil)
+	putSchedule(t, st, catalog.Schedule{Name: "s", Group: "g", Interval: time.Hour, StartWindow: time.Hour})
+	d1.Tick(ctx)
+	waitStarted(t, f1)
+	clk.Add(DefaultLeaderTTL + DefaultTick)
+	d2.Tick(ctx)
+	if !d2.Health().Leader || !d1.Health().Leader {
+		t.Fatalf("want d2 leading in the catalog while d1 still believes it leads: d1 %v d2 %v", d1.Health().Leader, d2.Health().Leader)
+	}
+	close(f1.release)
+	d1.WaitIdle()
+	out := logs.String()
+	if !strings.Contains(out, "retention skipped") || strings.Contains(out, "retention not applied") {
+		t.Fatalf("deposed leader's log:\n%s\nwant retention skipped, not attempted", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
