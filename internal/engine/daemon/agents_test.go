@@ -139,7 +139,7 @@ func TestScheduledRunOnRealAgents(t *testing.T) {
 	if len(pts["web"]) != 1 || len(pts["db"]) != 1 || pts["web"][0].RunID != first {
 		t.Fatalf("recovery points after one slot: %+v", pts)
 	}
-	if n := len(fx.snapshots(t, eng, "hourly", "schedule:hourly")); n != 2 {
+	if n := len(fx.snapshots(t, eng, "hourly", schedTag(t, fx.st, "hourly"))); n != 2 {
 		t.Fatalf("%d snapshots carry the schedule's tags, want 2", n)
 	}
 	// The same slot is not run again.
@@ -161,7 +161,7 @@ func TestScheduledRunOnRealAgents(t *testing.T) {
 		t.Fatalf("slots after the second hour: %+v", slots)
 	}
 	second := slots[0].RunID
-	tagged := fx.snapshots(t, eng, "schedule:hourly")
+	tagged := fx.snapshots(t, eng, schedTag(t, fx.st, "hourly"))
 	if len(tagged) != 2 || tagged[0].RunID != second || tagged[1].RunID != second {
 		t.Fatalf("tagged snapshots after retention (keep last 1): %d, want the 2 of run %s", len(tagged), second)
 	}
@@ -304,7 +304,7 @@ func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 		if len(pts["web"]) != 1 || len(pts["db"]) != 1 {
 			t.Fatalf("%s: recovery points %+v, want exactly one per workload", when, pts)
 		}
-		if n := len(fx.snapshots(t, e2, "schedule:s")); n != 2 {
+		if n := len(fx.snapshots(t, e2, schedTag(t, fx.st, "s"))); n != 2 {
 			t.Fatalf("%s: %d snapshots of the schedule in the repository, want 2", when, n)
 		}
 	}
@@ -339,4 +339,14 @@ func (s *deadStore) ClaimRun(ctx context.Context, id, from, to string, staleBefo
 		return catalog.Run{}, errors.New("the process is dead")
 	}
 	return s.Store.ClaimRun(ctx, id, from, to, staleBefore, now)
+}
+
+// schedTag is the tag the daemon puts on the points of schedule name.
+func schedTag(t *testing.T, st engine.Store, name string) string {
+	t.Helper()
+	s, err := st.GetSchedule(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scheduleTag(s)
 }

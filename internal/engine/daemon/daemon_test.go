@@ -42,7 +42,8 @@ func (f *fakeRunner) run(ctx context.Context, o engine.RunOptions) (engine.RunRe
 	f.calls = append(f.calls, o)
 	held := false
 	for _, t := range o.Tags {
-		held = held || f.hold[strings.TrimPrefix(t, "schedule:")]
+		name, _, _ := strings.Cut(strings.TrimPrefix(t, "schedule:"), "@")
+		held = held || f.hold[name]
 	}
 	f.mu.Unlock()
 	expected := []string{"db", "web"}

@@ -21,13 +21,22 @@ type candidate struct {
 	due  time.Time // slot + jitter: when it became runnable
 }
 
-// scheduleTag marks every recovery point a schedule makes.
-func scheduleTag(name string) string { return "schedule:" + name }
+// scheduleTag marks every recovery point a schedule makes:
+// "schedule:<name>@<created unix>". The creation time keeps a new schedule
+// that reuses a deleted one's name from counting (and forgetting) the old
+// one's points in its retention tier. Without a creation time it is
+// "schedule:<name>".
+func scheduleTag(s catalog.Schedule) string {
+	if s.CreatedAt.IsZero() {
+		return "schedule:" + s.Name
+	}
+	return fmt.Sprintf("schedule:%s@%d", s.Name, s.CreatedAt.Unix())
+}
 
 // runTags are the tags of the recovery points a schedule's run makes.
 func runTags(s catalog.Schedule) []string {
 	tags := append([]string{}, s.Tags...)
-	return append(tags, scheduleTag(s.Name))
+	return append(tags, scheduleTag(s))
 }
 
 // evaluate records missed slots and starts due ones, oldest due first,

@@ -366,3 +366,16 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A schedule created again under a deleted one's name tags its points
+// differently, so its retention tier never counts the old one's points.
+func TestScheduleTagIncludesCreation(t *testing.T) {
+	old := catalog.Schedule{Name: "n", CreatedAt: t0}
+	renewed := catalog.Schedule{Name: "n", CreatedAt: t0.Add(time.Hour)}
+	if scheduleTag(old) == scheduleTag(renewed) {
+		t.Fatalf("two schedules named n created at different times share the tag %q", scheduleTag(old))
+	}
+	if !strings.HasPrefix(scheduleTag(old), "schedule:n@") {
+		t.Fatalf("tag %q", scheduleTag(old))
+	}
+}
