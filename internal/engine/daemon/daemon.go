@@ -309,6 +309,7 @@ func (d *Daemon) stop(stopKeeper func()) error {
 		}
 	}
 	d.metrics.setLeader(false, 0)
+	d.dropLeaderMetrics()
 	if err := d.store.DeleteDaemon(ctx, d.o.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		errs = append(errs, fmt.Errorf("deleting daemon record %s: %w", d.o.ID, err))
 	}
@@ -434,6 +435,7 @@ func (d *Daemon) loseLeadership(ctx context.Context, token int64, why string) {
 	if was {
 		d.log.WarnContext(ctx, "lost scheduler leadership; no new slots are claimed", "token", token, "reason", why)
 		d.metrics.setLeader(false, token)
+		d.dropLeaderMetrics()
 	}
 }
 

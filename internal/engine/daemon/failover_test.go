@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
 )
@@ -377,5 +380,35 @@ func TestScheduleTagIncludesCreation(t *testing.T) {
 	}
 	if !strings.HasPrefix(scheduleTag(old), "schedule:n@") {
 		t.Fatalf("tag %q", scheduleTag(old))
+	}
+}
+
+// A daemon that loses leadership stops exporting the leader's gauges (last
+// success, RPO met, token): the new leader's are the only ones.
+func TestFollowerDropsLeaderGauges(t *testing.T) {
+	ctx := context.Background()
+	st := newSchedStore()
+	clk := newFakeClock(t0.Add(time.Second))
+	reg := prometheus.NewRegistry()
+	d1, _ := newTestDaemon(t, st, clk, "d1", reg)
+	d2, _ := newTestDaemon(t, st, clk, "d2", nil)
+	d1.Tick(ctx)
+	d1.noteSuccess("g", "db", clk.Now())
+	d1.metrics.setRPO("g", time.Hour)
+	d1.updateRPO(ctx, clk.Now())
+	if n := testutil.CollectAndCount(d1.metrics.rpoMet); n != 1 {
+		t.Fatalf("%d RPO series while leading, want 1", n)
+	}
+	clk.Add(DefaultLeaderTTL + DefaultTick)
+	d2.Tick(ctx)
+	d1.Tick(ctx) // its renewal is refused: follower
+	if d1.Health().Leader {
+		t.Fatal("d1 still leads")
+	}
+	if n := testutil.CollectAndCount(d1.metrics.rpoMet) + testutil.CollectAndCount(d1.metrics.lastSuccess); n != 0 {
+		t.Fatalf("follower exports %d leader-only series, want 0", n)
+	}
+	if v := testutil.ToFloat64(d1.metrics.leaderToken); v != 0 {
+		t.Fatalf("follower's token gauge = %v, want 0", v)
 	}
 }

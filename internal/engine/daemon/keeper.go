@@ -74,21 +74,24 @@ func (d *Daemon) keepErrors(ctx context.Context, now time.Time) []error {
 const recoverTimeout = RecoverEvery
 
 // recover starts Options.Recover in the background when due (on taking
-// leadership, then every RecoverEvery) and none is in progress. It never
+// leadership, then every RecoverEvery) and none is in progress, and sweeps
+// the metrics of deleted groups. It never
 // holds up a tick: failover, claims and, above all, heartbeat and renewal
 // go on meanwhile. It returns the previous call's error.
 func (d *Daemon) recover(now time.Time) error {
-	if d.o.Recover == nil {
-		return nil
-	}
 	d.mu.Lock()
 	due := !d.recovering && (d.lastRecover.IsZero() || now.Sub(d.lastRecover) >= RecoverEvery)
 	if due {
-		d.lastRecover, d.recovering = now, true
+		d.lastRecover, d.recovering = now, d.o.Recover != nil
 	}
 	prev := d.recoverErr
 	d.mu.Unlock()
 	if due {
+		if err := d.sweepDeletedGroups(d.runCtx); err != nil {
+			d.log.Warn("metrics of deleted groups not swept", "error", err.Error())
+		}
+	}
+	if due && d.o.Recover != nil {
 		ctx, cancel := context.WithTimeout(d.runCtx, recoverTimeout)
 		d.wg.Add(1)
 		go func() {
