@@ -114,6 +114,7 @@
 //     old, so a live run is never taken over while the skew stays below
 //     AbandonedAfter - HeartbeatInterval (25 s). A live owner that is taken
 //     over anyway sees its next heartbeat refused and stops.
+//
 // Using the database's clock on PostgreSQL for these would remove the
 // assumption; it is not done yet.
 //
