@@ -15,6 +15,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine/schedule"
 )
 
 // pollUntil polls cond until it holds or 10s passed.
@@ -410,5 +411,30 @@ func TestFollowerDropsLeaderGauges(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(d1.metrics.leaderToken); v != 0 {
 		t.Fatalf("follower's token gauge = %v, want 0", v)
+	}
+}
+
+// A slot is retried only within the planner's start window (slot + start
+// window, jitter included in it), not start window after the jitter.
+func TestRetryWindowIsThePlanners(t *testing.T) {
+	st := newSchedStore()
+	clk := newFakeClock(t0)
+	d, _ := newTestDaemon(t, st, clk, "d1", nil)
+	s := catalog.Schedule{Name: "j", Group: "g", Interval: time.Hour, StartWindow: 20 * time.Minute, Jitter: 10 * time.Minute, CatchUp: catalog.CatchUpSkip}
+	p, err := schedule.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := t0
+	for p.Jitter(slot) == 0 {
+		slot = slot.Add(time.Hour)
+	}
+	_, closes := p.Window(slot)
+	sl := catalog.ScheduleSlot{Schedule: "j", Slot: slot}
+	if why := d.noRetry(context.Background(), s, sl, closes.Add(-time.Second)); why != "" {
+		t.Fatalf("just before the window closes: not retried (%s)", why)
+	}
+	if why := d.noRetry(context.Background(), s, sl, closes); why == "" {
+		t.Fatalf("at %s (window closed at %s, jitter %s): retried", closes, closes, p.Jitter(slot))
 	}
 }
