@@ -48,6 +48,9 @@ func ValidateSchedule(s Schedule) error {
 		if tag == "" {
 			return fmt.Errorf("schedule %q: tag %d is empty: remove it or give it a value", s.Name, i)
 		}
+		if err := CheckUserTag(tag); err != nil {
+			return fmt.Errorf("schedule %q: %w", s.Name, err)
+		}
 	}
 	return checkTimes(fmt.Sprintf("schedule %q", s.Name), timeField{"CreatedAt", s.CreatedAt}, timeField{"UpdatedAt", s.UpdatedAt})
 }

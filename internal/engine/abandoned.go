@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
@@ -202,7 +200,8 @@ func (e *Engine) recoverRestore(ctx context.Context, op catalog.RestoreOperation
 	}
 	rep := RecoveredRestore{ID: op.ID, Cluster: op.Cluster, Owner: op.Owner, LastSeen: seen}
 	// Heartbeats while restarting: this engine now owns the operation.
-	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID))
+	var finished atomic.Bool
+	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID, &finished))
 	defer stopBeat()
 	owner := op.Owner
 	if owner == "" {
@@ -271,6 +270,7 @@ func (e *Engine) recoverRestore(ctx context.Context, op catalog.RestoreOperation
 	}
 	rep.Error += "; re-apply the restore job to finish it"
 	claimed.Status, claimed.Error, claimed.FinishedAt = catalog.RestoreFailed, rep.Error, e.now().UTC()
+	finished.Store(true)
 	if err := e.store.UpdateRestore(context.WithoutCancel(ctx), claimed); err != nil {
 		return rep, true, fmt.Errorf("marking abandoned restore operation %s failed: %w", op.ID, err)
 	}
@@ -379,51 +379,29 @@ func (e *Engine) keepAlive(ctx context.Context, kind, id string, beat func(ctx c
 var errFinishedByOwner = errors.New("finished by its owner")
 
 // beatRun and beatRestore refresh the heartbeat of this engine's run or
-// restore operation.
-func (e *Engine) beatRun(id string) func(context.Context) error {
+// restore operation. finished is set by this engine just before it records
+// the operation's end: a refused refresh is then that end, not a take-over.
+// It is this engine's own memory, not the record's Owner: another engine
+// that marked the operation failed without changing its Owner must still
+// stop this one.
+func (e *Engine) beatRun(id string, finished *atomic.Bool) func(context.Context) error {
 	return func(ctx context.Context) error {
-		r, err := e.store.ClaimRun(ctx, id, e.owner(), e.owner(), time.Time{}, e.now().UTC())
-		if errors.Is(err, catalog.ErrConflict) && r.Status != "" && r.Status != catalog.RunRunning && r.Owner == e.owner() {
+		_, err := e.store.ClaimRun(ctx, id, e.owner(), e.owner(), time.Time{}, e.now().UTC())
+		if errors.Is(err, catalog.ErrConflict) && finished.Load() {
 			return errFinishedByOwner
 		}
 		return err
 	}
 }
 
-func (e *Engine) beatRestore(id string) func(context.Context) error {
+func (e *Engine) beatRestore(id string, finished *atomic.Bool) func(context.Context) error {
 	return func(ctx context.Context) error {
-		op, err := e.store.ClaimRestore(ctx, id, e.owner(), e.owner(), time.Time{}, e.now().UTC())
-		if errors.Is(err, catalog.ErrConflict) && op.Status != "" && op.Status != catalog.RestoreRunning && op.Owner == e.owner() {
+		_, err := e.store.ClaimRestore(ctx, id, e.owner(), e.owner(), time.Time{}, e.now().UTC())
+		if errors.Is(err, catalog.ErrConflict) && finished.Load() {
 			return errFinishedByOwner
 		}
 		return err
 	}
-}
-
-// ownerProcessGone reports whether owner names a process on this host
-// ("host/pid", the default owner name) that no longer exists (or is a
-// zombie): an engine whose process is gone is dead whatever its heartbeat
-// says. A reused pid only makes the engine wait for the heartbeat bound.
-func ownerProcessGone(owner string) bool {
-	i := strings.LastIndexByte(owner, '/')
-	if i <= 0 {
-		return false
-	}
-	host, _ := os.Hostname()
-	pid, err := strconv.Atoi(owner[i+1:])
-	if err != nil || pid <= 0 || owner[:i] != host || pid == os.Getpid() {
-		return false
-	}
-	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		return true
-	}
-	// A zombie (exited, not yet reaped by its parent) is gone too.
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	j := strings.LastIndexByte(string(stat), ')')
-	return j > 0 && j+2 < len(stat) && stat[j+2] == 'Z'
 }
 
 // takeOverRunningRestore makes this engine the owner of a running restore

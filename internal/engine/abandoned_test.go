@@ -376,22 +376,39 @@ func TestRecoverAbandonedAfterAgentKilledDuringSwap(t *testing.T) {
 	}
 }
 
-// An owner naming a process of this host is dead once that process exited,
-// also while it is an unreaped zombie; a live one, this process, or another
-// host's is not.
+// An owner naming a process of this host, boot and pid namespace is dead
+// once that process exited, also while it is an unreaped zombie, or when
+// its pid now belongs to a process started at another time; a live one,
+// this process, another host's, boot's or pid namespace's, and an owner in
+// the old "<host>/<pid>" format (not unique across containers) are not.
 func TestOwnerProcessGone(t *testing.T) {
 	host, err := os.Hostname()
 	if err != nil {
 		t.Skip("no host name:", err)
 	}
+	if bootID() == "" || pidNamespace() == "" {
+		t.Skip("no /proc boot id or pid namespace")
+	}
+	if own := processOwner(); !strings.HasPrefix(own, fmt.Sprintf("%s/%d@%s:%s:", host, os.Getpid(), bootID(), pidNamespace())) || processOwner() == own {
+		t.Fatalf("owner %q is not unique to this process", own)
+	}
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
 		t.Skip("cannot start sleep:", err)
 	}
-	owner := fmt.Sprintf("%s/%d", host, cmd.Process.Pid)
+	owner := ownerOf(cmd.Process.Pid)
 	if ownerProcessGone(owner) {
 		t.Fatal("a running process counts as gone")
 	}
+	// The same pid started at another time: another process.
+	o, _ := parseOwner(owner)
+	reused := fmt.Sprintf("%s/%d@%s:%s:%s#x", o.host, o.pid, o.bootID, o.pidNS, o.start+"0")
+	if !ownerProcessGone(reused) {
+		t.Fatal("a pid reused by another process does not count as gone")
+	}
+	oldFormat := fmt.Sprintf("%s/%d", host, cmd.Process.Pid)
+	otherBoot := fmt.Sprintf("%s/%d@%s:%s:%s#x", o.host, o.pid, "00000000-0000-0000-0000-000000000000", o.pidNS, o.start+"0")
+	otherNS := fmt.Sprintf("%s/%d@%s:%s:%s#x", o.host, o.pid, o.bootID, "1", o.start+"0")
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +417,8 @@ func TestOwnerProcessGone(t *testing.T) {
 	if !ownerProcessGone(owner) {
 		t.Fatal("a reaped process does not count as gone")
 	}
-	for _, o := range []string{fmt.Sprintf("%s/%d", host, os.Getpid()), fmt.Sprintf("other-host/%d", cmd.Process.Pid), "safety-test", ""} {
+	for _, o := range []string{oldFormat, otherBoot, otherNS, ownerOf(os.Getpid()), fmt.Sprintf("other-host/%d", cmd.Process.Pid),
+		strings.Replace(owner, host+"/", "other-host/", 1), "safety-test", ""} {
 		if ownerProcessGone(o) {
 			t.Errorf("owner %q counts as a gone process", o)
 		}

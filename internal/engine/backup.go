@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
@@ -118,6 +119,7 @@ type runner struct {
 	repoID  string // learned once per run; sent with and checked in every result
 
 	run_     catalog.Run
+	finished atomic.Bool // set just before the run's end is recorded (see beatRun)
 	steps    []catalog.Step
 	captured map[string]api.BackupResult
 	lastErr  map[string]string // workload -> why its last attempt failed
@@ -173,7 +175,7 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	}
 	// The heartbeat tells a long run from one whose engine died
 	// (RecoverAbandoned); a run taken over as abandoned stops here.
-	ctx, stopBeat := e.keepAlive(ctx, "backup run", r.run_.ID, e.beatRun(r.run_.ID))
+	ctx, stopBeat := e.keepAlive(ctx, "backup run", r.run_.ID, e.beatRun(r.run_.ID, &r.finished))
 	defer stopBeat()
 	e.log.InfoContext(ctx, "backup run started", "run", r.run_.ID, "group", r.g.Name, "master", master, "order", strings.Join(order, ","), "expected", len(expected))
 
@@ -482,6 +484,7 @@ func (r *runner) finish(ctx context.Context, fatal error) (RunReport, error) {
 		r.run_.Error = fmt.Sprintf("%d of %d workloads not backed up: %s", len(rep.Missing), len(r.run_.Expected), strings.Join(parts, "; "))
 	}
 	r.run_.FinishedAt = e.now().UTC()
+	r.finished.Store(true)
 	if err := e.store.UpdateRun(context.WithoutCancel(ctx), r.run_); err != nil {
 		return rep, fmt.Errorf("recording the end of run %s: %w", r.run_.ID, err)
 	}

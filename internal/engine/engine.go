@@ -3,10 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"time"
 )
@@ -22,7 +20,8 @@ type Options struct {
 	// ProbeTimeout bounds one probe of one agent (facts + workloads).
 	ProbeTimeout time.Duration
 	// Owner names this engine instance in leases and agent markers;
-	// default host name and process id.
+	// default unique per process: host, pid, boot id, pid namespace, start
+	// time and a random suffix (owner.go).
 	Owner string
 	// Wait pauses between retries; tests inject one that returns at once.
 	Wait func(ctx context.Context, d time.Duration) error
@@ -74,8 +73,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e.ownerName, e.waitFn = o.Owner, o.Wait
 	if e.ownerName == "" {
-		host, _ := os.Hostname()
-		e.ownerName = fmt.Sprintf("%s/%d", host, os.Getpid())
+		e.ownerName = processOwner() // unique per process: see owner.go
 	}
 	if e.waitFn == nil {
 		e.waitFn = func(ctx context.Context, d time.Duration) error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
@@ -117,7 +118,8 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 	rep.Operation = op
 	// The heartbeat tells a long restore from one whose engine died
 	// (RecoverAbandoned); an operation taken over as abandoned stops here.
-	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID))
+	var finished atomic.Bool
+	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID, &finished))
 	defer stopBeat()
 	done := map[int]catalog.RestoreStep{}
 	prior, err := e.store.RestoreSteps(ctx, op.ID)
@@ -167,6 +169,7 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 	if failure != nil {
 		op.Status, op.Error = catalog.RestoreFailed, failure.Error()
 	}
+	finished.Store(true)
 	if err := e.store.UpdateRestore(context.WithoutCancel(ctx), op); err != nil {
 		return rep, err
 	}

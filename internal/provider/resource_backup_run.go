@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -66,10 +67,11 @@ func (r *backupRunResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				PlanModifiers:       []planmodifier.Map{mapplanmodifier.RequiresReplace()},
 			},
 			"tags": schema.ListAttribute{
-				MarkdownDescription: "Tags stored on every recovery point of the run (e.g. `pre-upgrade`).",
+				MarkdownDescription: "Tags stored on every recovery point of the run (e.g. `pre-upgrade`). The prefixes `schedule:` and `retry-of:` are reserved for scheduled recovery points.",
 				Optional:            true,
 				ElementType:         types.StringType,
 				PlanModifiers:       []planmodifier.List{listplanmodifier.RequiresReplace()},
+				Validators:          []validator.List{listvalidator.ValueStringsAre(notReservedTag{})},
 			},
 			"run_id": createdString("The run id in the catalog."),
 			"status": createdString("`succeeded`, `partial` or `failed`."),

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,8 +65,13 @@ func startAgentsOn(t *testing.T, st engine.Store) *agentFixture {
 
 // engine returns an engine on the fixture's catalog (each daemon has its own).
 func (fx *agentFixture) engine(t *testing.T, owner string) *engine.Engine {
+	return fx.engineOn(t, fx.st, owner, nil)
+}
+
+// engineOn returns an engine on st with clock now (nil: time.Now).
+func (fx *agentFixture) engineOn(t *testing.T, st engine.Store, owner string, now func() time.Time) *engine.Engine {
 	t.Helper()
-	eng, err := engine.New(engine.Options{Store: fx.st, Owner: owner,
+	eng, err := engine.New(engine.Options{Store: st, Owner: owner, Now: now,
 		Dial: engine.HTTPDialer(engine.HTTPDialerOptions{Token: fx.token, RequestTimeout: time.Minute}),
 		Wait: func(context.Context, time.Duration) error { return nil }})
 	if err != nil {
@@ -132,7 +139,7 @@ func TestScheduledRunOnRealAgents(t *testing.T) {
 	if len(pts["web"]) != 1 || len(pts["db"]) != 1 || pts["web"][0].RunID != first {
 		t.Fatalf("recovery points after one slot: %+v", pts)
 	}
-	if n := len(fx.snapshots(t, eng, "hourly", "schedule:hourly")); n != 2 {
+	if n := len(fx.snapshots(t, eng, "hourly", schedTag(t, fx.st, "hourly"))); n != 2 {
 		t.Fatalf("%d snapshots carry the schedule's tags, want 2", n)
 	}
 	// The same slot is not run again.
@@ -154,7 +161,7 @@ func TestScheduledRunOnRealAgents(t *testing.T) {
 		t.Fatalf("slots after the second hour: %+v", slots)
 	}
 	second := slots[0].RunID
-	tagged := fx.snapshots(t, eng, "schedule:hourly")
+	tagged := fx.snapshots(t, eng, schedTag(t, fx.st, "hourly"))
 	if len(tagged) != 2 || tagged[0].RunID != second || tagged[1].RunID != second {
 		t.Fatalf("tagged snapshots after retention (keep last 1): %d, want the 2 of run %s", len(tagged), second)
 	}
@@ -226,7 +233,9 @@ func TestLeaderKilledMidRunOnPostgreSQL(t *testing.T) {
 func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 	ctx := context.Background()
 	clk := newFakeClock(t0.Add(30 * time.Second))
-	e1, e2 := fx.engine(t, "d1"), fx.engine(t, "d2")
+	// d1's engine stops refreshing its run's heartbeat when d1 "dies".
+	dead := &deadStore{Store: fx.st}
+	e1, e2 := fx.engineOn(t, dead, "d1", clk.Now), fx.engineOn(t, fx.st, "d2", clk.Now)
 	d1, err := New(Options{Engine: e1, ID: "d1", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -262,12 +271,20 @@ func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 	interrupted := slot.RunID
 
 	// d1 is dead from here on: no heartbeat, no renewal.
+	dead.dead.Store(true)
 	clk.Add(DefaultLeaderTTL + DefaultTick)
 	d2.Tick(ctx)
 	d2.WaitIdle()
 	if !d2.Health().Leader {
 		t.Fatalf("d2 did not take over within LeaderTTL + Tick: %+v", d2.Health())
 	}
+	// The run's own heartbeat is not stale yet: it is left alone.
+	if s := slotsOf(t, fx.st, "s"); s[0].State != catalog.SlotRunning || s[0].RunID != interrupted {
+		t.Fatalf("slot retried before its run's heartbeat was %s old: %+v", engine.AbandonedAfter, s)
+	}
+	clk.Add(engine.AbandonedAfter)
+	d2.Tick(ctx)
+	d2.WaitIdle()
 	slots := slotsOf(t, fx.st, "s")
 	if len(slots) != 1 || slots[0].State != catalog.SlotSucceeded || slots[0].Daemon != "d2" || slots[0].RunID == interrupted ||
 		!strings.HasPrefix(slots[0].Reason, "retry of run "+interrupted) {
@@ -287,7 +304,7 @@ func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 		if len(pts["web"]) != 1 || len(pts["db"]) != 1 {
 			t.Fatalf("%s: recovery points %+v, want exactly one per workload", when, pts)
 		}
-		if n := len(fx.snapshots(t, e2, "schedule:s")); n != 2 {
+		if n := len(fx.snapshots(t, e2, schedTag(t, fx.st, "s"))); n != 2 {
 			t.Fatalf("%s: %d snapshots of the schedule in the repository, want 2", when, n)
 		}
 	}
@@ -309,4 +326,27 @@ func testLeaderKilledMidRun(t *testing.T, fx *agentFixture) {
 	if runs, _ := fx.st.ListRuns(ctx, "g", 0); len(runs) != 2 {
 		t.Fatalf("%d runs, want 2 (the interrupted one and its retry)", len(runs))
 	}
+}
+
+// deadStore refuses the heartbeats of a "dead" process's engine.
+type deadStore struct {
+	engine.Store
+	dead atomic.Bool
+}
+
+func (s *deadStore) ClaimRun(ctx context.Context, id, from, to string, staleBefore, now time.Time) (catalog.Run, error) {
+	if s.dead.Load() {
+		return catalog.Run{}, errors.New("the process is dead")
+	}
+	return s.Store.ClaimRun(ctx, id, from, to, staleBefore, now)
+}
+
+// schedTag is the tag the daemon puts on the points of schedule name.
+func schedTag(t *testing.T, st engine.Store, name string) string {
+	t.Helper()
+	s, err := st.GetSchedule(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scheduleTag(s)
 }

@@ -106,7 +106,15 @@ type Daemon struct {
 	runCancel context.CancelFunc
 	wg        sync.WaitGroup
 
+	// keepMu serialises heartbeat and leadership renewal (the keeper
+	// goroutine and, without Run, tick).
+	keepMu sync.Mutex
+
 	mu            sync.Mutex
+	keeper        bool   // Run's keeper goroutine heartbeats and renews
+	keepErr       string // its last error
+	recovering    bool   // a Recover call is in progress
+	recoverErr    error  // the last Recover's error
 	stopping      bool
 	leader        bool
 	token         int64
@@ -125,6 +133,7 @@ type Daemon struct {
 	verifying     map[string]bool      // repository -> verification in progress
 	verifications map[string]VerifyResult
 	lastPrune     map[string]time.Time // repository -> last prune
+	inactive      map[string]string    // schedule -> why this leader did not run it (paused, did not parse)
 	lastSuccess   map[[2]string]time.Time
 }
 
@@ -196,6 +205,7 @@ func New(o Options) (*Daemon, error) {
 		verifying:     map[string]bool{},
 		verifications: map[string]VerifyResult{},
 		lastPrune:     map[string]time.Time{},
+		inactive:      map[string]string{},
 		lastSuccess:   map[[2]string]time.Time{},
 	}
 	d.runCtx, d.runCancel = context.WithCancel(context.Background())
@@ -223,12 +233,21 @@ func (d *Daemon) Health() Health {
 // to complete or retry), releases leadership and deletes its daemon record.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.log.InfoContext(ctx, "engine daemon started", "tick", d.o.Tick, "leader_ttl", d.o.LeaderTTL, "max_concurrent_runs", d.o.MaxConcurrentRuns)
+	// Heartbeat and leadership renewal have their own goroutine: a slow
+	// tick (a catalog query, a failover) or a graceful stop must not let
+	// the lease or the heartbeat lapse while runs are still going.
+	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
+	keeperDone := make(chan struct{})
+	d.mu.Lock()
+	d.keeper = true
+	d.mu.Unlock()
+	go func() { defer close(keeperDone); d.keepLoop(keepCtx) }()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return d.stop()
+			return d.stop(func() { stopKeep(); <-keeperDone })
 		case <-t.C:
 		case <-d.wake:
 			if !t.Stop() {
@@ -255,8 +274,10 @@ func (d *Daemon) sleep() time.Duration {
 	return max(0, min(d.o.Tick, next.Sub(d.now())))
 }
 
-// stop ends the daemon after Run's context was cancelled.
-func (d *Daemon) stop() error {
+// stop ends the daemon after Run's context was cancelled. The keeper
+// (heartbeat, lease renewal) goes on until every run ended; stopKeeper
+// ends it.
+func (d *Daemon) stop(stopKeeper func()) error {
 	d.mu.Lock()
 	d.stopping = true
 	n := len(d.running)
@@ -274,6 +295,7 @@ func (d *Daemon) stop() error {
 		<-done
 	}
 	d.runCancel()
+	stopKeeper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
@@ -287,6 +309,7 @@ func (d *Daemon) stop() error {
 		}
 	}
 	d.metrics.setLeader(false, 0)
+	d.dropLeaderMetrics()
 	if err := d.store.DeleteDaemon(ctx, d.o.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		errs = append(errs, fmt.Errorf("deleting daemon record %s: %w", d.o.ID, err))
 	}
@@ -302,22 +325,16 @@ func (d *Daemon) tick(ctx context.Context) {
 	d.lastTick = now
 	stopping := d.stopping
 	d.mu.Unlock()
-	var errs []error
-	if err := d.heartbeat(ctx, now); err != nil {
-		errs = append(errs, err)
-	}
+	errs := d.keepErrors(ctx, now)
 	if !stopping {
-		gained, err := d.lead(ctx, now)
-		if err != nil {
-			errs = append(errs, err)
-		}
 		if d.isLeader() {
 			// Failover first: it retries the slots of runs a dead daemon
-			// left, which Recover would otherwise only mark failed.
+			// left, which Recover would otherwise only mark failed (both
+			// wait for the same abandoned bound, engine.AbandonedAfter).
 			if err := d.failover(ctx, now); err != nil {
 				errs = append(errs, err)
 			}
-			if err := d.recover(ctx, now, gained); err != nil {
+			if err := d.recover(now); err != nil {
 				errs = append(errs, err)
 			}
 			if err := d.evaluate(ctx, now); err != nil {
@@ -418,26 +435,8 @@ func (d *Daemon) loseLeadership(ctx context.Context, token int64, why string) {
 	if was {
 		d.log.WarnContext(ctx, "lost scheduler leadership; no new slots are claimed", "token", token, "reason", why)
 		d.metrics.setLeader(false, token)
+		d.dropLeaderMetrics()
 	}
-}
-
-func (d *Daemon) recover(ctx context.Context, now time.Time, gained bool) error {
-	if d.o.Recover == nil {
-		return nil
-	}
-	d.mu.Lock()
-	due := gained || d.lastRecover.IsZero() || now.Sub(d.lastRecover) >= RecoverEvery
-	if due {
-		d.lastRecover = now
-	}
-	d.mu.Unlock()
-	if !due {
-		return nil
-	}
-	if err := d.o.Recover(ctx); err != nil {
-		return fmt.Errorf("recovering work left by a dead provider or daemon: %w", err)
-	}
-	return nil
 }
 
 // wakeUp asks the loop for an evaluation now.

@@ -21,13 +21,22 @@ type candidate struct {
 	due  time.Time // slot + jitter: when it became runnable
 }
 
-// scheduleTag marks every recovery point a schedule makes.
-func scheduleTag(name string) string { return "schedule:" + name }
+// scheduleTag marks every recovery point a schedule makes:
+// "schedule:<name>@<created unix>". The creation time keeps a new schedule
+// that reuses a deleted one's name from counting (and forgetting) the old
+// one's points in its retention tier. Without a creation time it is
+// "schedule:<name>".
+func scheduleTag(s catalog.Schedule) string {
+	if s.CreatedAt.IsZero() {
+		return "schedule:" + s.Name
+	}
+	return fmt.Sprintf("schedule:%s@%d", s.Name, s.CreatedAt.Unix())
+}
 
 // runTags are the tags of the recovery points a schedule's run makes.
 func runTags(s catalog.Schedule) []string {
 	tags := append([]string{}, s.Tags...)
-	return append(tags, scheduleTag(s.Name))
+	return append(tags, scheduleTag(s))
 }
 
 // evaluate records missed slots and starts due ones, oldest due first,
@@ -44,10 +53,12 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 	for _, s := range scheds {
 		seen[s.Name] = true
 		if s.Paused {
+			d.setInactive(s.Name, "the schedule was paused")
 			continue
 		}
 		cp, err := d.planFor(ctx, s, now)
 		if err != nil {
+			d.setInactive(s.Name, "the schedule did not parse")
 			errs = append(errs, err)
 			continue
 		}
@@ -73,6 +84,7 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 		if !recorded {
 			continue
 		}
+		d.setInactive(s.Name, "") // its slots from then are recorded
 		if dec.Run.IsZero() {
 			cp.nextEval = dec.Next.Add(cp.plan.Jitter(dec.Next))
 			nextDue = earliest(nextDue, cp.nextEval)
@@ -90,7 +102,19 @@ func (d *Daemon) evaluate(ctx context.Context, now time.Time) error {
 	}
 	d.mu.Unlock()
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].due.Before(cands[j].due) })
+	var busy map[string]string
+	if len(cands) > 0 {
+		if busy, err = d.catalogBusyGroups(ctx, scheds); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
 	for _, c := range cands {
+		if other, ok := busy[c.s.Group]; ok {
+			d.mu.Lock()
+			d.deferReason[deferKey(c.s.Name, c.slot)] = fmt.Sprintf("group %q was busy with a run of schedule %q", c.s.Group, other)
+			d.mu.Unlock()
+			continue
+		}
 		if err := d.startSlot(ctx, c, now); err != nil {
 			errs = append(errs, err)
 		}
@@ -171,7 +195,7 @@ func (d *Daemon) claimMissed(ctx context.Context, s catalog.Schedule, cp *cached
 	case why != "":
 		reason += "; it waited because " + why
 	case strings.HasPrefix(reason, "not started within"):
-		reason += "; no engine daemon was leading then"
+		reason += "; not run: " + d.whyInactive(s.Name)
 	}
 	err := d.store.ClaimSlot(ctx, catalog.ScheduleSlot{Schedule: s.Name, Slot: slot.UTC(), State: catalog.SlotMissed,
 		Daemon: d.o.ID, Token: token, Reason: reason, ClaimedAt: now.UTC(), FinishedAt: now.UTC()}, now)
@@ -295,7 +319,10 @@ func (d *Daemon) execute(ctx context.Context, s catalog.Schedule, slot catalog.S
 	d.recordSuccesses(s.Group, rep)
 	d.finishSlot(context.WithoutCancel(ctx), slot, state, reason, end)
 	if len(rep.Steps) > 0 && d.isLeader() {
-		d.applyRetention(context.WithoutCancel(ctx), s)
+		// Under runCtx, not the run's context (its completion window may
+		// be over) nor a detached one: a stopping daemon cancels it at the
+		// end of StopGrace, so retention never outlives the daemon's stop.
+		d.applyRetention(d.runCtx, s)
 	}
 }
 

@@ -52,62 +52,123 @@ func (d *Daemon) failover(ctx context.Context, now time.Time) error {
 		// the daemon is gone.
 		alive[x.ID] = x.ID != d.o.ID && now.Sub(x.SeenAt) < d.o.LeaderTTL
 	}
+	scheds := map[string]catalog.Schedule{}
 	var errs []error
+	for _, sl := range slots {
+		if _, ok := scheds[sl.Schedule]; ok {
+			continue
+		}
+		s, err := d.store.GetSchedule(ctx, sl.Schedule)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading schedule %q of a running slot: %w", sl.Schedule, err))
+			continue
+		}
+		scheds[sl.Schedule] = s
+	}
 	for _, sl := range slots {
 		d.mu.Lock()
 		_, mine := d.running[sl.RunID]
 		d.mu.Unlock()
-		if mine {
+		s, ok := scheds[sl.Schedule]
+		if mine || !ok {
 			continue
 		}
-		if err := d.takeOver(ctx, sl, alive[sl.Daemon], now); err != nil {
+		// One run per group across daemons: another live daemon's running
+		// slot of the group keeps this one's retry queued (this daemon's
+		// own runs are in busyGroups).
+		busyWith := ""
+		for _, o := range slots {
+			if o.Schedule != sl.Schedule && alive[o.Daemon] && scheds[o.Schedule].Group == s.Group && scheds[o.Schedule].Name != "" {
+				busyWith = o.Schedule
+				break
+			}
+		}
+		if err := d.takeOver(ctx, s, sl, alive[sl.Daemon], busyWith, now); err != nil {
 			errs = append(errs, fmt.Errorf("taking over slot %s of schedule %q (run %s, daemon %s): %w", sl.Slot.Format(time.RFC3339), sl.Schedule, sl.RunID, sl.Daemon, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAlive bool, now time.Time) error {
+// interruptedText says whether a finished run's error says it was
+// interrupted: cancelled at the end of a stopping daemon's grace period,
+// marked failed as abandoned by the engine's recovery of dead engines'
+// work, or marked failed by a daemon's take-over.
+func interruptedText(run catalog.Run) bool {
+	return run.Status != catalog.RunSucceeded && (strings.Contains(run.Error, context.Canceled.Error()) ||
+		strings.Contains(run.Error, abandonedRunText) || strings.Contains(run.Error, takenOverText))
+}
+
+// takenOverText is in the error a daemon records on a run it took over.
+const takenOverText = "stopped mid-run; taken over by daemon "
+
+// queued says why a retry of s cannot start now ("" if it can).
+func (d *Daemon) queued(s catalog.Schedule, busyWith string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if other, busy := d.busyGroups[s.Group]; busy {
+		busyWith = other
+	}
+	switch {
+	case !d.leader:
+		return "this daemon does not lead"
+	case d.stopping:
+		return "this daemon is stopping"
+	case busyWith != "":
+		return fmt.Sprintf("group %q is busy with a run of schedule %q", s.Group, busyWith)
+	case len(d.running) >= d.o.MaxConcurrentRuns:
+		return "max concurrent runs reached"
+	}
+	return ""
+}
+
+func (d *Daemon) takeOver(ctx context.Context, s catalog.Schedule, sl catalog.ScheduleSlot, ownerAlive bool, busyWith string, now time.Time) error {
 	run, err := d.store.GetRun(ctx, sl.RunID)
 	found := err == nil
 	if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 		return err
 	}
-	interrupted := false
+	staleBefore := now.Add(-engine.AbandonedAfter)
 	switch {
 	case !found && ownerAlive && now.Sub(sl.StartedAt) < runRecordGrace:
 		return nil // claimed, the run record is about to be written
 	case !found:
-		interrupted = true
-	case run.Status == catalog.RunRunning && ownerAlive:
-		return nil // still going: its end is recorded when it finishes
+	case run.Status == catalog.RunRunning && (ownerAlive || !lastSeen(run).Before(staleBefore)):
+		// Still going: its daemon is alive, or its engine still refreshes
+		// the run's heartbeat. Its end is recorded when it finishes.
+		return nil
 	case run.Status == catalog.RunRunning:
-		run.Status, run.FinishedAt = catalog.RunFailed, now.UTC()
-		run.Error = fmt.Sprintf("daemon %s stopped mid-run", sl.Daemon)
-		if err := d.store.UpdateRun(ctx, run); err != nil && !errors.Is(err, catalog.ErrConflict) {
-			return fmt.Errorf("marking interrupted run failed: %w", err)
-		} else if err != nil {
-			// It finished meanwhile: take its own outcome.
+		// Decide whether a retry could start before changing anything: a
+		// queued take-over is simply tried again on the next tick.
+		if why := d.noRetry(ctx, s, sl, now); why == "" && d.queued(s, busyWith) != "" {
+			return nil
+		}
+		// Take the run from its owner atomically (only if its heartbeat is
+		// still stale), so an owner alive after all sees the change on its
+		// next heartbeat and stops, and two leaders never both take it.
+		claimed, err := d.store.ClaimRun(ctx, run.ID, run.Owner, d.o.ID, staleBefore, now.UTC())
+		switch {
+		case errors.Is(err, catalog.ErrConflict):
 			if run, err = d.store.GetRun(ctx, sl.RunID); err != nil {
 				return err
 			}
-			break
+			if run.Status == catalog.RunRunning {
+				return nil // alive after all, or taken by another engine
+			}
+		case err != nil:
+			return fmt.Errorf("taking over the interrupted run: %w", err)
+		default:
+			claimed.Status, claimed.FinishedAt = catalog.RunFailed, now.UTC()
+			claimed.Error = fmt.Sprintf("daemon %s %s%s", sl.Daemon, takenOverText, d.o.ID)
+			if err := d.store.UpdateRun(ctx, claimed); err != nil {
+				return fmt.Errorf("marking interrupted run failed: %w", err)
+			}
+			run = claimed
+			d.metrics.failure(run.Group, causeInterrupted)
 		}
-		d.metrics.failure(run.Group, causeInterrupted)
-		interrupted = true
-	default:
-		// Shut down at the end of its grace period (the run recorded a
-		// cancelled failure), or already marked failed as abandoned by the
-		// engine's recovery of dead engines' work: interrupted all the same.
-		interrupted = run.Status != catalog.RunSucceeded && (strings.Contains(run.Error, context.Canceled.Error()) ||
-			strings.Contains(run.Error, abandonedRunText))
 	}
-	if !interrupted {
+	if found && !interruptedText(run) {
 		return d.completeSlot(ctx, sl, slotState(run.Status), run.Error, now)
-	}
-	s, err := d.store.GetSchedule(ctx, sl.Schedule)
-	if err != nil {
-		return fmt.Errorf("reading its schedule: %w", err)
 	}
 	captured, expected, err := d.capturedBy(ctx, s.Group, run, found)
 	if err != nil {
@@ -130,14 +191,10 @@ func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAli
 	if why := d.noRetry(ctx, s, sl, now); why != "" {
 		return d.completeSlot(ctx, sl, state, fmt.Sprintf("daemon %s stopped mid-run (run %s); not retried: %s", sl.Daemon, sl.RunID, why), now)
 	}
-	d.mu.Lock()
-	_, busy := d.busyGroups[s.Group]
-	full := len(d.running) >= d.o.MaxConcurrentRuns
-	token, leader := d.token, d.leader
-	d.mu.Unlock()
-	if busy || full || !leader {
+	if d.queued(s, busyWith) != "" {
 		return nil // queued: tried again on the next tick
 	}
+	token, _ := d.currentToken()
 	retry := retryInfo{of: sl.RunID, captured: len(captured), expected: len(expected)}
 	sl.Reason = fmt.Sprintf("%s%s: daemon %s stopped mid-run", retryPrefix, retry.of, sl.Daemon)
 	sl.Daemon, sl.Token, sl.RunID, sl.StartedAt = d.o.ID, token, engine.NewRunID(now), now.UTC()
@@ -152,6 +209,14 @@ func (d *Daemon) takeOver(ctx context.Context, sl catalog.ScheduleSlot, ownerAli
 	d.forget(s.Name)
 	d.launch(s, sl, o, retry)
 	return nil
+}
+
+// lastSeen is the last sign of life of a run's engine.
+func lastSeen(r catalog.Run) time.Time {
+	if r.HeartbeatAt.IsZero() {
+		return r.StartedAt
+	}
+	return r.HeartbeatAt
 }
 
 // capturedBy returns the workloads the interrupted run captured, from its
@@ -193,8 +258,8 @@ func (d *Daemon) noRetry(ctx context.Context, s catalog.Schedule, sl catalog.Sch
 	if err != nil {
 		return "the schedule no longer parses: " + err.Error()
 	}
-	if now.Before(sl.Slot.Add(p.Jitter(sl.Slot)).Add(p.StartWindow())) {
-		return ""
+	if _, closes := p.Window(sl.Slot); now.Before(closes) {
+		return "" // the planner's start window: slot + start window
 	}
 	if s.CatchUp == catalog.CatchUpSkip {
 		return fmt.Sprintf("its start window (%s) is over and catch-up is skip", p.StartWindow())
@@ -229,4 +294,31 @@ func slotState(runStatus string) string {
 	default:
 		return catalog.SlotFailed
 	}
+}
+
+// catalogBusyGroups returns the groups with a running slot in the catalog
+// that this daemon is not running (another daemon's, or one left for
+// failover), and a schedule running each: one run per group holds across
+// daemons and failover, not only within this daemon's memory.
+func (d *Daemon) catalogBusyGroups(ctx context.Context, scheds []catalog.Schedule) (map[string]string, error) {
+	slots, err := d.store.RunningSlots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing running slots: %w", err)
+	}
+	groupOf := map[string]string{}
+	for _, s := range scheds {
+		groupOf[s.Name] = s.Group
+	}
+	busy := map[string]string{}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sl := range slots {
+		if _, mine := d.running[sl.RunID]; mine {
+			continue
+		}
+		if g, ok := groupOf[sl.Schedule]; ok {
+			busy[g] = sl.Schedule
+		}
+	}
+	return busy, nil
 }

@@ -15,6 +15,10 @@ import (
 // repository) and then the group's retention, as the provider does after a
 // clusterguard_backup_run. Failures are logged: the next run tries again.
 func (d *Daemon) applyRetention(ctx context.Context, s catalog.Schedule) {
+	if why := d.leadsInCatalog(ctx); why != "" {
+		d.log.WarnContext(ctx, "retention skipped: "+why+"; the leader applies it after its next run", "schedule", s.Name)
+		return
+	}
 	g, err := d.store.GetGroup(ctx, s.Group)
 	if err != nil {
 		d.log.WarnContext(ctx, "retention not applied: reading the group", "schedule", s.Name, "group", s.Group, "error", err.Error())
@@ -37,13 +41,17 @@ func (d *Daemon) applyRetention(ctx context.Context, s catalog.Schedule) {
 func (d *Daemon) maybePrune(ctx context.Context, repo string) {
 	now := d.now()
 	d.mu.Lock()
-	last := d.lastPrune[repo]
-	due := last.IsZero() || now.Sub(last) >= PruneEvery
+	last, stopping := d.lastPrune[repo], d.stopping
+	due := !stopping && (last.IsZero() || now.Sub(last) >= PruneEvery)
 	if due {
 		d.lastPrune[repo] = now
 	}
 	d.mu.Unlock()
 	if !due {
+		return // a stopping daemon starts no prune (it holds an exclusive lock)
+	}
+	if why := d.leadsInCatalog(ctx); why != "" {
+		d.log.WarnContext(ctx, "prune skipped: "+why, "repository", repo)
 		return
 	}
 	st, err := d.eng.PruneRepository(ctx, repo)
@@ -169,4 +177,24 @@ func (d *Daemon) updateRPO(_ context.Context, now time.Time) {
 	for k, at := range d.lastSuccess {
 		d.metrics.updateRPOMet(k[0], k[1], now.Sub(at))
 	}
+}
+
+// leadsInCatalog says why this daemon must not change recovery points
+// ("" if it may): it must hold the scheduler leadership with its current
+// token, unexpired, as recorded in the catalog (not only in its memory: a
+// daemon whose renewals stopped may not know it was deposed).
+func (d *Daemon) leadsInCatalog(ctx context.Context) string {
+	token, leader := d.currentToken()
+	if !leader {
+		return "this daemon no longer leads"
+	}
+	l, err := d.store.GetLeadership(ctx, RoleScheduler)
+	if err != nil {
+		return "reading the scheduler leadership failed: " + err.Error()
+	}
+	if l.Holder != d.o.ID || l.Token != token || !d.now().Before(l.ExpiresAt) {
+		return fmt.Sprintf("the catalog shows the scheduler leadership held by %q (token %d, until %s), not by this daemon (token %d)",
+			l.Holder, l.Token, l.ExpiresAt.UTC().Format(time.RFC3339), token)
+	}
+	return ""
 }

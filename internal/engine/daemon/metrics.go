@@ -85,6 +85,9 @@ func (m *metrics) setLeader(leader bool, token int64) {
 		v = 1
 	}
 	m.leader.Set(v)
+	if !leader {
+		token = 0 // a follower holds no token
+	}
 	m.leaderToken.Set(float64(token))
 }
 
