@@ -153,7 +153,7 @@ func catalogRebuild(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("opening the catalog %s: %w", catalogopen.RedactURL(*where), err)
 	}
 	defer store.Close()
-	eng, err := engine.New(engine.Options{Store: store, Owner: "catalog-rebuild"})
+	eng, err := engine.New(engine.Options{Store: store, Owner: "catalog-rebuild", Dial: noAgents})
 	if err != nil {
 		return err
 	}
@@ -177,6 +177,11 @@ func catalogRebuild(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "skipped %d snapshots without a cluster or workload (written by `engine repo backup`?): %s\n", len(rep.Skipped), strings.Join(rep.Skipped, ", "))
 	}
 	return nil
+}
+
+// noAgents is the dialer of commands that read only the repository.
+func noAgents(node, _ string) (engine.AgentClient, error) {
+	return nil, fmt.Errorf("node %s: this command reads only the repository and contacts no agent", node)
 }
 
 func list(s []string) string {

@@ -160,7 +160,7 @@ func printDefinition(ctx context.Context, f restoreFlags, stdout io.Writer) erro
 	if name == "" {
 		name = "repository"
 	}
-	eng, err := engine.New(engine.Options{Store: memstore.New(), Owner: "break-glass"})
+	eng, err := engine.New(engine.Options{Store: memstore.New(), Owner: "break-glass", Dial: noAgents})
 	if err != nil {
 		return err
 	}
