@@ -26,9 +26,9 @@ func (s *Server) describingLabels(req map[string]string, extractAt string, wls .
 }
 
 // definitionOf is the workload's definition without secrets: exec
-// environment values are left out (only their names are kept), command
-// arguments that look like secrets are replaced by api.Redacted, and QEMU
-// extra arguments that look like they carry a secret are dropped.
+// environment values are left out (only their names are kept), and command
+// arguments and QEMU extra arguments that look like secrets are replaced
+// by api.Redacted.
 func definitionOf(c WorkloadConfig) *api.WorkloadDefinition {
 	d := &api.WorkloadDefinition{Name: c.Name, Driver: c.Driver, Paths: slices.Clone(c.Paths)}
 	dur := func(v time.Duration) string {
@@ -68,9 +68,10 @@ func definitionOf(c WorkloadConfig) *api.WorkloadDefinition {
 		x := &api.QEMUDefinition{Disks: slices.Clone(q.Disks), Binary: q.Binary, Memory: q.Memory, CPUs: q.CPUs, Accel: q.Accel,
 			ShutdownTimeout: dur(q.ShutdownTimeout), Timeout: dur(q.Timeout), User: q.User}
 		for _, a := range q.ExtraArgs {
-			if !api.LooksSecret(a) {
-				x.ExtraArgs = append(x.ExtraArgs, a)
+			if api.LooksSecret(a) {
+				a = api.Redacted
 			}
+			x.ExtraArgs = append(x.ExtraArgs, a)
 		}
 		d.QEMU = x
 	}

@@ -31,8 +31,8 @@ const (
 // WorkloadDefinition is a workload's definition without its secrets: the
 // driver and its settings, enough to write the agent config block again.
 // Environment values of exec commands are never recorded (only their
-// names), and QEMU extra arguments that look like they carry a secret are
-// left out.
+// names), and command arguments that look like they carry a secret are
+// recorded as Redacted.
 type WorkloadDefinition struct {
 	Name   string   `json:"name"`
 	Driver string   `json:"driver"`
