@@ -308,6 +308,20 @@ func TestDisasterBreakGlassRestore(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// File level: one file of the recovery point under a directory, the
+	// workload left running where it is.
+	out, err = run("--path", "apps/web/"+testworkload.RecordsFile, "--destination", "apps/web/restored")
+	if err != nil {
+		t.Fatalf("file-level break-glass restore: %v\n%s", err, out)
+	}
+	got := filepath.Join(fx.c.SharedVolume, "apps/web/restored/apps/web", testworkload.RecordsFile)
+	if st, err := os.Stat(got); err != nil || st.Size() == 0 {
+		t.Fatalf("file-level restore wrote no %s (%v):\n%s", got, err, out)
+	}
+	if on := fx.activeOn(t, "web"); !slices.Equal(on, []string{"node-2"}) {
+		t.Fatalf("after the file-level restore web is active on %v, want node-2 only", on)
+	}
+
 	out, err = run("--print-definition")
 	if err != nil {
 		t.Fatalf("print definition: %v\n%s", err, out)
