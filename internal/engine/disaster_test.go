@@ -48,7 +48,9 @@ func pointIDs(t *testing.T, s Store, repo string) []string {
 // the workload's environment.
 func TestDisasterCatalogRebuiltFromRepository(t *testing.T) {
 	t.Parallel()
-	fx := newSafetyFixtureWith(t, 2, map[string]string{"DB_PASSWORD": disasterSecret}, 0, "web", "db")
+	// The slow lease keeps a loaded machine from stopping the workloads
+	// between the test's steps.
+	fx := newSafetyFixtureWithOptions(t, 2, map[string]string{"DB_PASSWORD": disasterSecret}, 0, slowLeaseOwnership, "web", "db")
 	fx.c.StartWorkload(t, "node-1", "web")
 	fx.c.StartWorkload(t, "node-2", "db")
 	for range 3 {
@@ -198,7 +200,7 @@ func (s skewedDefinition) Workloads(ctx context.Context) (api.WorkloadList, erro
 // differs from the one the recovery point recorded.
 func TestDisasterPlanWarnsWhenDefinitionDiffers(t *testing.T) {
 	t.Parallel()
-	fx := newSafetyFixture(t, 2, "web")
+	fx := newSafetyFixtureOwnership(t, 2, slowLeaseOwnership, "web")
 	fx.c.StartWorkload(t, "node-1", "web")
 	fx.backup(t)
 	ctx := context.Background()
@@ -246,7 +248,7 @@ func TestDisasterPlanWarnsWhenDefinitionDiffers(t *testing.T) {
 // agent config block back.
 func TestDisasterBreakGlassRestore(t *testing.T) {
 	t.Parallel()
-	fx := newSafetyFixture(t, 2, "web")
+	fx := newSafetyFixtureOwnership(t, 2, slowLeaseOwnership, "web")
 	fx.c.StartWorkload(t, "node-1", "web")
 	fx.backup(t)
 	fx.backup(t)
