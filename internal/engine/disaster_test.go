@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -337,5 +339,68 @@ func TestDisasterBreakGlassRestore(t *testing.T) {
 	if len(parsed.Workloads) != 1 || parsed.Workloads[0].Driver != "exec" || !slices.Equal(parsed.Workloads[0].Paths, []string{"apps/web"}) ||
 		len(parsed.Workloads[0].Exec.Commands["start"]) != 2 {
 		t.Fatalf("printed definition parsed as %+v", parsed.Workloads)
+	}
+}
+
+// Break-glass with a node down: the restore refuses while the node that
+// ran the workload cannot be asked, and goes on once the operator names
+// it in --assume-down and its ownership lease has expired.
+func TestDisasterBreakGlassAssumeDown(t *testing.T) {
+	t.Parallel()
+	fx := newSafetyFixture(t, 2, "web")
+	fx.c.StartWorkload(t, "node-1", "web")
+	fx.backup(t)
+	bin, _ := agenttest.Binaries(t)
+	dir := t.TempDir()
+	pw, tok := filepath.Join(dir, "pw"), filepath.Join(dir, "token")
+	if err := os.WriteFile(pw, []byte("safety-test-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tok, []byte(fx.c.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := "node-1=" + fx.c.Node("node-1").Endpoint + ",node-2=" + fx.c.Node("node-2").Endpoint
+	run := func(extra ...string) (string, error) {
+		args := append([]string{"engine", "restore", "--repository", fx.repoDir, "--password-file", pw, "--workload", "web",
+			"--repository-name", "r", "--nodes", nodes, "--token-file", tok, "--node", "node-2", "--verify", "metadata"}, extra...)
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return string(out), err
+	}
+	// node-1 loses power: its agent and the workload's process die.
+	fx.c.StopAgent(t, "node-1")
+	data, err := os.ReadFile(filepath.Join(fx.c.WorkloadStateDir("node-1", "web"), testworkload.PIDFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run()
+	if err == nil || !strings.Contains(out, "node-1") || !strings.Contains(out, "assume_down") {
+		t.Fatalf("restore with node-1 unreachable: %v\n%s\nwant a refusal naming node-1 and assume_down", err, out)
+	}
+	if on := fx.activeOn(t, "web", "node-1"); len(on) != 0 {
+		t.Fatalf("web was started on %v while node-1 may still run it", on)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err = run("--assume-down", "node-1")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		if !strings.Contains(out, "honoured only after") {
+			t.Fatalf("restore with --assume-down node-1: %v\n%s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond) // polls the lease expiry, which only time brings
+	}
+	if err != nil {
+		t.Fatalf("restore with --assume-down node-1 after its lease expired: %v\n%s", err, out)
+	}
+	if on := fx.activeOn(t, "web", "node-1"); !slices.Equal(on, []string{"node-2"}) {
+		t.Fatalf("after the restore web is active on %v, want node-2", on)
 	}
 }
