@@ -18,6 +18,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/leasecli"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine/rescuecli"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine/serve"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/repocli"
@@ -71,7 +72,7 @@ func serveProvider(args []string, stderr io.Writer) int {
 
 func runEngine(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: terraform-provider-clusterguard engine serve|check|repo|lease [flags] [flags]")
+		fmt.Fprintln(stderr, "usage: terraform-provider-clusterguard engine serve|check|repo|lease|catalog|restore [flags]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,10 +82,14 @@ func runEngine(args []string, stdout, stderr io.Writer) int {
 		return repocli.Run(ctx, args[1:], stdout, stderr)
 	case "lease":
 		return leasecli.Run(ctx, args[1:], stdout, stderr, time.Now)
+	case "catalog":
+		return rescuecli.RunCatalog(ctx, args[1:], stdout, stderr)
+	case "restore":
+		return rescuecli.RunRestore(ctx, args[1:], stdout, stderr)
 	case "serve", "check":
 		return serve.Main(ctx, args, version, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "unknown engine command %q; available: serve, check, repo, lease\n", args[0])
+		fmt.Fprintf(stderr, "unknown engine command %q; available: serve, check, repo, lease, catalog, restore\n", args[0])
 		return 2
 	}
 }
@@ -99,6 +104,8 @@ Usage:
   terraform-provider-clusterguard engine check --config F  validate a daemon config and report on its catalog
   terraform-provider-clusterguard engine repo ...   inspect and maintain a backup repository
   terraform-provider-clusterguard engine lease ...  list or release coordinator leases (break-glass)
+  terraform-provider-clusterguard engine catalog rebuild ...  rebuild the catalog's recovery-point index from a repository
+  terraform-provider-clusterguard engine restore ...  restore a workload with only the repository and the agents (break-glass)
   terraform-provider-clusterguard version           print the version
 `)
 }

@@ -251,7 +251,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		RootName:    view.Name(),
 		Meta: repository.SnapshotMeta{
 			Workload: name, Node: s.cfg.Node, Cluster: req.Cluster, Group: req.Group, RunID: req.RunID,
-			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: req.Labels, Time: frozenAt.UTC(),
+			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: s.describingLabels(req.Labels, api.ExtractAtBackup, wl), Time: frozenAt.UTC(),
 		},
 	})
 	res.UploadMS = s.now().Sub(uploadStart).Milliseconds()

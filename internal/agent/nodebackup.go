@@ -203,7 +203,7 @@ func (s *Server) runNodeBackup(ctx context.Context, wls []*workload, req api.Nod
 	for _, wl := range wls {
 		labels[api.LabelPathsPrefix+wl.cfg.Name] = strings.Join(wl.cfg.Paths, ":")
 	}
-	for k, v := range req.Labels {
+	for k, v := range s.describingLabels(req.Labels, api.ExtractAtRestore, wls...) {
 		labels[k] = v
 	}
 	snap, stats, err := repo.Backup(ctx, repository.BackupOptions{

@@ -193,6 +193,7 @@ func (s *Server) getWorkload(w http.ResponseWriter, r *http.Request) {
 func (s *Server) probe(ctx context.Context, wl *workload) api.Workload {
 	state, err := wl.driver.Status(ctx)
 	out := api.Workload{Name: wl.cfg.Name, Driver: wl.cfg.Driver, State: state, Paths: slices.Clone(wl.cfg.Paths), ObservedAt: s.now().UTC()}
+	out.Definition = definitionOf(wl.cfg)
 	if err != nil {
 		out.Error = err.Error()
 		if state == api.StateUnknown && ctx.Err() == nil {

@@ -23,7 +23,9 @@
 //   - run: one federated backup of a protection group; steps are its
 //     workload backups, recorded as they finish.
 //   - recovery point: a snapshot in a repository, indexed in the catalog per
-//     workload (node views as "<snapshot>@<workload>").
+//     workload (node views as "<snapshot>@<workload>"). The snapshot records
+//     what the index holds and the workload's definition (api labels), so
+//     RebuildIndex rebuilds a lost index from the repository alone.
 //   - restore operation: one restore job, recorded before work starts and
 //     keyed by its request so an interrupted apply resumes it.
 //   - schedule: when a protection group is backed up by itself (PutSchedule);

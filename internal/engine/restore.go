@@ -78,6 +78,10 @@ type RestoreStepPlan struct {
 	Migrate           bool      `json:"migrate"`       // the copy moves: stopped there, started here
 	Activate          bool      `json:"activate"`      // started on Node afterwards
 	FileLevel         bool      `json:"file_level"`
+	// Notes are warnings for whoever reads the plan, e.g. that the
+	// workload's definition on the restore node differs from the one the
+	// recovery point recorded.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // RestorePlan is the resolved job, in execution order (E15).
@@ -246,6 +250,7 @@ func (e *Engine) PlanRestore(ctx context.Context, s RestoreSpec) (RestorePlan, e
 			p.Migrate = de.Node != p.Node && w.OnConflict == ConflictMigrate
 		}
 		p.Activate = !elsewhere && (s.ActivateAfter || p.Migrate)
+		p.Notes = e.definitionNotes(ctx, s.Repository, rp, status, p.Node)
 		planned[p.Node]++
 		plan.Steps = append(plan.Steps, p)
 	}

@@ -230,6 +230,9 @@ func (r *restoreJobResource) ModifyPlan(ctx context.Context, req resource.Modify
 	}
 	for _, s := range plan.Steps {
 		tflog.Info(ctx, "restore preview", map[string]any{"workload": s.Workload, "recovery_point": s.RecoveryPoint, "node": s.Node, "deactivate_on": s.DeactivateOn, "migrate": s.Migrate})
+		for _, n := range s.Notes {
+			resp.Diagnostics.AddWarning("Restore of "+s.Workload, n)
+		}
 	}
 	var d diag.Diagnostics
 	m.Plan, d = planValue(plan)

@@ -59,6 +59,9 @@ type Workload struct {
 	// workload is active here while another node holds a live lease.
 	Owner         *WorkloadOwner `json:"owner,omitempty"`
 	OwnerConflict string         `json:"owner_conflict,omitempty"`
+	// Definition is the workload's definition without secrets, compared
+	// with the one a recovery point recorded when a restore is planned.
+	Definition *WorkloadDefinition `json:"definition,omitempty"`
 }
 
 // WorkloadList is served by GET /v1/workloads.
