@@ -204,17 +204,25 @@
 // second process, `agent watchdog` (package watchdog), and after every
 // successful renewal writes it, through a pipe, the end of the lease's
 // validity (expiry − clock_skew_margin after the renewal began) on the
-// host's CLOCK_MONOTONIC. When that passes without a new feed the watchdog
-// SIGKILLs every process carrying the workload's identifying environment
-// entry (WatchdogTarget: exec, qemu and postgresql). It kills processes rather than
+// host's CLOCK_BOOTTIME (the holder judges its lease on the same clock:
+// unlike CLOCK_MONOTONIC it counts a suspend, during which the lease runs
+// out). When that passes without a new feed the watchdog kills the whole
+// process tree of the workload (WatchdogTarget: exec, qemu and
+// postgresql): every process carrying its identifying environment entry
+// or, for PostgreSQL (WatchdogDirTarget), running in its data directory
+// outside another agent's server, and all their descendants by parent pid
+// (backends and setproctitle programs overwrite their environment) —
+// stopped with SIGSTOP first, then SIGKILLed, until none is left. It kills
+// before it logs, never blocks on its log, and ignores SIGPIPE. It kills
+// processes rather than
 // resetting the host through /dev/watchdog: the agent needs neither the
 // device nor the right to reset the node, and its workloads are processes
 // it started. The simplest robust channel is the pipe: a stopped agent
 // cannot write to it, and its end (the agent exited or was killed) makes
 // the watchdog disarm everything and exit, so stopping or restarting an
 // agent still leaves its workloads running for the next agent to adopt.
-// Not covered: a process that cleared its environment, and a stalled host
-// (the watchdog stalls with it).
+// Not covered: a process that cleared its environment and left its parent,
+// and a stalled host (the watchdog stalls with it).
 //
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
 // clock_skew_margin 2s by default; stop_deadline defaults to half of
