@@ -151,8 +151,9 @@
 // generation + 1, random claim id, heartbeat); wait 1.5 renewal intervals
 // (expiry + margin when taking over a lease another node let expire);
 // re-read; own it only if the record is still that claim. An acquirer
-// stalled between its read and its rename for longer than the skew margin
-// (measured on the monotonic clock) decided on a stale record and may have
+// stalled between its read and its rename for longer than the skew margin,
+// or half the shorter renewal interval (ours or the record's) if less
+// (measured on CLOCK_BOOTTIME), decided on a stale record and may have
 // overwritten a newer holder's: it re-reads at once, backing off if another
 // record replaced its own, and waits expiry + margin before trusting the
 // claim, as for a takeover. While the
