@@ -184,11 +184,13 @@
 // began (monotonic clock), decided by a timer apart from the renewals so a
 // renewal write hanging on the volume cannot delay it. That stop is bounded
 // by stop_deadline: the graceful stop gets two thirds of it, then the
-// driver's forced stop (Killer: SIGKILL of the exec workload's processes,
-// found by the CLUSTERGUARD_STATE_DIR in their environment; QEMU quit then
+// driver's forced stop (Killer: SIGKILL of the exec workload's process
+// trees, found by the CLUSTERGUARD_STATE_DIR in their environment; QEMU quit then
 // SIGKILL; PostgreSQL immediate shutdown then SIGKILL) the rest; an action
 // holding the workload's lock (a backup) delays it by at most a third of
-// the deadline before the workload is forced down beside it. So the
+// the deadline before the workload is forced down beside it (and stopped
+// and checked under the lock once that action ends; a start that
+// completes after its lease was lost stops the workload again). So the
 // workload is down expiry − margin after the last renewal by the holder's
 // own clock, before any node can see the lease expired; a takeover's
 // taker waits expiry + margin more on top. The config enforces
