@@ -227,12 +227,12 @@ func (d *Driver) Status(ctx context.Context) (string, error) {
 	if pid != 0 && d.isOurPostmaster(pid) {
 		return api.StateActive, nil
 	}
-	// No server of ours, but its processes may outlive it: backends
-	// orphaned by a killed postmaster keep writing the data directory.
-	if left := proc.Find(d.processes()); len(left) > 0 {
-		return api.StateFailed, fmt.Errorf("processes %v of the PostgreSQL server of %s still run in its data directory %s without a postmaster of this node: stop them (the agent's Kill does)", left, d.cfg.Workload, d.cfg.DataDir)
-	}
 	if pid == 0 {
+		// No server of ours, but its processes may outlive it: backends
+		// orphaned by a killed postmaster keep writing the data directory.
+		if left := proc.Find(d.processes()); len(left) > 0 {
+			return api.StateFailed, fmt.Errorf("processes %v of the PostgreSQL server of %s still run in its data directory %s without a postmaster of this node: stop them (the agent's Kill does)", left, d.cfg.Workload, d.cfg.DataDir)
+		}
 		return api.StateInactive, nil
 	}
 	return api.StateFailed, fmt.Errorf("the PostgreSQL server (pid %d) exited without being stopped; see %s", pid, d.logPath())
@@ -301,6 +301,15 @@ func (d *Driver) Stop(ctx context.Context) error {
 	}
 	_ = d.frozenMarker().Clear() // a stopped server is not frozen
 	if pid != 0 {
+		// The server's processes may outlive its postmaster: exiting, or
+		// backends orphaned by a postmaster that died (a CPU-bound query
+		// does not notice). Waited for a moment, then killed: without a
+		// postmaster they are no server, only writers of the data directory.
+		if !proc.WaitUntil(context.WithoutCancel(ctx), 2*time.Second, func() bool { return len(proc.Find(d.processes())) == 0 }) {
+			if _, left := proc.KillTree(d.processes(), 5*time.Second); len(left) > 0 {
+				return fmt.Errorf("stop %s: server processes %v still run in the data directory %s after SIGKILL; kill them by hand", d.cfg.Workload, left, d.cfg.DataDir)
+			}
+		}
 		// The server this node ran is gone (stopped, or it died): its lock
 		// and owner record would only keep another node from starting it.
 		if o, ok := d.readOwner(); ok && o.Node == d.cfg.Node {
