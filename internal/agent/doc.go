@@ -212,7 +212,7 @@
 // out). When that passes without a new feed the watchdog kills the whole
 // process tree of the workload (WatchdogTarget: exec, qemu and
 // postgresql): every process carrying its identifying environment entry
-// or, for PostgreSQL (WatchdogDirTarget), running in its data directory
+// or, for PostgreSQL (WatchdogDirTarget), named postgres and running in its data directory
 // outside another agent's server, and all their descendants by parent pid
 // (backends and setproctitle programs overwrite their environment) —
 // stopped with SIGSTOP first, then SIGKILLed, until none is left. It kills

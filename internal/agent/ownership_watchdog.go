@@ -22,13 +22,16 @@ type WatchdogTarget interface {
 // environment their process title overwrites, run in the data directory).
 type WatchdogDirTarget interface {
 	WatchdogCwd() string
+	// WatchdogComm is the process name such processes have (an
+	// operator's shell in that directory is not the workload).
+	WatchdogComm() string
 }
 
 // WatchdogMatch is how the watchdog finds t's processes.
 func WatchdogMatch(t WatchdogTarget) proc.Match {
 	m := proc.Match{Env: t.WatchdogEnv()}
 	if d, ok := t.(WatchdogDirTarget); ok {
-		m.Cwd = d.WatchdogCwd()
+		m.Cwd, m.Comm = d.WatchdogCwd(), d.WatchdogComm()
 	}
 	return m
 }

@@ -63,6 +63,8 @@ type message struct {
 	// (PostgreSQL's backends, which overwrite their environment with their
 	// process title, run in the data directory); see proc.Match.
 	Cwd string `json:"cwd,omitempty"`
+	// Comm limits the match by Cwd to processes of that name.
+	Comm string `json:"comm,omitempty"`
 	// DeadlineNS is when the lease stops being valid, on the host's
 	// CLOCK_BOOTTIME (shared by both processes, and running on through a
 	// suspend, unlike CLOCK_MONOTONIC): a message read late, by a watchdog
@@ -137,7 +139,7 @@ func Main(in io.Reader, log io.Writer) int {
 			}
 			switch m.Op {
 			case "arm":
-				state[m.Workload] = armed{match: proc.Match{Env: m.Env, Cwd: m.Cwd}, deadline: m.DeadlineNS}
+				state[m.Workload] = armed{match: proc.Match{Env: m.Env, Cwd: m.Cwd, Comm: m.Comm}, deadline: m.DeadlineNS}
 			case "disarm":
 				delete(state, m.Workload)
 			}
@@ -317,7 +319,7 @@ func (f *Feeder) send(m message) {
 
 // Arm sets workload's deadline validFor from now; m finds its processes.
 func (f *Feeder) Arm(workload string, m proc.Match, validFor time.Duration) {
-	f.send(message{Op: "arm", Workload: workload, Env: m.Env, Cwd: m.Cwd, DeadlineNS: BootNow() + int64(validFor)})
+	f.send(message{Op: "arm", Workload: workload, Env: m.Env, Cwd: m.Cwd, Comm: m.Comm, DeadlineNS: BootNow() + int64(validFor)})
 }
 
 // Disarm removes workload's deadline.

@@ -346,12 +346,16 @@ func (d *Driver) WatchdogCwd() string {
 	return d.cfg.DataDir
 }
 
+// WatchdogComm is the process name of every server process.
+func (d *Driver) WatchdogComm() string { return "postgres" }
+
 // processes finds this workload's server processes: the postmaster, every
 // process below it, and any process left in the data directory that runs
 // under no other agent's server (a backend orphaned by a killed
-// postmaster, still writing).
+// postmaster, still writing) — by the name postgres: an operator's shell
+// in the data directory is not the server.
 func (d *Driver) processes() proc.Match {
-	return proc.Match{Env: d.WatchdogEnv(), Cwd: d.WatchdogCwd()}
+	return proc.Match{Env: d.WatchdogEnv(), Cwd: d.WatchdogCwd(), Comm: d.WatchdogComm()}
 }
 
 // Kill forces the server down at once: immediate shutdown (SIGQUIT; the

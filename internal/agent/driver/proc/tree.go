@@ -26,6 +26,9 @@ const maxEnvRead = 1 << 20
 type Match struct {
 	Env string
 	Cwd string
+	// Comm, when set, limits the match by Cwd to processes of that name
+	// (an operator's shell in the directory is not the workload).
+	Comm string
 }
 
 // Table is one scan of /proc: every live process and its parent.
@@ -100,7 +103,7 @@ func (t *Table) Workload(m Match) []int {
 	for pid := range t.parent {
 		switch {
 		case m.Env != "" && t.hasEnv(pid, m.Env):
-		case m.Cwd != "" && cwd(pid) == m.Cwd && !(m.Env != "" && t.foreign(pid, key, m.Env)):
+		case m.Cwd != "" && (m.Comm == "" || comm(pid) == m.Comm) && cwd(pid) == m.Cwd && !(m.Env != "" && t.foreign(pid, key, m.Env)):
 		default:
 			continue
 		}
@@ -117,6 +120,11 @@ func (t *Table) Workload(m Match) []int {
 		queue = append(queue, t.kids[p]...)
 	}
 	return out
+}
+
+func comm(pid int) string {
+	c, _, _ := stat(pid)
+	return c
 }
 
 func cwd(pid int) string {
