@@ -173,8 +173,9 @@
 // generation + 1, random claim id, heartbeat); wait 1.5 renewal intervals
 // (expiry + margin when taking over a lease another node let expire);
 // re-read; own it only if the record is still that claim. An acquirer
-// stalled between its read and its rename for longer than the skew margin
-// (measured on the monotonic clock) decided on a stale record and may have
+// stalled between its read and its rename for longer than the skew margin,
+// or half the shorter renewal interval (ours or the record's) if less
+// (measured on CLOCK_BOOTTIME), decided on a stale record and may have
 // overwritten a newer holder's: it re-reads at once, backing off if another
 // record replaced its own, and waits expiry + margin before trusting the
 // claim, as for a takeover. While the
@@ -205,11 +206,13 @@
 // began (monotonic clock), decided by a timer apart from the renewals so a
 // renewal write hanging on the volume cannot delay it. That stop is bounded
 // by stop_deadline: the graceful stop gets two thirds of it, then the
-// driver's forced stop (Killer: SIGKILL of the exec workload's processes,
-// found by the CLUSTERGUARD_STATE_DIR in their environment; QEMU quit then
+// driver's forced stop (Killer: SIGKILL of the exec workload's process
+// trees, found by the CLUSTERGUARD_STATE_DIR in their environment; QEMU quit then
 // SIGKILL; PostgreSQL immediate shutdown then SIGKILL) the rest; an action
 // holding the workload's lock (a backup) delays it by at most a third of
-// the deadline before the workload is forced down beside it. So the
+// the deadline before the workload is forced down beside it (and stopped
+// and checked under the lock once that action ends; a start that
+// completes after its lease was lost stops the workload again). So the
 // workload is down expiry − margin after the last renewal by the holder's
 // own clock, before any node can see the lease expired; a takeover's
 // taker waits expiry + margin more on top. The config enforces
@@ -226,17 +229,25 @@
 // second process, `agent watchdog` (package watchdog), and after every
 // successful renewal writes it, through a pipe, the end of the lease's
 // validity (expiry − clock_skew_margin after the renewal began) on the
-// host's CLOCK_MONOTONIC. When that passes without a new feed the watchdog
-// SIGKILLs every process carrying the workload's identifying environment
-// entry (WatchdogTarget: exec, qemu and postgresql). It kills processes rather than
+// host's CLOCK_BOOTTIME (the holder judges its lease on the same clock:
+// unlike CLOCK_MONOTONIC it counts a suspend, during which the lease runs
+// out). When that passes without a new feed the watchdog kills the whole
+// process tree of the workload (WatchdogTarget: exec, qemu and
+// postgresql): every process carrying its identifying environment entry
+// or, for PostgreSQL (WatchdogDirTarget), named postgres and running in its data directory
+// outside another agent's server, and all their descendants by parent pid
+// (backends and setproctitle programs overwrite their environment) —
+// stopped with SIGSTOP first, then SIGKILLed, until none is left. It kills
+// before it logs, never blocks on its log, and ignores SIGPIPE. It kills
+// processes rather than
 // resetting the host through /dev/watchdog: the agent needs neither the
 // device nor the right to reset the node, and its workloads are processes
 // it started. The simplest robust channel is the pipe: a stopped agent
 // cannot write to it, and its end (the agent exited or was killed) makes
 // the watchdog disarm everything and exit, so stopping or restarting an
 // agent still leaves its workloads running for the next agent to adopt.
-// Not covered: a process that cleared its environment, and a stalled host
-// (the watchdog stalls with it).
+// Not covered: a process that cleared its environment and left its parent,
+// and a stalled host (the watchdog stalls with it).
 //
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
 // clock_skew_margin 2s by default; stop_deadline defaults to half of

@@ -115,12 +115,14 @@ type leaseClock interface {
 
 type realClock struct{ now func() time.Time }
 
-// monoOrigin carries Go's monotonic reading: time.Since(monoOrigin) never
-// follows wall-clock steps.
-var monoOrigin = time.Now()
+// monoOrigin is the host's CLOCK_BOOTTIME at start: Mono never follows
+// wall-clock steps, and unlike Go's monotonic clock (CLOCK_MONOTONIC) it
+// keeps counting while the host is suspended, during which the lease runs
+// out too. The watchdog's deadlines use the same clock.
+var monoOrigin = bootNow()
 
 func (c realClock) Now() time.Time                       { return c.now() }
-func (realClock) Mono() time.Duration                    { return time.Since(monoOrigin) }
+func (realClock) Mono() time.Duration                    { return time.Duration(bootNow() - monoOrigin) }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Owners keeps this node's ownership leases: it acquires them like a delta
@@ -370,6 +372,7 @@ func (o *Owners) RenewAll() {
 	o.mu.Lock()
 	o.dropFencedLocked()
 	var lost []struct{ workload, reason string }
+	var retry []func() // logged after the unlock: a blocked log must not hold the leases
 	for name, h := range o.held {
 		err := o.renewLocked(name, h)
 		o.renewals.observe(err)
@@ -389,10 +392,16 @@ func (o *Owners) RenewAll() {
 			}
 			delete(o.held, name)
 		default:
-			o.logger.Warn("ownership lease renewal failed; retrying", "workload", name, "last_renewed", h.lastRenewed, "error", err)
+			name, last := name, h.lastRenewed
+			retry = append(retry, func() {
+				o.logger.Warn("ownership lease renewal failed; retrying", "workload", name, "last_renewed", last, "error", err)
+			})
 		}
 	}
 	o.mu.Unlock()
+	for _, log := range retry {
+		log()
+	}
 	for _, l := range lost {
 		o.logger.Error("ownership lease lost: stopping the workload on this node", "workload", l.workload, "reason", l.reason)
 		if o.lost != nil {

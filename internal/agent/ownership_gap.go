@@ -7,8 +7,8 @@ import (
 
 // checkClaimGap bounds Acquire's read→rename gap. Acquire decides from the
 // record it read that it may claim; if it was stalled (SIGSTOP, a hung
-// mount) between that read and the rename of its claim for longer than the
-// clock-skew margin, the decision is stale: meanwhile another node may have
+// mount) between that read and the rename of its claim for longer than
+// claimGapBound, the decision is stale: meanwhile another node may have
 // claimed the lease, started the workload and be renewing it, and our
 // rename overwrote its record. Such an acquisition is uncertain: the record
 // is re-read at once (another write after ours means someone else is
@@ -20,7 +20,8 @@ import (
 // read is the record Acquire read; gap is the monotonic time from that
 // read to after the rename; o.mu is held.
 func (o *Owners) checkClaimGap(workload string, read, claim OwnerRecord, gap, delay time.Duration) (time.Duration, error) {
-	if gap <= o.cfg.ClockSkewMargin {
+	bound := o.cfg.claimGapBound(read)
+	if gap <= bound {
 		return delay, nil
 	}
 	got, exists, err := ReadOwnerRecord(o.volume, workload)
@@ -32,6 +33,20 @@ func (o *Owners) checkClaimGap(workload string, read, claim OwnerRecord, gap, de
 	}
 	wait := max(delay, o.cfg.takeoverDelayWith(read))
 	o.logger.Warn("the claim of an ownership lease was written long after the record was read (the agent or the volume stalled): waiting as long as a takeover before trusting it",
-		"workload", workload, "gap", gap, "bound", o.cfg.ClockSkewMargin, "wait", wait)
+		"workload", workload, "gap", gap, "bound", bound, "wait", wait)
 	return wait, nil
+}
+
+// claimGapBound is the longest read→rename gap after which a claim is
+// still trusted: the clock-skew margin, but at most half the shorter
+// renewal interval, ours or the one rec's writer records (a rival reads a
+// free record, claims it and confirms it 1.5 of its renewal intervals
+// later; a gap of half an interval keeps our claim landing before that
+// rival's confirmation re-read).
+func (c OwnershipConfig) claimGapBound(rec OwnerRecord) time.Duration {
+	renew := c.RenewInterval
+	if r := time.Duration(rec.RenewIntervalMS) * time.Millisecond; r > 0 {
+		renew = min(renew, r)
+	}
+	return min(c.ClockSkewMargin, renew/2)
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -71,5 +72,44 @@ func TestAcquireStalledBeforeItsClaimBacksOffWhenTheHolderRenews(t *testing.T) {
 	}
 	if a.Holds("web") || mustRecord(t, vol, "web").Node != "node-2" {
 		t.Fatal("node-1 holds the lease, or rewrote node-2's record")
+	}
+}
+
+// With a renewal interval short beside the margin (renew 1s, expiry 10s,
+// margin 2s), a stall of 1.9s — under the margin — still lets node-2 read
+// the free record, claim it and confirm it (after 1.5 renewal intervals):
+// node-1's late claim must be treated as uncertain, not trusted after the
+// short wait of a free record (both nodes would hold the lease).
+func TestAcquireStalledLongerThanHalfARenewalWaitsLikeATakeover(t *testing.T) {
+	lease := OwnershipConfig{RenewInterval: time.Second, Expiry: 10 * time.Second, ClockSkewMargin: 2 * time.Second}
+	vol := t.TempDir()
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	newOwners := func(node string) (*Owners, chan lostCall) {
+		lost := make(chan lostCall, 4)
+		return NewOwners(node, vol, filepath.Join(vol, "..", node+"-state"), lease, clock, nil, func(w, r string) { lost <- lostCall{w, r} }), lost
+	}
+	a, _ := newOwners("node-1")
+	b, bLost := newOwners("node-2")
+	a.beforeClaimWrite = func() {
+		a.beforeClaimWrite = nil
+		began := clock.Mono()
+		if _, err := b.Acquire(context.Background(), "web"); err != nil {
+			t.Errorf("node-2 acquire during node-1's stall: %v", err)
+		}
+		clock.advance(1900*time.Millisecond - (clock.Mono() - began)) // the stall: 1.9s in all
+		clock.waits = nil
+	}
+	if _, err := a.Acquire(context.Background(), "web"); err != nil {
+		t.Fatalf("node-1 acquire after its stall: %v", err)
+	}
+	want := lease.Expiry + lease.ClockSkewMargin
+	if len(clock.waits) != 1 || clock.waits[0] < want {
+		t.Fatalf("node-1 confirmed its claim written 1.9s after its read after %v, want at least expiry + margin (%v): node-2 holds the lease too", clock.waits, want)
+	}
+	b.RenewAll()
+	select {
+	case <-bLost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("node-2 did not notice that its record was overwritten")
 	}
 }

@@ -39,6 +39,18 @@ func (s *Server) fencedStart(wl *workload) func(context.Context) error {
 			}
 			return err
 		}
+		// The lease may have been lost while the driver started the
+		// workload (a forced stop then found nothing to kill yet): it must
+		// not run here without it.
+		if !s.owners.Holds(wl.cfg.Name) {
+			s.logger.Error("the ownership lease was lost while the workload started: stopping it again", "workload", wl.cfg.Name)
+			if err := s.boundedStop(wl, s.owners.cfg.stopDeadline()); err != nil {
+				s.driverErrors.Add(1)
+				return fmt.Errorf("start %s: its ownership lease was lost while it started, and it could not be stopped again; stop it by hand: %w", wl.cfg.Name, err)
+			}
+			s.owners.disarmWatchdog(wl.cfg.Name)
+			return fmt.Errorf("start %s: its ownership lease was lost while it started (another node took it over, or it could not be renewed); it was stopped again", wl.cfg.Name)
+		}
 		return nil
 	}
 }

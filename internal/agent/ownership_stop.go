@@ -64,16 +64,17 @@ func (s *Server) boundedStop(wl *workload, deadline time.Duration) error {
 // waits for it at most a third of the stop deadline: an action holding it
 // (a backup copying for minutes) must not delay the stop past the lease.
 // When the lock stays taken, the workload is forced down without it (Kill
-// may run beside another action) and false is returned.
+// may run beside another action), and the lock is still waited for.
 func (s *Server) lockForFence(wl *workload) bool {
 	deadline := s.owners.cfg.stopDeadline()
 	wait := time.Now().Add(deadline / 3)
 	for !wl.actionMu.TryLock() {
 		if time.Now().After(wait) {
-			if s.forceWithoutLock(wl, deadline-deadline/3) {
-				return false
-			}
-			wl.actionMu.Lock() // no forced stop: stop once the action ends
+			// The action holding the lock may be a start that spawns the
+			// workload only after this kill: once it ends, the workload is
+			// stopped and checked under the lock as usual.
+			s.forceWithoutLock(wl, deadline-deadline/3)
+			wl.actionMu.Lock()
 			return true
 		}
 		time.Sleep(5 * time.Millisecond) // polling a mutex: no channel to wait on

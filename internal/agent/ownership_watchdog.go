@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/watchdog"
 )
 
@@ -16,15 +17,34 @@ type WatchdogTarget interface {
 	WatchdogEnv() string
 }
 
+// WatchdogDirTarget is a WatchdogTarget whose workload's processes are
+// also found by their working directory (PostgreSQL's backends, whose
+// environment their process title overwrites, run in the data directory).
+type WatchdogDirTarget interface {
+	WatchdogCwd() string
+	// WatchdogComm is the process name such processes have (an
+	// operator's shell in that directory is not the workload).
+	WatchdogComm() string
+}
+
+// WatchdogMatch is how the watchdog finds t's processes.
+func WatchdogMatch(t WatchdogTarget) proc.Match {
+	m := proc.Match{Env: t.WatchdogEnv()}
+	if d, ok := t.(WatchdogDirTarget); ok {
+		m.Cwd, m.Comm = d.WatchdogCwd(), d.WatchdogComm()
+	}
+	return m
+}
+
 // watchdogFeed is the watchdog as Owners sees it (watchdog.Feeder).
 type watchdogFeed interface {
-	Arm(workload, env string, validFor time.Duration)
+	Arm(workload string, m proc.Match, validFor time.Duration)
 	Disarm(workload string)
 }
 
 type watchdogState struct {
 	feed watchdogFeed
-	env  map[string]string // workload -> WatchdogEnv
+	env  map[string]proc.Match // workload -> its processes
 }
 
 // EnableWatchdog makes RunOwnership run the watchdog process from bin (the
@@ -38,10 +58,10 @@ func (s *Server) startWatchdog() (stop func()) {
 	if s.owners.watchdogBin == "" {
 		return func() {}
 	}
-	env := map[string]string{}
+	env := map[string]proc.Match{}
 	for name, wl := range s.workloads {
 		if t, ok := wl.driver.(WatchdogTarget); ok {
-			env[name] = t.WatchdogEnv()
+			env[name] = WatchdogMatch(t)
 		}
 	}
 	if len(env) == 0 {
@@ -66,7 +86,7 @@ func (s *Server) startWatchdog() (stop func()) {
 // clock_skew_margin after that, by which the workload must be down.
 func (o *Owners) feedWatchdog(workload string, began time.Duration) {
 	wd := o.wd.Load()
-	if wd == nil || wd.env[workload] == "" || o.isFenced(workload) {
+	if wd == nil || wd.env[workload].Env == "" || o.isFenced(workload) {
 		return // a fenced lease is being stopped: its deadline stays as it was
 	}
 	wd.feed.Arm(workload, wd.env[workload], o.cfg.Expiry-o.cfg.ClockSkewMargin-(o.clock.Mono()-began))
@@ -79,3 +99,7 @@ func (o *Owners) disarmWatchdog(workload string) {
 		wd.feed.Disarm(workload)
 	}
 }
+
+// bootNow is CLOCK_BOOTTIME in nanoseconds, the clock of the lease
+// holder's self-judgement (realClock.Mono) and of the watchdog.
+func bootNow() int64 { return watchdog.BootNow() }

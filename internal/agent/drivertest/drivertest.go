@@ -5,6 +5,7 @@ package drivertest
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +27,14 @@ type Workload struct {
 	// (its writes held, its processes stopped), judged from the workload
 	// itself rather than from the driver's records.
 	Frozen func(ctx context.Context) (bool, error)
+	// Busy, when set, opens a client session that keeps the running
+	// workload working (PostgreSQL: a long query in a backend) until it is
+	// killed; the session ends at the test's cleanup.
+	Busy func(t *testing.T)
+	// Processes, when set, lists the workload's processes judged from the
+	// system rather than from the driver (PostgreSQL: every process whose
+	// working directory is the data directory).
+	Processes func() []int
 }
 
 // Run checks a driver against the agent.Driver contract. newWorkload
@@ -140,6 +149,53 @@ func Run(t *testing.T, newWorkload func(t *testing.T) Workload) {
 		call(t, "Stop", d.Stop)
 		if !proc.WaitUntil(context.Background(), Timeout, func() bool { return len(proc.WithEnv(wt.WatchdogEnv())) == 0 }) {
 			t.Errorf("processes %v still carry %q after Stop", proc.WithEnv(wt.WatchdogEnv()), wt.WatchdogEnv())
+		}
+	})
+
+	// A forced stop and the watchdog's kill leave no process of the
+	// workload behind, even one doing work for an open client session
+	// (a PostgreSQL backend, whose process title hides the environment
+	// entry the watchdog looks for); while one is left the driver does not
+	// report the workload inactive.
+	t.Run("KillLeavesNoProcessOfTheWorkload", func(t *testing.T) {
+		for _, by := range []string{"the watchdog", "Kill"} {
+			// A fresh workload each: a process SIGKILLed may stay a zombie
+			// for a while under a lazy init, and hold its port.
+			w := newWorkload(t)
+			wt, ok := w.Driver.(agent.WatchdogTarget)
+			k, kok := w.Driver.(agent.Killer)
+			if !ok || !kok || w.Processes == nil {
+				t.Skip("the driver's workloads are not covered by the watchdog, or the test cannot list them")
+			}
+			call(t, "Start", w.Driver.Start)
+			if w.Busy != nil {
+				w.Busy(t)
+			}
+			before := w.Processes()
+			if len(before) == 0 {
+				t.Fatal("no process of the running workload found")
+			}
+			if by == "the watchdog" {
+				if _, left := proc.KillTree(agent.WatchdogMatch(wt), 5*time.Second); len(left) > 0 {
+					t.Errorf("the watchdog's kill left %v", left)
+				}
+			} else {
+				call(t, "Kill", k.Kill)
+			}
+			if left := w.Processes(); len(left) > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+				st, err := w.Driver.Status(ctx)
+				cancel()
+				t.Errorf("processes %v of the workload (of %v) still run after %s killed it; Status says %q (%v)", left, before, by, st, err)
+				if st == api.StateInactive {
+					t.Errorf("Status reports %q while processes %v of the workload run", st, left)
+				}
+				for _, p := range left {
+					_ = syscall.Kill(p, syscall.SIGKILL)
+				}
+			}
+			call(t, "Kill to clean up", k.Kill)
+			expectState(t, w.Driver, "after "+by+" killed it", api.StateInactive)
 		}
 	})
 

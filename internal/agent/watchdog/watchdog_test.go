@@ -48,7 +48,7 @@ func (h *harness) send(m message) {
 }
 
 func arm(workload, env string, in time.Duration) message {
-	return message{Op: "arm", Workload: workload, Env: env, DeadlineNS: monoNow() + int64(in)}
+	return message{Op: "arm", Workload: workload, Env: env, DeadlineNS: BootNow() + int64(in)}
 }
 
 func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
@@ -86,11 +86,11 @@ func TestWatchdogLeavesDisarmedWorkloadsAndExitsAtEOF(t *testing.T) {
 	_, left := sleeper(t, base+"-left")
 	_, probe := sleeper(t, base+"-probe")
 	h := startMain(t)
-	h.send(arm("disarmed", base+"-disarmed", 30*time.Millisecond))
+	h.send(arm("disarmed", base+"-disarmed", 500*time.Millisecond))
 	h.send(message{Op: "disarm", Workload: "disarmed"})
 	h.send(arm("fed", base+"-fed", 3*time.Second))
 	h.send(arm("left", base+"-left", time.Hour))
-	h.send(arm("probe", base+"-probe", 100*time.Millisecond))
+	h.send(arm("probe", base+"-probe", time.Second))
 	waitClosed(t, probe, "the probe workload killed at its deadline")
 	h.send(arm("fed", base+"-fed", time.Hour)) // fed again before its deadline
 	if !alive(disarmed) || !alive(fed) {

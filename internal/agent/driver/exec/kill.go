@@ -3,7 +3,6 @@ package exec
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
@@ -14,27 +13,23 @@ import (
 // environment): the forced stop and the watchdog find them by it.
 func (d *Driver) WatchdogEnv() string { return "CLUSTERGUARD_STATE_DIR=" + workDir(d.cfg) }
 
-// Kill forces the workload down without its stop command: SIGKILL to every
-// process carrying WatchdogEnv, repeated until none is left (a process may fork
-// while it is being killed) or ctx ends. It is safe beside a running
-// command of the same workload (that command is killed too).
+// Kill forces the workload down without its stop command: the whole
+// process tree of every process carrying WatchdogEnv (a program that
+// rewrote its environment with its process title is still found below its
+// parent) is stopped with SIGSTOP, then SIGKILLed, repeated until none is
+// left or ctx ends. It is safe beside a running command of the same
+// workload (that command is killed too).
 func (d *Driver) Kill(ctx context.Context) error {
-	kv := d.WatchdogEnv()
-	for {
-		pids := proc.WithEnv(kv)
-		if len(pids) == 0 {
-			return nil
-		}
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		select {
-		case <-ctx.Done():
-			if left := proc.WithEnv(kv); len(left) > 0 {
-				return fmt.Errorf("workload %q: processes %v still run after SIGKILL: %w", d.cfg.Workload, left, ctx.Err())
-			}
-			return nil
-		case <-time.After(10 * time.Millisecond):
-		}
+	within := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		within = time.Until(dl)
 	}
+	if _, left := proc.KillTree(proc.Match{Env: d.WatchdogEnv()}, within); len(left) > 0 {
+		err := ctx.Err()
+		if err == nil {
+			err = fmt.Errorf("not gone within %s", within.Round(time.Millisecond))
+		}
+		return fmt.Errorf("workload %q: processes %v still run after SIGKILL: %w", d.cfg.Workload, left, err)
+	}
+	return nil
 }

@@ -250,11 +250,16 @@ func (d *Driver) Status(ctx context.Context) (string, error) {
 	if err != nil {
 		return api.StateUnknown, err
 	}
-	if pid == 0 {
-		return api.StateInactive, nil
-	}
-	if d.isOurPostmaster(pid) {
+	if pid != 0 && d.isOurPostmaster(pid) {
 		return api.StateActive, nil
+	}
+	if pid == 0 {
+		// No server of ours, but its processes may outlive it: backends
+		// orphaned by a killed postmaster keep writing the data directory.
+		if left := proc.Find(d.processes()); len(left) > 0 {
+			return api.StateFailed, fmt.Errorf("processes %v of the PostgreSQL server of %s still run in its data directory %s without a postmaster of this node: stop them (the agent's Kill does)", left, d.cfg.Workload, d.cfg.DataDir)
+		}
+		return api.StateInactive, nil
 	}
 	return api.StateFailed, fmt.Errorf("the PostgreSQL server (pid %d) exited without being stopped; see %s", pid, d.logPath())
 }
@@ -322,6 +327,15 @@ func (d *Driver) Stop(ctx context.Context) error {
 	}
 	_ = d.frozenMarker().Clear() // a stopped server is not frozen
 	if pid != 0 {
+		// The server's processes may outlive its postmaster: exiting, or
+		// backends orphaned by a postmaster that died (a CPU-bound query
+		// does not notice). Waited for a moment, then killed: without a
+		// postmaster they are no server, only writers of the data directory.
+		if !proc.WaitUntil(context.WithoutCancel(ctx), 2*time.Second, func() bool { return len(proc.Find(d.processes())) == 0 }) {
+			if _, left := proc.KillTree(d.processes(), 5*time.Second); len(left) > 0 {
+				return fmt.Errorf("stop %s: server processes %v still run in the data directory %s after SIGKILL; kill them by hand", d.cfg.Workload, left, d.cfg.DataDir)
+			}
+		}
 		// The server this node ran is gone (stopped, or it died): its lock
 		// and owner record would only keep another node from starting it.
 		if o, ok := d.readOwner(); ok && o.Node == d.cfg.Node {
@@ -336,17 +350,45 @@ func (d *Driver) Stop(ctx context.Context) error {
 }
 
 // watchdogVar, in the environment of every program the driver runs and so
-// of the server pg_ctl starts (and its backends), names the data
-// directory: the agent's watchdog finds and kills the server by it.
+// of the server pg_ctl starts, names the agent's state directory and the
+// data directory: the agent's watchdog finds and kills the server by it,
+// and not the server of another agent on the same host (a test rig) that
+// uses the same data directory. The backends overwrite their environment
+// with their process title: they are found below the postmaster, or by
+// their working directory (WatchdogCwd).
 const watchdogVar = "CLUSTERGUARD_POSTGRESQL_DATA_DIR"
 
-// WatchdogEnv is the environment entry of this workload's server processes.
-func (d *Driver) WatchdogEnv() string { return watchdogVar + "=" + d.cfg.DataDir }
+// WatchdogEnv is the environment entry of this workload's postmaster.
+func (d *Driver) WatchdogEnv() string {
+	return watchdogVar + "=" + d.cfg.StateDir + ":" + d.cfg.DataDir
+}
+
+// WatchdogCwd is the working directory of every server process (the data
+// directory, symlinks resolved as /proc shows it).
+func (d *Driver) WatchdogCwd() string {
+	if p, err := filepath.EvalSymlinks(d.cfg.DataDir); err == nil {
+		return p
+	}
+	return d.cfg.DataDir
+}
+
+// WatchdogComm is the process name of every server process.
+func (d *Driver) WatchdogComm() string { return "postgres" }
+
+// processes finds this workload's server processes: the postmaster, every
+// process below it, and any process left in the data directory that runs
+// under no other agent's server (a backend orphaned by a killed
+// postmaster, still writing) — by the name postgres: an operator's shell
+// in the data directory is not the server.
+func (d *Driver) processes() proc.Match {
+	return proc.Match{Env: d.WatchdogEnv(), Cwd: d.WatchdogCwd(), Comm: d.WatchdogComm()}
+}
 
 // Kill forces the server down at once: immediate shutdown (SIGQUIT; the
-// next start recovers from the WAL) for at most half a second, then
-// SIGKILL to the postmaster and every process below it; its records are
-// then removed as by Stop.
+// next start recovers from the WAL) for at most half a second, then the
+// whole process tree (postmaster, backends, and orphans in the data
+// directory) is stopped and SIGKILLed; its records are then removed as by
+// Stop.
 func (d *Driver) Kill(ctx context.Context) error {
 	pid, err := d.recordedPID()
 	if err != nil {
@@ -355,17 +397,14 @@ func (d *Driver) Kill(ctx context.Context) error {
 	if pid != 0 && d.isOurPostmaster(pid) {
 		d.signalAll(pid, syscall.SIGCONT) // a frozen server cannot shut down
 		_ = syscall.Kill(pid, syscall.SIGQUIT)
-		if !d.waitGone(ctx, pid, 500*time.Millisecond) {
-			// Backends listed first: once the postmaster is gone they are
-			// no longer found below it.
-			for _, c := range append(proc.Descendants(pid), pid) {
-				_ = syscall.Kill(c, syscall.SIGKILL)
-			}
-			if !d.waitGone(context.WithoutCancel(ctx), pid, 5*time.Second) {
-				return fmt.Errorf("kill %s: the server (pid %d) is still running after SIGKILL", d.cfg.Workload, pid)
-			}
-		}
-		d.log.Warn("postgresql forced down", "pid", pid)
+		d.waitGone(ctx, pid, 500*time.Millisecond)
+	}
+	killed, left := proc.KillTree(d.processes(), 5*time.Second)
+	if len(left) > 0 {
+		return fmt.Errorf("kill %s: server processes %v still run after SIGKILL", d.cfg.Workload, left)
+	}
+	if pid != 0 || len(killed) > 0 {
+		d.log.Warn("postgresql forced down", "pid", pid, "killed", killed)
 	}
 	return d.Stop(ctx) // the server is gone: Stop only removes its records
 }
