@@ -187,7 +187,8 @@ func pgExec(t *testing.T, db *sql.DB, q string) {
 	}
 }
 
-// A PostgreSQL data directory that is a btrfs subvolume is backed up from
+// A PostgreSQL data directory that is a btrfs subvolume is backed up (with
+// the freeze method; the online method copies while the server runs) from
 // a read-only snapshot, without the running server's postmaster.pid; the
 // restored directory starts as a server holding exactly the rows committed
 // before the backup.
@@ -218,7 +219,7 @@ func TestPostgresBackupFromBtrfsSnapshot(t *testing.T) {
 	port := pgPort(t)
 	repo := newRepo(t)
 	c := Start(t, Options{Nodes: 1, Repositories: []Repository{repo}, Traversable: true, SharedVolume: shared, ExtraWorkloads: []string{"db"},
-		ExtraConfig: fmt.Sprintf("\nworkload \"db\" {\n  driver = \"postgresql\"\n  paths  = [\"db/data\"]\n  postgresql {\n    port = %d\n    listen_addresses = \"127.0.0.1\"\n  }\n}\n", port)})
+		ExtraConfig: fmt.Sprintf("\nworkload \"db\" {\n  driver = \"postgresql\"\n  paths  = [\"db/data\"]\n  postgresql {\n    port = %d\n    listen_addresses = \"127.0.0.1\"\n    backup_method = \"freeze\"\n  }\n}\n", port)})
 	setup, err := postgresql.New(postgresql.Config{Workload: "db", DataDir: data, Port: port, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
