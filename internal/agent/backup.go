@@ -175,6 +175,10 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		})
 	}
 	mirror := filepath.Join(s.cfg.StateDir, "mirror", safeName(name))
+	// VM disks: a point-in-time view read after the release (blockbackup.go).
+	block := s.prepareBlockBackup(ctx, wl, log)
+	blockOK := false
+	defer func() { block.finish(ctx, blockOK) }()
 	// The frozen section: no start/stop may interleave with it, and it ends
 	// with the workload released on every path.
 	mst, copyErr := func() (MirrorStats, error) {
@@ -202,7 +206,10 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 			return MirrorStats{}, &NotOwnedHereError{Reason: fmt.Sprintf("backup of %s on node %s refused right before the copy: %v; no copy was taken", name, s.cfg.Node, err)}
 		}
 		copyStart := s.now()
-		st, err := syncMirror(ctx, s.cfg.SharedVolume, wl.cfg.Paths, mirror, s.copyExclusions(wl)...)
+		st, err := syncMirror(ctx, s.cfg.SharedVolume, wl.cfg.Paths, mirror, append(s.copyExclusions(wl), block.exclude()...)...)
+		if err == nil {
+			err = block.checkpoint(ctx)
+		}
 		res.CopyMS = s.now().Sub(copyStart).Milliseconds()
 		return st, err
 	}()
@@ -232,14 +239,22 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	log.Info("point-in-time copy taken", "how", how, "stun_ms", res.StunMS, "files", mst.Files, "copied", mst.Copied, "bytes_copied", mst.BytesCopied)
 
 	uploadStart := s.now()
-	snap, stats, err := repo.Backup(ctx, repository.BackupOptions{
+	opts := repository.BackupOptions{
 		Root:  mirror,
 		Paths: wl.cfg.Paths,
 		Meta: repository.SnapshotMeta{
 			Workload: name, Node: s.cfg.Node, Cluster: req.Cluster, Group: req.Group, RunID: req.RunID,
 			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: req.Labels, Time: frozenAt.UTC(),
 		},
-	})
+	}
+	var snap repository.Snapshot
+	var stats repository.BackupStats
+	if block != nil {
+		snap, stats, err = block.backup(ctx, repo, mirror, opts, &res)
+		blockOK = err == nil
+	} else {
+		snap, stats, err = repo.Backup(ctx, opts)
+	}
 	res.UploadMS = s.now().Sub(uploadStart).Milliseconds()
 	if err != nil {
 		return res, fmt.Errorf("backup of %s: upload into %s: %w", name, where, err)

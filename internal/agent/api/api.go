@@ -163,6 +163,16 @@ type BackupResult struct {
 	// RepositoryID is the id of the repository written to; the engine
 	// records the recovery point only when it is the registered one's.
 	RepositoryID string `json:"repository_id"`
+
+	// Block backups (VM disks read through a point-in-time view):
+	// Incremental says every disk was read only where its dirty bitmap
+	// changed since the parent's checkpoint; ViewBytesRead counts the
+	// bytes read from the view; Checkpoint is the bitmap generation the
+	// recovery point covers; FullReason says why a disk was read whole.
+	Incremental   bool   `json:"incremental,omitempty"`
+	ViewBytesRead int64  `json:"view_bytes_read,omitempty"`
+	Checkpoint    string `json:"checkpoint,omitempty"`
+	FullReason    string `json:"full_reason,omitempty"`
 }
 
 // Integrity inspection before a restore writes anything (M8).
