@@ -116,7 +116,7 @@ func (r *blockRun) backup(ctx context.Context, repo *repository.Repository, mirr
 		labels[k] = v
 	}
 	opts.Meta.Labels = labels
-	opts.FixedBlockSize = repository.DefaultFixedBlockSize
+	opts.FixedBlockSize = qemu.BlockSize
 	for try := 0; ; try++ {
 		full := try > 0
 		opts.ChangedRanges = map[string][]repository.Range{}
@@ -220,7 +220,7 @@ func (r *blockRun) readDisk(mirror, rel string, v *qemu.DiskView, incremental bo
 		if err != nil {
 			return nil, 0, fmt.Errorf("disk %s: dirty extents: %w", v.Disk, err)
 		}
-		ranges = alignRanges(ext, repository.DefaultFixedBlockSize, v.Size)
+		ranges = alignRanges(ext, qemu.BlockSize, v.Size)
 	}
 	buf := make([]byte, viewChunk)
 	var read int64

@@ -91,15 +91,15 @@ workload "vm" {
 	}
 	write("node-1", 9<<20, 128<<10, 0x21)
 	r2, want2 := backup("node-1")
-	if !r2.Incremental || r2.ViewBytesRead > 2*(256<<10) || r2.Checkpoint == r1.Checkpoint {
-		t.Fatalf("second backup: %+v, want incremental, at most 512 KiB read, a new checkpoint", r2)
+	if !r2.Incremental || r2.ViewBytesRead > 2*(128<<10) || r2.Checkpoint == r1.Checkpoint {
+		t.Fatalf("second backup: %+v, want incremental, at most 256 KiB read, a new checkpoint", r2)
 	}
 	c.MoveWorkload(t, "vm", "node-1", "node-2")
 	epoch++
 	claim("node-2")
 	write("node-2", 20<<20, 64<<10, 0x31)
 	r3, want3 := backup("node-2")
-	if !r3.Incremental || r3.ViewBytesRead > 2*(256<<10) {
+	if !r3.Incremental || r3.ViewBytesRead > 2*(64<<10) {
 		t.Fatalf("backup after the move: %+v, want incremental", r3)
 	}
 

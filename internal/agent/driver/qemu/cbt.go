@@ -87,6 +87,11 @@ func (b *BlockBackup) dial(ctx context.Context) (*qmp, error) {
 	return q, nil
 }
 
+// BlockSize is the block VM disks are read and stored in: QEMU's dirty
+// bitmap granularity for the default qcow2 cluster size (64 KiB), so a
+// changed cluster costs one block, not the repository's default 256 KiB.
+const BlockSize = 64 << 10
+
 func bitmapName(gen int64) string { return BitmapPrefix + strconv.FormatInt(gen, 10) }
 
 type bitmapInfo struct {
