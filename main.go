@@ -18,6 +18,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/leasecli"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine/serve"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository/repocli"
 )
@@ -70,7 +71,7 @@ func serveProvider(args []string, stderr io.Writer) int {
 
 func runEngine(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: terraform-provider-clusterguard engine repo|lease <subcommand> [flags]")
+		fmt.Fprintln(stderr, "usage: terraform-provider-clusterguard engine serve|check|repo|lease [flags] [flags]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -80,8 +81,10 @@ func runEngine(args []string, stdout, stderr io.Writer) int {
 		return repocli.Run(ctx, args[1:], stdout, stderr)
 	case "lease":
 		return leasecli.Run(ctx, args[1:], stdout, stderr, time.Now)
+	case "serve", "check":
+		return serve.Main(ctx, args, version, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "unknown engine command %q; available: repo, lease\n", args[0])
+		fmt.Fprintf(stderr, "unknown engine command %q; available: serve, check, repo, lease\n", args[0])
 		return 2
 	}
 }
@@ -92,6 +95,8 @@ func usage(w io.Writer) {
 Usage:
   terraform-provider-clusterguard [-debug]          serve the Terraform provider (run by Terraform)
   terraform-provider-clusterguard agent --config F  run the node agent daemon
+  terraform-provider-clusterguard engine serve --config F  run the engine daemon (schedules, /health, /metrics, registration)
+  terraform-provider-clusterguard engine check --config F  validate a daemon config and report on its catalog
   terraform-provider-clusterguard engine repo ...   inspect and maintain a backup repository
   terraform-provider-clusterguard engine lease ...  list or release coordinator leases (break-glass)
   terraform-provider-clusterguard version           print the version

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/watchdog"
 )
 
 // AddrFile is written to the state directory with the address the agent
@@ -32,6 +34,10 @@ type Options struct {
 	Ready func(addr string)
 	// ShutdownTimeout overrides DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// WatchdogBinary, when set, is the binary (this one) whose hidden
+	// `agent watchdog` subcommand kills the workloads if the agent stalls
+	// (see package watchdog). Main sets it.
+	WatchdogBinary string
 }
 
 // Run loads the config, serves the agent API until ctx is cancelled, then shuts
@@ -67,6 +73,9 @@ func Run(ctx context.Context, opts Options) error {
 	srv, err := NewServer(cfg, ServerOptions{Version: opts.Version, Logger: logger})
 	if err != nil {
 		return err
+	}
+	if opts.WatchdogBinary != "" {
+		srv.EnableWatchdog(opts.WatchdogBinary)
 	}
 	// Adopt the workloads running here and renew their ownership leases.
 	// Run returns only once that loop has stopped, so no lease write of a
@@ -106,6 +115,11 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(addr)
 	}
+	if stop, err := srv.startRegistration(ctx, addr, volumeID); err != nil {
+		logger.Warn("not registering with the engine daemon", "error", err)
+	} else {
+		defer stop()
+	}
 
 	select {
 	case err := <-served:
@@ -137,6 +151,9 @@ func Main(args []string, version string) int {
 }
 
 func runMain(args []string, version string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == watchdog.Subcommand { // hidden: started by the agent itself
+		return watchdog.Main(os.Stdin, stderr)
+	}
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path of the agent's HCL config file (required)")
@@ -157,7 +174,12 @@ func runMain(args []string, version string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := Run(ctx, Options{ConfigPath: *configPath, Version: version}); err != nil {
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterguard agent: find its own binary for the watchdog: %v\n", err)
+		return 1
+	}
+	if err := Run(ctx, Options{ConfigPath: *configPath, Version: version, WatchdogBinary: bin}); err != nil {
 		fmt.Fprintf(stderr, "clusterguard agent: %v\n", err)
 		return 1
 	}

@@ -121,6 +121,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusInternalServerError, CodeBackupFailed, err.Error())
 		return
 	}
+	s.metrics.backupSucceeded(wl.cfg.Name, s.now())
 	s.writeJSON(w, http.StatusOK, res)
 }
 

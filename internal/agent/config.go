@@ -80,6 +80,10 @@ type Config struct {
 	ReadOnlyTokenFile string // optional; its token may only GET
 	ReadOnlyToken     Secret
 	Limits            Limits
+
+	// Engine is the engine daemon the agent registers with (config_engine.go).
+	Engine       *EngineConfig
+	AdvertiseURL string // the URL the engine reaches this agent at; "" = from listen
 }
 
 // TLSConfig names the agent's certificate and key; the agent serves HTTPS when set.
@@ -194,6 +198,7 @@ var (
 			{Name: "insecure_plaintext"},
 			{Name: "read_only_token_file"},
 			{Name: "restore_destinations"},
+			{Name: "advertise_url"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "tls"},
@@ -201,6 +206,7 @@ var (
 			{Type: "workload", LabelNames: []string{"name"}},
 			{Type: "repository", LabelNames: []string{"name"}},
 			{Type: "ownership"},
+			{Type: "engine"},
 		},
 	}
 	tlsSchema = &hcl.BodySchema{
@@ -296,8 +302,9 @@ func ParseConfig(path string, src []byte) (*Config, error) {
 }
 
 type configParser struct {
-	cfg   *Config
-	diags hcl.Diagnostics
+	cfg         *Config
+	diags       hcl.Diagnostics
+	engineBlock hcl.Range
 }
 
 func (p *configParser) errorAt(rng hcl.Range, summary, detail string) {
@@ -428,9 +435,12 @@ func (p *configParser) parse(body hcl.Body) {
 				continue
 			}
 			p.parseOwnership(block)
+		case "engine":
+			p.parseEngine(block)
 		}
 	}
 	p.parseTransport(attrs, content.Blocks)
+	p.parseEngineTransport(attrs)
 	p.checkOverlappingPaths(seen)
 }
 

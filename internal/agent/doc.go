@@ -79,6 +79,8 @@
 //	POST /v1/workloads/{name}/backup         freeze, point-in-time copy, release, upload (epoch checked)
 //	POST /v1/node-backup                     the node's whole shared-volume view, its workloads frozen together
 //	POST /v1/workloads/{name}/restore        inspect, stage on the volume, swap in atomically (or inspect only)
+//	GET  /metrics                            Prometheus metrics (metrics.go): workloads by state, requests,
+//	                                         quiesce holds, ownership lease renewals, last backup served
 //
 // Coordinator and fencing (E3): the engine grants an epoch from its catalog;
 // the agent refuses an epoch lower than the highest it has seen (kept in
@@ -148,10 +150,19 @@
 // (heartbeat + expiry + clock_skew_margin not passed); write a claim (node,
 // generation + 1, random claim id, heartbeat); wait 1.5 renewal intervals
 // (expiry + margin when taking over a lease another node let expire);
-// re-read; own it only if the record is still that claim. While the
+// re-read; own it only if the record is still that claim. An acquirer
+// stalled between its read and its rename for longer than the skew margin
+// (measured on the monotonic clock) decided on a stale record and may have
+// overwritten a newer holder's: it re-reads at once, backing off if another
+// record replaced its own, and waits expiry + margin before trusting the
+// claim, as for a takeover. While the
 // workload runs here the lease is renewed every renew_interval; a node that
 // finds its claim replaced, or cannot renew for longer than expiry, stops
-// the workload itself. A stop releases the lease, so another node may start
+// the workload itself. A holder judges its own lease only on the monotonic
+// clock (time since its last successful renewal began, before its read and
+// write), never by comparing the record's expiry with wall time: an NTP step
+// of the wall clock neither stretches nor shortens it. Wall time is only
+// written into records, for other nodes. A stop releases the lease, so another node may start
 // at once, once Status confirms the workload inactive (a stop that left it
 // running fails and keeps the lease); a failed start or an inactive probe
 // releases it only when the workload is definitely inactive (probes: twice,
@@ -167,12 +178,62 @@
 // workload is active here, checked again under the workload's lock right
 // before the swap (held through it).
 //
+// Self-fence: a holder that cannot renew stops its workload expiry −
+// clock_skew_margin − stop_deadline after its last successful renewal
+// began (monotonic clock), decided by a timer apart from the renewals so a
+// renewal write hanging on the volume cannot delay it. That stop is bounded
+// by stop_deadline: the graceful stop gets two thirds of it, then the
+// driver's forced stop (Killer: SIGKILL of the exec workload's processes,
+// found by the CLUSTERGUARD_STATE_DIR in their environment; QEMU quit then
+// SIGKILL; PostgreSQL immediate shutdown then SIGKILL) the rest; an action
+// holding the workload's lock (a backup) delays it by at most a third of
+// the deadline before the workload is forced down beside it. So the
+// workload is down expiry − margin after the last renewal by the holder's
+// own clock, before any node can see the lease expired; a takeover's
+// taker waits expiry + margin more on top. The config enforces
+//
+//	renew_interval + stop_deadline + clock_skew_margin < expiry
+//
+// (at least one renewal attempt may fail before the holder must stop).
+//
+// Watchdog: all of the above runs in the agent, which cannot stop anything
+// while it is itself stopped (SIGSTOP, a frozen VM) or starved. As sanlock
+// does with wdmd — the lease manager pushes an expiry time forward after
+// every successful renewal, and an independent daemon acts once it passes
+// — the agent started from the binary (Options.WatchdogBinary) runs a
+// second process, `agent watchdog` (package watchdog), and after every
+// successful renewal writes it, through a pipe, the end of the lease's
+// validity (expiry − clock_skew_margin after the renewal began) on the
+// host's CLOCK_MONOTONIC. When that passes without a new feed the watchdog
+// SIGKILLs every process carrying the workload's identifying environment
+// entry (WatchdogTarget: exec, qemu and postgresql). It kills processes rather than
+// resetting the host through /dev/watchdog: the agent needs neither the
+// device nor the right to reset the node, and its workloads are processes
+// it started. The simplest robust channel is the pipe: a stopped agent
+// cannot write to it, and its end (the agent exited or was killed) makes
+// the watchdog disarm everything and exit, so stopping or restarting an
+// agent still leaves its workloads running for the next agent to adopt.
+// Not covered: a process that cleared its environment, and a stalled host
+// (the watchdog stalls with it).
+//
 // Timing (config block ownership): renew_interval 2s, expiry 10s,
-// clock_skew_margin 2s by default. It assumes node clocks agree within the
+// clock_skew_margin 2s by default; stop_deadline defaults to half of
+// expiry − renew_interval − clock_skew_margin (3s). It assumes node clocks agree within the
 // margin and that a rename on the shared volume is atomic and seen by every
 // node within one renewal interval. An agent that dies leaves its workloads
-// running and its lease expiring: only an operator's confirmation that the
-// node is dead lets the engine start the workload elsewhere after that.
+// running and its lease expiring (its watchdog exits with it): only an
+// operator's confirmation that the node is dead lets the engine start the
+// workload elsewhere after that.
+//
+// # Registration with the engine daemon
+//
+// With an engine block the agent announces itself to the engine daemon
+// (register.go): POST /v1/nodes/register with the daemon's registration
+// token (not the agent's own token), carrying the node name, the URL the
+// engine reaches it at (advertise_url, else the scheme and bound listen
+// address), the shared volume id, the version and the workload names; at
+// start and every interval, in the background, one warning per failed
+// attempt. https:// is required off loopback unless insecure_plaintext.
 //
 // # Failure counters
 //

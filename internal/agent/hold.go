@@ -69,6 +69,7 @@ func (s *Server) afterAction(wl *workload, action string, hold time.Duration, er
 		h := &thawTimer{deadline: s.now().Add(hold).UTC()}
 		h.timer = time.AfterFunc(hold, func() { s.thawAfterHold(wl, h) })
 		wl.hold = h
+		s.metrics.holdArmed()
 		return &h.deadline
 	case ActionThaw, ActionStop:
 		s.disarmHold(wl)
@@ -80,6 +81,7 @@ func (s *Server) disarmHold(wl *workload) {
 	if wl.hold != nil {
 		wl.hold.timer.Stop()
 		wl.hold = nil
+		s.metrics.holdReleased()
 	}
 }
 
@@ -91,6 +93,7 @@ func (s *Server) thawAfterHold(wl *workload, h *thawTimer) {
 		return
 	}
 	wl.hold = nil
+	s.metrics.holdExpired()
 	s.thawHeld(wl, "the quiesce hold passed without a thaw")
 }
 

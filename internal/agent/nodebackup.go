@@ -75,6 +75,9 @@ func (s *Server) nodeBackup(w http.ResponseWriter, r *http.Request) {
 	var notHere *NotOwnedHereError
 	switch {
 	case err == nil:
+		for _, wl := range wls {
+			s.metrics.backupSucceeded(wl.cfg.Name, s.now())
+		}
 		s.writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &stale):
 		s.writeError(w, http.StatusConflict, CodeStaleEpoch, err.Error())

@@ -37,6 +37,10 @@ type OwnershipConfig struct {
 	RenewInterval   time.Duration
 	Expiry          time.Duration
 	ClockSkewMargin time.Duration
+	// StopDeadline bounds the stop of a workload whose lease this node
+	// lost; zero means the default derived from the others (see
+	// stopDeadline in ownership_fence.go).
+	StopDeadline time.Duration
 }
 
 // DefaultOwnershipConfig returns the default timing.
@@ -100,14 +104,23 @@ func (e *LeaseHeldError) Error() string {
 }
 
 // leaseClock is the time source of the lease, injected so tests run fast.
+// Now is wall time, written into records for other nodes to read; Mono is
+// monotonic elapsed time, the only clock a holder uses to judge its own
+// lease (a wall clock stepped by NTP must not stretch it).
 type leaseClock interface {
 	Now() time.Time
+	Mono() time.Duration
 	After(d time.Duration) <-chan time.Time
 }
 
 type realClock struct{ now func() time.Time }
 
+// monoOrigin carries Go's monotonic reading: time.Since(monoOrigin) never
+// follows wall-clock steps.
+var monoOrigin = time.Now()
+
 func (c realClock) Now() time.Time                       { return c.now() }
+func (realClock) Mono() time.Duration                    { return time.Since(monoOrigin) }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Owners keeps this node's ownership leases: it acquires them like a delta
@@ -134,11 +147,35 @@ type Owners struct {
 	inactiveSeen map[string]time.Time
 	// running is set while Run renews: only then are workloads adopted.
 	running atomic.Bool
+	// vmu guards validFrom and fenced apart from o.mu, so the self-fence
+	// timer decides even while a renewal's write hangs with o.mu held.
+	vmu sync.Mutex
+	// validFrom is, per held lease not yet reported lost, the monotonic
+	// time its last successful renewal began.
+	validFrom map[string]time.Duration
+	// fenced are leases the self-fence timer reported lost whose held
+	// entry is not yet dropped (dropFencedLocked).
+	fenced map[string]bool
+	// wd is the watchdog process's feed, once RunOwnership started it.
+	wd atomic.Pointer[watchdogState]
+	// watchdogBin, when set, is the binary RunOwnership starts the
+	// watchdog from (EnableWatchdog).
+	watchdogBin string
+	// beforeClaimWrite, for tests, runs between Acquire's read of the
+	// record and the write of its claim (a stalled agent).
+	beforeClaimWrite func()
+
+	// renewals counts renewals for the agent's metrics (metrics.go).
+	renewals leaseCounters
 }
 
 type heldLease struct {
 	rec         OwnerRecord
-	lastRenewed time.Time
+	lastRenewed time.Time // wall time of the last renewal, for messages only
+	// renewedMono is the monotonic time at which the last successful
+	// renewal began (before its read and write): the holder's lease is
+	// valid for expiry from then, whatever the wall clock does.
+	renewedMono time.Duration
 }
 
 // NewOwners returns the lease keeper of node on volume.
@@ -194,6 +231,9 @@ func newClaimID() string {
 
 // Holds reports whether this node holds workload's lease (and renews it).
 func (o *Owners) Holds(workload string) bool {
+	if o.isFenced(workload) {
+		return false // decided without o.mu, which a hung write may hold
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	_, ok := o.held[workload]
@@ -205,6 +245,7 @@ func (o *Owners) Holds(workload string) bool {
 // record is still our claim. A lease this node already holds is renewed.
 func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, error) {
 	o.mu.Lock()
+	o.dropFencedLocked()
 	if h, ok := o.held[workload]; ok {
 		err := o.renewLocked(workload, h)
 		rec := h.rec
@@ -214,6 +255,7 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		}
 		return rec, nil
 	}
+	readAt := o.clock.Mono()
 	rec, exists, err := ReadOwnerRecord(o.volume, workload)
 	if err != nil {
 		o.mu.Unlock()
@@ -235,7 +277,13 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 	}
 	claim := OwnerRecord{Workload: workload, Node: o.node, Generation: rec.Generation + 1, Claim: newClaimID(),
 		HeartbeatAt: now.UTC(), RenewIntervalMS: o.cfg.RenewInterval.Milliseconds(), ExpiryMS: o.cfg.Expiry.Milliseconds()}
+	if o.beforeClaimWrite != nil {
+		o.beforeClaimWrite()
+	}
 	err = o.write(claim)
+	if err == nil {
+		delay, err = o.checkClaimGap(workload, rec, claim, o.clock.Mono()-readAt, delay)
+	}
 	o.mu.Unlock()
 	if err != nil {
 		return OwnerRecord{}, fmt.Errorf("claim the ownership lease of %s: %w", workload, err)
@@ -262,6 +310,7 @@ func (o *Owners) Acquire(ctx context.Context, workload string) (OwnerRecord, err
 		return OwnerRecord{}, err
 	}
 	o.held[workload] = h
+	o.setValid(workload, h.renewedMono)
 	delete(o.inactiveSeen, workload)
 	if err := o.rememberClaim(h.rec); err != nil {
 		o.logger.Warn("cannot note the claim in the state directory", "workload", workload, "error", err)
@@ -283,6 +332,7 @@ func (o *Owners) releaseClaim(workload string, claim OwnerRecord) {
 // renewLocked re-reads the record and, if it is still our claim, writes a
 // new heartbeat. o.mu is held.
 func (o *Owners) renewLocked(workload string, h *heldLease) error {
+	began := o.clock.Mono()
 	got, exists, err := ReadOwnerRecord(o.volume, workload)
 	if err == nil && (!exists || got.Claim != h.rec.Claim) {
 		return &leaseLostError{workload: workload, rec: got, exists: exists}
@@ -291,7 +341,9 @@ func (o *Owners) renewLocked(workload string, h *heldLease) error {
 		next := h.rec
 		next.HeartbeatAt = o.clock.Now().UTC()
 		if err = o.write(next); err == nil {
-			h.rec, h.lastRenewed = next, next.HeartbeatAt
+			h.rec, h.lastRenewed, h.renewedMono = next, next.HeartbeatAt, began
+			o.setValid(workload, began)
+			o.feedWatchdog(workload, began)
 			return nil
 		}
 	}
@@ -316,20 +368,25 @@ func (e *leaseLostError) Error() string {
 // stops the workload here.
 func (o *Owners) RenewAll() {
 	o.mu.Lock()
+	o.dropFencedLocked()
 	var lost []struct{ workload, reason string }
 	for name, h := range o.held {
 		err := o.renewLocked(name, h)
+		o.renewals.observe(err)
 		if err == nil {
 			continue
 		}
 		var taken *leaseLostError
 		switch {
 		case errors.As(err, &taken):
-			lost = append(lost, struct{ workload, reason string }{name, taken.Error()})
+			if o.clearValid(name) {
+				lost = append(lost, struct{ workload, reason string }{name, taken.Error()})
+			}
 			delete(o.held, name)
-		case o.clock.Now().Sub(h.lastRenewed) > o.cfg.Expiry:
-			lost = append(lost, struct{ workload, reason string }{name,
-				fmt.Sprintf("the ownership lease could not be renewed since %s, longer than its expiry %s (%v)", h.lastRenewed.Format(time.RFC3339Nano), o.cfg.Expiry, err)})
+		case o.clock.Mono()-h.renewedMono > o.cfg.fenceAfter():
+			if o.clearValid(name) {
+				lost = append(lost, struct{ workload, reason string }{name, o.notRenewedReason(o.clock.Mono()-h.renewedMono, h.lastRenewed, err)})
+			}
 			delete(o.held, name)
 		default:
 			o.logger.Warn("ownership lease renewal failed; retrying", "workload", name, "last_renewed", h.lastRenewed, "error", err)
@@ -350,6 +407,9 @@ func (o *Owners) RenewAll() {
 func (o *Owners) Run(ctx context.Context) {
 	o.running.Store(true)
 	defer o.running.Store(false)
+	fenceDone := make(chan struct{})
+	go func() { defer close(fenceDone); o.fenceLoop(ctx) }()
+	defer func() { <-fenceDone }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -365,6 +425,9 @@ func (o *Owners) Run(ctx context.Context) {
 func (o *Owners) Release(workload string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.dropFencedLocked()
+	o.clearValid(workload)
+	o.disarmWatchdog(workload)
 	delete(o.held, workload)
 	delete(o.inactiveSeen, workload)
 	o.ForgetClaim(workload)
@@ -388,6 +451,7 @@ func (o *Owners) Release(workload string) error {
 func (o *Owners) Verify(workload string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.dropFencedLocked()
 	h, ok := o.held[workload]
 	got, exists, err := ReadOwnerRecord(o.volume, workload)
 	switch {

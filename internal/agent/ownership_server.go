@@ -213,26 +213,24 @@ func (s *Server) ownershipLost(name, reason string) {
 	if !ok {
 		return
 	}
-	wl.actionMu.Lock()
+	if !s.lockForFence(wl) {
+		return // forced down without the lock: another action held it
+	}
 	defer wl.actionMu.Unlock()
 	if s.owners.Holds(name) {
 		return // taken again since
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	s.logger.Error("stopping the workload: this node lost its ownership lease", "workload", name, "reason", reason)
-	if err := wl.driver.Stop(ctx); err != nil {
-		s.driverErrors.Add(1)
-		s.logger.Error("could not stop the workload after losing its ownership lease", "workload", name, "error", err)
-		return
-	}
+	s.logger.Error("stopping the workload: this node lost its ownership lease", "workload", name, "reason", reason, "stop_deadline", s.owners.cfg.stopDeadline())
+	// Bounded by the lease (graceful, then forced): the workload must be
+	// down before another node can take the lease over.
 	// The claim stays noted while the workload may still run here, so a
 	// later probe still fences this copy.
-	if err := s.stoppedHere(ctx, wl); err != nil {
+	if err := s.boundedStop(wl, s.owners.cfg.stopDeadline()); err != nil {
 		s.driverErrors.Add(1)
 		s.logger.Error("the workload still runs here after losing its ownership lease; stop it by hand", "workload", name, "error", err)
 		return
 	}
+	s.owners.disarmWatchdog(name)
 	s.owners.ForgetClaim(name)
 }
 
@@ -257,6 +255,7 @@ func (s *Server) checkOwnedHere(ctx context.Context, wl *workload) error {
 // RunOwnership adopts the workloads found active here at start and renews
 // the held leases until ctx ends.
 func (s *Server) RunOwnership(ctx context.Context) {
+	defer s.startWatchdog()()
 	s.owners.running.Store(true)
 	for _, name := range s.names {
 		if ctx.Err() != nil {

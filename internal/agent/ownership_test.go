@@ -16,8 +16,22 @@ import (
 type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
+	mono   time.Duration
 	waits  []time.Duration
 	during func()
+}
+
+func (c *fakeClock) Mono() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+// stepWall moves only the wall clock, as an NTP step does.
+func (c *fakeClock) stepWall(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -44,6 +58,7 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
+	c.mono += d
 	c.mu.Unlock()
 }
 
@@ -234,10 +249,10 @@ func TestRenewalFailingLongerThanExpiryIsReported(t *testing.T) {
 	if err := os.WriteFile(dir, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	clock.advance(testLease.Expiry - time.Second)
+	clock.advance(testLease.fenceAfter() - time.Second)
 	a.RenewAll()
 	if !a.Holds("web") || len(lost) != 0 {
-		t.Fatal("a renewal failing for less than the expiry already gave the lease up")
+		t.Fatal("a renewal failing for less than expiry − margin − stop deadline already gave the lease up")
 	}
 	clock.advance(2 * time.Second)
 	a.RenewAll()

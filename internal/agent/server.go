@@ -61,6 +61,7 @@ type Server struct {
 	otherFailures atomic.Int64
 
 	handler http.Handler
+	metrics *agentMetrics // metrics.go
 }
 
 type workload struct {
@@ -109,8 +110,10 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		s.workloads[w.Name] = &workload{cfg: w, driver: d}
 	}
 
+	s.metrics = newAgentMetrics(s)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", s.health)
+	mux.Handle("GET "+MetricsPath, s.authenticated(s.serveMetrics))
 	mux.Handle("GET /v1/node", s.authenticated(s.node))
 	mux.Handle("GET /v1/workloads", s.authenticated(s.listWorkloads))
 	mux.Handle("GET /v1/workloads/{name}", s.authenticated(s.getWorkload))
@@ -333,8 +336,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 					s.writeError(rec, http.StatusInternalServerError, CodeInternal, "the agent hit an internal error; see its log")
 				}
 			}
+			s.metrics.request(r.Pattern, rec.status)
 			level := slog.LevelInfo
-			if r.URL.Path == "/v1/health" && rec.status == http.StatusOK {
+			if (r.URL.Path == "/v1/health" || r.URL.Path == MetricsPath) && rec.status == http.StatusOK {
 				level = slog.LevelDebug
 			}
 			s.logger.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(started), "remote", r.RemoteAddr)

@@ -112,6 +112,12 @@ type Run struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time // zero while running
+	// Owner is the engine instance carrying the run out and HeartbeatAt the
+	// last time it said it still does (refreshed while running), so a run
+	// whose engine died can be told from a long one (engine.AbandonedAfter).
+	// "" and zero for runs recorded before owners were kept.
+	Owner       string
+	HeartbeatAt time.Time
 }
 
 // Step outcomes.
@@ -180,6 +186,9 @@ type RestoreOperation struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time // zero while running
+	// Owner and HeartbeatAt: as for Run.
+	Owner       string
+	HeartbeatAt time.Time
 }
 
 // RestoreStep is the restore of one workload within an operation, in order.

@@ -163,6 +163,16 @@
 // Group, Cluster and StartedAt are fixed by CreateRun;
 // UpdateRun keeps them whatever it is passed. When two engines finish the
 // same run at once, exactly one succeeds.
+
+// Runs and restore operations carry Owner (the engine carrying them out) and
+// HeartbeatAt, set at creation and changed only by ClaimRun and
+// ClaimRestore (UpdateRestore also when passed an owner, for a resume): a
+// claim succeeds only while the record runs, is owned by the claimed-from
+// owner, and either keeps the owner (a heartbeat) or finds its heartbeat
+// older than the bound given (a take-over of abandoned work); of concurrent
+// take-overs exactly one succeeds. RunningRuns and RunningRestores list what
+// still runs, oldest first. Records from before migration 0005 have no
+// owner and no heartbeat.
 //
 // # Lists and ordering
 //

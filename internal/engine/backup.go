@@ -146,6 +146,7 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	r.run_ = catalog.Run{
 		ID: r.o.RunID, Group: r.g.Name, Cluster: r.g.Cluster, Expected: expected,
 		Status: catalog.RunRunning, StartedAt: e.now().UTC(), NodeOrder: []string{},
+		Owner: e.owner(), HeartbeatAt: e.now().UTC(),
 	}
 	var healthy []NodeStatus
 	for _, n := range status.Nodes {
@@ -170,6 +171,10 @@ func (r *runner) run(ctx context.Context, status ClusterStatus) (RunReport, erro
 	if err := e.store.CreateRun(ctx, r.run_); err != nil {
 		return RunReport{}, fmt.Errorf("recording run %s: %w", r.run_.ID, err)
 	}
+	// The heartbeat tells a long run from one whose engine died
+	// (RecoverAbandoned); a run taken over as abandoned stops here.
+	ctx, stopBeat := e.keepAlive(ctx, "backup run", r.run_.ID, e.beatRun(r.run_.ID))
+	defer stopBeat()
 	e.log.InfoContext(ctx, "backup run started", "run", r.run_.ID, "group", r.g.Name, "master", master, "order", strings.Join(order, ","), "expected", len(expected))
 
 	if len(expected) == 0 {

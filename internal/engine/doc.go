@@ -26,6 +26,12 @@
 //     workload (node views as "<snapshot>@<workload>").
 //   - restore operation: one restore job, recorded before work starts and
 //     keyed by its request so an interrupted apply resumes it.
+//   - schedule: when a protection group is backed up by itself (PutSchedule);
+//     the engine daemon claims each due slot once. ScheduleStatus reads its
+//     slots and runs back (last run, failures, misses) and whether a daemon
+//     heartbeat is recent (DaemonSeenWithin).
+//   - node registration: what an agent announced to a daemon; stale after
+//     StaleRegistrationAfter without a new announcement.
 //
 // State model of a cluster registration
 //
@@ -38,6 +44,8 @@
 //	running --all expected workloads captured--> succeeded
 //	running --some captured, others missed after verification--> partial
 //	running --nothing captured, or nothing selected--> failed
+//	running --its engine died (heartbeat older than AbandonedAfter)--> failed
+//	        (RecoverAbandoned: "abandoned by <owner> at <time>")
 //
 // State model of a restore operation
 //
@@ -46,6 +54,13 @@
 //	running --process died--> running (resumed by the next apply, which
 //	        first re-checks where each workload runs and restarts any it
 //	        had stopped if it cannot go on)
+//	running --its engine died, no re-apply--> failed (RecoverAbandoned
+//	        restarts what it stopped where it ran, once every node answers)
+//
+// Runs and restore operations carry their engine (Owner) and a heartbeat
+// refreshed every HeartbeatInterval while they run, so RecoverAbandoned
+// (the engine daemon's leader, every minute) tells a dead engine's work
+// from a long one; see abandoned.go and ARCHITECTURE.md, "Safety model".
 //
 // Workload states in the digest: active (on exactly one node), inactive (on
 // none), failed (a node's driver reports failure and none is active),

@@ -29,6 +29,10 @@ type Options struct {
 	// LeaseTTL is how long a coordinator lease lasts unrenewed; default
 	// DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// HeartbeatInterval is how often a running backup or restore refreshes
+	// its heartbeat in the catalog; default and at most HeartbeatInterval
+	// (abandoned.go), which every engine's AbandonedAfter assumes.
+	HeartbeatInterval time.Duration
 }
 
 // Engine is the orchestration engine. It is safe for concurrent use.
@@ -41,6 +45,8 @@ type Engine struct {
 	ownerName    string
 	waitFn       func(ctx context.Context, d time.Duration) error
 	leaseTTL     time.Duration
+
+	heartbeatEvery time.Duration
 
 	randMu sync.Mutex
 	rand   *rand.Rand
@@ -85,6 +91,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.leaseTTL = o.LeaseTTL; e.leaseTTL <= 0 {
 		e.leaseTTL = DefaultLeaseTTL
+	}
+	if e.heartbeatEvery = o.HeartbeatInterval; e.heartbeatEvery <= 0 || e.heartbeatEvery > HeartbeatInterval {
+		e.heartbeatEvery = HeartbeatInterval
 	}
 	if e.probeTimeout <= 0 {
 		e.probeTimeout = 30 * time.Second

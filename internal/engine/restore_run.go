@@ -28,6 +28,9 @@ type RestoreHooks struct {
 	// AfterDeactivate runs once a step has stopped the workload (and
 	// recorded it); ErrSimulatedCrash stops the restore there.
 	AfterDeactivate func(ctx context.Context, step catalog.RestoreStep) error
+	// AfterWrite runs once a step's data was written and swapped in, before
+	// the workload is started; ErrSimulatedCrash stops the restore there.
+	AfterWrite func(ctx context.Context, step catalog.RestoreStep) error
 }
 
 // PlanChangedError says how reality differs from the plan Terraform showed.
@@ -73,7 +76,13 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 			return rep, fmt.Errorf("restore operation %s has an unreadable plan: %w", op.ID, err)
 		}
 		e.log.InfoContext(ctx, "resuming restore operation", "operation", op.ID, "status", op.Status)
+		if op.Status == catalog.RestoreRunning {
+			if err := e.takeOverRunningRestore(ctx, op); err != nil {
+				return rep, err
+			}
+		}
 		op.Status, op.Error = catalog.RestoreRunning, ""
+		op.Owner, op.HeartbeatAt = e.owner(), e.now().UTC()
 		if err := e.store.UpdateRestore(ctx, op); err != nil {
 			return rep, err
 		}
@@ -97,7 +106,7 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 		rep.Plan = plan
 		spec, _ := json.Marshal(plan)
 		op = catalog.RestoreOperation{ID: newOperationID(e.now()), Key: key, Cluster: s.Cluster, Repository: s.Repository,
-			Spec: string(spec), Status: catalog.RestoreRunning, StartedAt: e.now().UTC()}
+			Spec: string(spec), Status: catalog.RestoreRunning, StartedAt: e.now().UTC(), Owner: e.owner(), HeartbeatAt: e.now().UTC()}
 		// Recorded before any work, so a crash from here on is resumable.
 		if err := e.store.CreateRestore(ctx, op); err != nil {
 			return rep, fmt.Errorf("recording restore operation: %w", err)
@@ -106,6 +115,10 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 		return rep, err
 	}
 	rep.Operation = op
+	// The heartbeat tells a long restore from one whose engine died
+	// (RecoverAbandoned); an operation taken over as abandoned stops here.
+	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID))
+	defer stopBeat()
 	done := map[int]catalog.RestoreStep{}
 	prior, err := e.store.RestoreSteps(ctx, op.ID)
 	if err != nil {
@@ -144,6 +157,10 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 			failure = err
 			break
 		}
+	}
+	if lost := lostCause(ctx); lost != nil {
+		// Taken over as abandoned: the new owner records the outcome.
+		return rep, errors.Join(lost, failure)
 	}
 	op.FinishedAt = e.now().UTC()
 	op.Status = catalog.RestoreSucceeded
@@ -334,6 +351,11 @@ func (e *Engine) restoreStep(ctx context.Context, s RestoreSpec, cluster catalog
 	}
 	dataSwapped = true
 	st.BytesWritten = res.BytesWritten
+	if hooks.AfterWrite != nil {
+		if herr := hooks.AfterWrite(ctx, st); errors.Is(herr, ErrSimulatedCrash) {
+			return st, herr
+		}
+	}
 	if p.Activate {
 		if err := e.recheckStep(ctx, s, p, "", "starting"); err != nil {
 			return fail(fmt.Errorf("restored, but not started: %w", err))

@@ -16,6 +16,7 @@ type Store interface {
 	BackupStore
 	RestoreStore
 	ScheduleStore
+	OwnerStore
 }
 
 // ScheduleStore holds backup schedules, their slots, daemon leadership and

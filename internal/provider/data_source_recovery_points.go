@@ -36,7 +36,9 @@ func (d *recoveryPointsDataSource) Metadata(_ context.Context, req datasource.Me
 func (d *recoveryPointsDataSource) Schema(ctx context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Recovery points (point-in-time copies) recorded by backup runs, newest first, filtered by " +
-			"cluster, protection group, workload, repository and time. Use an `id` as a restore job's `recovery_point`.",
+			"cluster, protection group, workload, repository and time. Use an `id` as a restore job's `recovery_point`. " +
+			"When the catalog has none that match (a new catalog over an existing repository), the repositories of the " +
+			"selected cluster, group or repository are read and indexed first.",
 		Attributes: map[string]schema.Attribute{
 			"cluster":    schema.StringAttribute{MarkdownDescription: "Only recovery points of this cluster.", Optional: true, Validators: []validator.String{validate.Name()}},
 			"group":      schema.StringAttribute{MarkdownDescription: "Only recovery points of this protection group.", Optional: true, Validators: []validator.String{validate.Name()}},
@@ -101,10 +103,16 @@ func (d *recoveryPointsDataSource) Read(ctx context.Context, req datasource.Read
 	f := catalog.RecoveryPointFilter{Cluster: m.Cluster.ValueString(), Group: m.Group.ValueString(), Workload: m.Workload.ValueString(), Repository: m.Repository.ValueString()}
 	f.From, _ = time.Parse(time.RFC3339, m.From.ValueString())
 	f.To, _ = time.Parse(time.RFC3339, m.To.ValueString())
-	points, err := d.engine.RecoveryPoints(ctx, f)
+	// With none in the catalog, the repositories are indexed first (a new
+	// catalog over an old repository), as restores do.
+	points, indexErr, err := d.engine.FindRecoveryPoints(ctx, f)
 	if err != nil {
 		resp.Diagnostics.Append(diagCatalogError("listing recovery points", err))
 		return
+	}
+	if indexErr != nil {
+		resp.Diagnostics.AddWarning("Repository Not Indexed",
+			"The catalog has no matching recovery point, and reading the repository for ones it has not indexed failed, so the list may be incomplete: "+indexErr.Error())
 	}
 	tflog.Info(ctx, "recovery points listed", map[string]any{"count": len(points)})
 	m.Latest = types.StringValue("")

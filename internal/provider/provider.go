@@ -4,7 +4,6 @@ package provider
 
 import (
 	"context"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,9 +18,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/postgres"
-	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog/sqlite"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/engine/catalogopen"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/provider/validate"
 )
 
@@ -221,6 +219,7 @@ func (p *clusterguardProvider) Resources(context.Context) []func() resource.Reso
 		NewProtectionGroupResource,
 		NewBackupRunResource,
 		NewRestoreJobResource,
+		NewBackupScheduleResource,
 	}
 }
 
@@ -229,45 +228,19 @@ func (p *clusterguardProvider) DataSources(context.Context) []func() datasource.
 		NewWorkloadDigestDataSource,
 		NewRecoveryPointsDataSource,
 		NewFileVersionsDataSource,
+		NewRegisteredNodesDataSource,
 	}
 }
 
-// openCatalog opens PostgreSQL for postgres:// URLs, else a SQLite file,
-// with the repository secrets sealed by the catalog key (catalog_key.go).
+// openCatalog opens the catalog as every engine process does
+// (catalogopen): the key from CLUSTERGUARD_CATALOG_KEY(_FILE) or beside a
+// SQLite file.
 func openCatalog(ctx context.Context, where string) (engine.Store, error) {
-	box, err := catalogSecretBox(where)
-	if err != nil {
-		return nil, err
-	}
-	var store engine.Store
-	if isPostgresCatalog(where) {
-		store, err = postgres.Open(ctx, where, postgres.Options{})
-	} else {
-		store, err = sqlite.Open(ctx, where, sqlite.Options{})
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := sealCatalogSecrets(ctx, store, box); err != nil {
-		if c, ok := store.(interface{ Close() error }); ok {
-			_ = c.Close()
-		}
-		return nil, err
-	}
-	return store, nil
+	return catalogopen.Open(ctx, where, catalogopen.Options{})
 }
 
 // redactURL drops a password from a catalog URL before it is shown.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	}
-	return u.String()
-}
+func redactURL(s string) string { return catalogopen.RedactURL(s) }
 
 func defaultCatalogPath() string {
 	dir := os.Getenv("XDG_DATA_HOME")

@@ -212,6 +212,7 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 			resp.Diagnostics.Append(diagNodeDrift(name, n))
 		}
 	}
+	resp.Diagnostics.Append(registrationDrift(ctx, r.engine, st.Cluster)...)
 	resp.Diagnostics.Append(state.fill(ctx, st, state.JoinSequence)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
-	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -104,19 +103,7 @@ func (r *protectionGroupResource) Schema(ctx context.Context, _ resource.SchemaR
 				Default:             stringdefault.StaticString(engine.ExtractAtBackup),
 				Validators:          []validator.String{stringvalidator.OneOf(engine.ExtractAts...)},
 			},
-			"retention": schema.SingleNestedAttribute{
-				MarkdownDescription: "Which recovery points are kept after each run (per workload); the rest are forgotten and their data pruned. Without it everything is kept.",
-				Optional:            true,
-				Attributes: map[string]schema.Attribute{
-					"keep_last":    schema.Int64Attribute{MarkdownDescription: "Keep the newest N.", Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
-					"keep_hourly":  schema.Int64Attribute{MarkdownDescription: "Keep the newest of each of the last N hours.", Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
-					"keep_daily":   schema.Int64Attribute{MarkdownDescription: "Keep the newest of each of the last N days.", Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
-					"keep_weekly":  schema.Int64Attribute{MarkdownDescription: "Keep the newest of each of the last N weeks.", Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
-					"keep_monthly": schema.Int64Attribute{MarkdownDescription: "Keep the newest of each of the last N months.", Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
-					"keep_yearly":  schema.Int64Attribute{MarkdownDescription: "Keep the newest of each of the last N years.", Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)}},
-					"keep_within":  schema.StringAttribute{MarkdownDescription: "Keep everything younger than this duration (e.g. `240h` for 10 days).", Optional: true, Validators: []validator.String{validate.Duration(time.Minute, 100*365*24*time.Hour)}},
-				},
-			},
+			"retention": retentionAttribute("Which recovery points are kept after each run (per workload); the rest are forgotten and their data pruned. Without it everything is kept."),
 			"rpo": schema.StringAttribute{
 				MarkdownDescription: "Recovery point objective as a duration (`1h`, `15m`): the newest recovery point of every workload must be younger. A breach shows in `workload_status` and in the plan.",
 				Optional:            true,

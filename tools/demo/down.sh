@@ -7,6 +7,13 @@ DEMO=$ROOT/build/demo
 QS=$ROOT/examples/quickstart
 [ -d "$DEMO" ] || { echo "demo: nothing to stop"; exit 0; }
 
+# The engine daemon: SIGTERM lets a scheduled run in progress finish.
+if [ -f "$DEMO/engine.pid" ]; then
+  pid=$(cat "$DEMO/engine.pid")
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+fi
 TOKEN=$(cat "$DEMO/agent.token" 2>/dev/null || true)
 for i in 1 2 3; do
   node="node-$i"

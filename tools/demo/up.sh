@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a local 3-node demo cluster (real agents on 127.0.0.1, a temporary
-# shared volume, sample workloads), applies examples/quickstart and prints
-# the workload digest. `make demo-down` stops and removes it.
+# shared volume, sample workloads) and the engine daemon, applies
+# examples/quickstart, prints the workload digest, then puts a one-minute
+# schedule into the catalog and shows its first scheduled recovery point.
+# `make demo-down` stops and removes it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$ROOT/build/bin
@@ -21,6 +23,27 @@ printf '%s\n' "$TOKEN" > "$DEMO/agent.token"
 # repository's password is known before they start (the file is 0600: umask).
 REPO_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$REPO_PASSWORD" > "$DEMO/repository.password"
+od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$DEMO/registration.token"
+
+# The engine daemon first, so the agents can register with it; it shares
+# the SQLite catalog (and the key beside it) with the provider.
+cat > "$DEMO/engine.hcl" <<HCL
+catalog                 = "$DEMO/catalog.db"
+agent_token_file        = "$DEMO/agent.token"
+registration_token_file = "$DEMO/registration.token"
+listen                  = "127.0.0.1:0"
+HCL
+"$BIN/terraform-provider-clusterguard" engine check --config "$DEMO/engine.hcl"
+setsid nohup "$BIN/terraform-provider-clusterguard" engine serve --config "$DEMO/engine.hcl" --ready-file "$DEMO/engine.addr" \
+  > "$DEMO/engine.log" 2>&1 < /dev/null &
+echo $! > "$DEMO/engine.pid"
+for _ in $(seq 1 100); do
+  [ -s "$DEMO/engine.addr" ] && break
+  kill -0 "$(cat "$DEMO/engine.pid")" 2>/dev/null || { echo "demo: the engine daemon exited; see $DEMO/engine.log" >&2; cat "$DEMO/engine.log" >&2; exit 1; }
+  sleep 0.1
+done
+ENGINE="http://$(cat "$DEMO/engine.addr")"
+echo "engine daemon listening on $ENGINE"
 
 for i in 1 2 3; do
   node="node-$i"
@@ -36,6 +59,13 @@ token_file    = "$DEMO/agent.token"
 repository "demo" {
   url           = "$DEMO/repository"
   password_file = "$DEMO/repository.password"
+}
+
+engine {
+  url        = "$ENGINE"
+  token_file = "$DEMO/registration.token"
+  cluster    = "demo"
+  interval   = "10s"
 }
 HCL
     for w in "${WORKLOADS[@]}"; do
@@ -113,11 +143,17 @@ terraform output digest
 echo
 echo "First federated backup:"
 terraform output backup
+echo
+echo "Engine daemon: $(curl -fsS "$ENGINE/health")"
+(cd "$ROOT" && go run ./tools/demo/schedule -catalog "$DEMO/catalog.db" -group all -cron '* * * * *')
+"$BIN/terraform-provider-clusterguard" engine check --config "$DEMO/engine.hcl"
 cat <<MSG
 
 The demo cluster runs under build/demo. Try:
   cd examples/quickstart && terraform output
   export TF_CLI_CONFIG_FILE=$DEMO/terraformrc CLUSTERGUARD_AGENT_TOKEN=\$(cat $DEMO/agent.token)
   terraform plan        # after moving a workload: curl -X POST -H "Authorization: Bearer \$CLUSTERGUARD_AGENT_TOKEN" ${EP[node-1]}/v1/workloads/web/stop
+  curl $ENGINE/metrics | grep ^clusterguard_   # the daemon's metrics
+  tail -f $DEMO/engine.log                       # the daemon runs the schedule every minute
 Stop and remove it with: make demo-down
 MSG

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,9 +14,12 @@ import (
 )
 
 // TestOwnership is the lease timing of test agents: starts wait 300 ms
-// instead of seconds, and the expiry still leaves fifteen renewals of slack
-// on a loaded machine, so no test workload is stopped by a late renewal.
-var TestOwnership = agent.OwnershipConfig{RenewInterval: 200 * time.Millisecond, Expiry: 3 * time.Second, ClockSkewMargin: 500 * time.Millisecond}
+// instead of seconds. A holder that cannot renew stops its workload 1.7 s
+// after its last renewal (expiry − margin − stop deadline), within the
+// 800 ms stop deadline: eight renewals of slack on a loaded machine, so no
+// test workload is stopped by a late renewal.
+var TestOwnership = agent.OwnershipConfig{RenewInterval: 200 * time.Millisecond, Expiry: 3 * time.Second, ClockSkewMargin: 500 * time.Millisecond,
+	StopDeadline: 800 * time.Millisecond}
 
 // OwnershipTiming is the lease timing the cluster's agents use.
 func (c *Cluster) OwnershipTiming() agent.OwnershipConfig {
@@ -27,8 +31,12 @@ func (c *Cluster) OwnershipTiming() agent.OwnershipConfig {
 
 func (c *Cluster) ownershipBlock() string {
 	o := c.OwnershipTiming()
-	return fmt.Sprintf("\nownership {\n  renew_interval    = %q\n  expiry            = %q\n  clock_skew_margin = %q\n}\n",
-		o.RenewInterval, o.Expiry, o.ClockSkewMargin)
+	stop := ""
+	if o.StopDeadline > 0 {
+		stop = fmt.Sprintf("  stop_deadline     = %q\n", o.StopDeadline)
+	}
+	return fmt.Sprintf("\nownership {\n  renew_interval    = %q\n  expiry            = %q\n  clock_skew_margin = %q\n%s}\n",
+		o.RenewInterval, o.Expiry, o.ClockSkewMargin, stop)
 }
 
 // OwnerRecords reads every owner record on the cluster's shared volume, by workload.
@@ -119,4 +127,19 @@ func (c *Cluster) StartWorkloadProcess(t testing.TB, node, workload string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("start %s on %s by hand: %v\n%s", workload, node, err, out)
 	}
+}
+
+// SignalAgent sends sig to node's agent process (only to it: its watchdog
+// and workloads run in sessions of their own), e.g. SIGSTOP to freeze it as
+// a stalled host would, and SIGCONT to let it run again.
+func (c *Cluster) SignalAgent(t testing.TB, node string, sig syscall.Signal) {
+	t.Helper()
+	n := c.node(t, node)
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil || closed(exited) {
+		t.Fatalf("signal %v to the agent of %s: it is not running", sig, node)
+	}
+	must(t, syscall.Kill(cmd.Process.Pid, sig))
 }

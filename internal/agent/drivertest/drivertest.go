@@ -10,6 +10,7 @@ import (
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/proc"
 )
 
 // Timeout bounds each driver call made by the suite.
@@ -97,6 +98,48 @@ func Run(t *testing.T, newWorkload func(t *testing.T) Workload) {
 			expectState(t, d, "after Start", api.StateActive)
 			call(t, "Stop", d.Stop)
 			expectState(t, d, "after Stop", api.StateInactive)
+		}
+	})
+
+	// The forced stop of a workload whose ownership lease was lost: it must
+	// bring even a frozen workload down quickly, and leave nothing that
+	// keeps the next start from working.
+	t.Run("KillForcesTheWorkloadDown", func(t *testing.T) {
+		d := newDriver(t)
+		k, ok := d.(agent.Killer)
+		if !ok {
+			t.Skip("the driver has no forced stop")
+		}
+		call(t, "Start", d.Start)
+		call(t, "Quiesce", d.Quiesce)
+		began := time.Now()
+		call(t, "Kill", k.Kill)
+		if took := time.Since(began); took > 3*time.Second {
+			t.Errorf("Kill took %v; a forced stop must fit in a lease's stop deadline (seconds)", took)
+		}
+		expectState(t, d, "after Kill", api.StateInactive)
+		call(t, "Kill again", k.Kill) // idempotent
+		call(t, "Start after Kill", d.Start)
+		expectState(t, d, "after a Start following Kill", api.StateActive)
+		call(t, "Stop", d.Stop)
+	})
+
+	// The agent's watchdog kills a stalled agent's workload by an
+	// environment entry of its processes: it must find the running
+	// workload, and nothing once it stopped.
+	t.Run("WatchdogEnvFindsTheWorkload", func(t *testing.T) {
+		d := newDriver(t)
+		wt, ok := d.(agent.WatchdogTarget)
+		if !ok {
+			t.Skip("the driver's workloads are not covered by the watchdog")
+		}
+		call(t, "Start", d.Start)
+		if pids := proc.WithEnv(wt.WatchdogEnv()); len(pids) == 0 {
+			t.Errorf("no process carries %q while the workload runs", wt.WatchdogEnv())
+		}
+		call(t, "Stop", d.Stop)
+		if !proc.WaitUntil(context.Background(), Timeout, func() bool { return len(proc.WithEnv(wt.WatchdogEnv())) == 0 }) {
+			t.Errorf("processes %v still carry %q after Stop", proc.WithEnv(wt.WatchdogEnv()), wt.WatchdogEnv())
 		}
 	})
 

@@ -137,6 +137,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RestoreTransitions", testRestoreTransitions},
 		{"ListRestores", testListRestores},
 		{"RestoreStepsReplaceAndDelete", testRestoreSteps},
+
+		{"RunOwnerHeartbeatAndTakeOver", testRunOwnerHeartbeatAndTakeOver},
+		{"RestoreOwnerHeartbeatAndTakeOver", testRestoreOwnerHeartbeatAndTakeOver},
+		{"ConcurrentTakeOver", testConcurrentTakeOver},
 	}
 	cases = append(cases, scheduleCases...)
 	for _, c := range cases {

@@ -26,7 +26,8 @@ func (s *Store) CreateRestore(ctx context.Context, op catalog.RestoreOperation) 
 	return nil
 }
 
-// UpdateRestore replaces status, error and finished time.
+// UpdateRestore replaces status, error and finished time (and owner and
+// heartbeat when op names an owner).
 func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -42,6 +43,9 @@ func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) 
 		return fmt.Errorf("memory catalog: update restore %q: %w", op.ID, err)
 	}
 	cur.Status, cur.Error, cur.FinishedAt = op.Status, op.Error, op.FinishedAt
+	if op.Owner != "" {
+		cur.Owner, cur.HeartbeatAt = op.Owner, op.HeartbeatAt
+	}
 	if err := catalog.ValidateRestore(cur); err != nil {
 		return fmt.Errorf("memory catalog: update restore: %w", err)
 	}

@@ -10,13 +10,13 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 )
 
-const restoreColumns = `id, key, cluster, repository, spec, status, error, started_at, finished_at`
+const restoreColumns = `id, key, cluster, repository, spec, status, error, started_at, finished_at, owner, heartbeat_at`
 
 func scanRestore(row scanner) (catalog.RestoreOperation, error) {
 	var op catalog.RestoreOperation
-	var started, finished sql.NullInt64
-	err := row.Scan(&op.ID, &op.Key, &op.Cluster, &op.Repository, &op.Spec, &op.Status, &op.Error, &started, &finished)
-	op.StartedAt, op.FinishedAt = fromNanos(started), fromNanos(finished)
+	var started, finished, heartbeat sql.NullInt64
+	err := row.Scan(&op.ID, &op.Key, &op.Cluster, &op.Repository, &op.Spec, &op.Status, &op.Error, &started, &finished, &op.Owner, &heartbeat)
+	op.StartedAt, op.FinishedAt, op.HeartbeatAt = fromNanos(started), fromNanos(finished), fromNanos(heartbeat)
 	return op, err
 }
 
@@ -26,8 +26,9 @@ func (s *Store) CreateRestore(ctx context.Context, op catalog.RestoreOperation) 
 		return fmt.Errorf("%s: create restore: %w", s.name, err)
 	}
 	err := s.write(ctx, func(tx *Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO restore_operations (`+restoreColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING`, op.ID, op.Key, op.Cluster, op.Repository, op.Spec, op.Status, op.Error, toNanos(op.StartedAt), toNanos(op.FinishedAt)))
+		n, err := rowsAffected(tx.ExecContext(ctx, `INSERT INTO restore_operations (`+restoreColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING`, op.ID, op.Key, op.Cluster, op.Repository, op.Spec, op.Status, op.Error, toNanos(op.StartedAt), toNanos(op.FinishedAt),
+			op.Owner, toNanos(op.HeartbeatAt)))
 		if err == nil && n == 0 {
 			err = fmt.Errorf("a restore operation with this id exists: %w", catalog.ErrConflict)
 		}
@@ -39,8 +40,8 @@ ON CONFLICT (id) DO NOTHING`, op.ID, op.Key, op.Cluster, op.Repository, op.Spec,
 	return nil
 }
 
-// UpdateRestore replaces status, error and finished time; a succeeded
-// operation is final.
+// UpdateRestore replaces status, error and finished time (and owner and
+// heartbeat when op names an owner); a succeeded operation is final.
 func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) error {
 	err := s.write(ctx, func(tx *Tx) error {
 		cur, err := scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = ?`, op.ID))
@@ -54,11 +55,14 @@ func (s *Store) UpdateRestore(ctx context.Context, op catalog.RestoreOperation) 
 			return err
 		}
 		cur.Status, cur.Error, cur.FinishedAt = op.Status, op.Error, op.FinishedAt
+		if op.Owner != "" {
+			cur.Owner, cur.HeartbeatAt = op.Owner, op.HeartbeatAt
+		}
 		if err := catalog.ValidateRestore(cur); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE restore_operations SET status = ?, error = ?, finished_at = ? WHERE id = ?`,
-			cur.Status, cur.Error, toNanos(cur.FinishedAt), cur.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE restore_operations SET status = ?, error = ?, finished_at = ?, owner = ?, heartbeat_at = ? WHERE id = ?`,
+			cur.Status, cur.Error, toNanos(cur.FinishedAt), cur.Owner, toNanos(cur.HeartbeatAt), cur.ID)
 		return err
 	})
 	if err != nil {

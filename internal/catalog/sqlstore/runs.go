@@ -10,7 +10,7 @@ import (
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/catalog"
 )
 
-const runColumns = `id, group_name, cluster, master, node_order, expected, status, error, started_at, finished_at`
+const runColumns = `id, group_name, cluster, master, node_order, expected, status, error, started_at, finished_at, owner, heartbeat_at`
 
 // CreateRun inserts r, or returns an error wrapping catalog.ErrConflict if a
 // run with its id exists.
@@ -20,10 +20,10 @@ func (s *Store) CreateRun(ctx context.Context, r catalog.Run) error {
 	}
 	err := s.write(ctx, func(tx *Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx, `
-INSERT INTO runs (`+runColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs (`+runColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING`,
 			r.ID, r.Group, r.Cluster, r.Master, encodeNames(r.NodeOrder), encodeNames(r.Expected),
-			r.Status, r.Error, toNanos(r.StartedAt), toNanos(r.FinishedAt)))
+			r.Status, r.Error, toNanos(r.StartedAt), toNanos(r.FinishedAt), r.Owner, toNanos(r.HeartbeatAt)))
 		if err != nil || n == 1 {
 			return err
 		}
@@ -212,13 +212,13 @@ FROM run_steps WHERE run_id = ? ORDER BY seq`, runID)
 func scanRun(r scanner) (catalog.Run, error) {
 	var run catalog.Run
 	var nodeOrder, expected string
-	var started, finished sql.NullInt64
+	var started, finished, heartbeat sql.NullInt64
 	err := r.Scan(&run.ID, &run.Group, &run.Cluster, &run.Master, &nodeOrder, &expected,
-		&run.Status, &run.Error, &started, &finished)
+		&run.Status, &run.Error, &started, &finished, &run.Owner, &heartbeat)
 	if err != nil {
 		return run, err
 	}
-	run.StartedAt, run.FinishedAt = fromNanos(started), fromNanos(finished)
+	run.StartedAt, run.FinishedAt, run.HeartbeatAt = fromNanos(started), fromNanos(finished), fromNanos(heartbeat)
 	if run.NodeOrder, err = decodeNames("node_order", nodeOrder); err != nil {
 		return run, fmt.Errorf("run %q: %w", run.ID, err)
 	}

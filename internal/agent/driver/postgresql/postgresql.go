@@ -309,6 +309,41 @@ func (d *Driver) Stop(ctx context.Context) error {
 	return nil
 }
 
+// watchdogVar, in the environment of every program the driver runs and so
+// of the server pg_ctl starts (and its backends), names the data
+// directory: the agent's watchdog finds and kills the server by it.
+const watchdogVar = "CLUSTERGUARD_POSTGRESQL_DATA_DIR"
+
+// WatchdogEnv is the environment entry of this workload's server processes.
+func (d *Driver) WatchdogEnv() string { return watchdogVar + "=" + d.cfg.DataDir }
+
+// Kill forces the server down at once: immediate shutdown (SIGQUIT; the
+// next start recovers from the WAL) for at most half a second, then
+// SIGKILL to the postmaster and every process below it; its records are
+// then removed as by Stop.
+func (d *Driver) Kill(ctx context.Context) error {
+	pid, err := d.recordedPID()
+	if err != nil {
+		return err
+	}
+	if pid != 0 && d.isOurPostmaster(pid) {
+		d.signalAll(pid, syscall.SIGCONT) // a frozen server cannot shut down
+		_ = syscall.Kill(pid, syscall.SIGQUIT)
+		if !d.waitGone(ctx, pid, 500*time.Millisecond) {
+			// Backends listed first: once the postmaster is gone they are
+			// no longer found below it.
+			for _, c := range append(proc.Descendants(pid), pid) {
+				_ = syscall.Kill(c, syscall.SIGKILL)
+			}
+			if !d.waitGone(context.WithoutCancel(ctx), pid, 5*time.Second) {
+				return fmt.Errorf("kill %s: the server (pid %d) is still running after SIGKILL", d.cfg.Workload, pid)
+			}
+		}
+		d.log.Warn("postgresql forced down", "pid", pid)
+	}
+	return d.Stop(ctx) // the server is gone: Stop only removes its records
+}
+
 // Quiesce checkpoints, then freezes every process of the server.
 func (d *Driver) Quiesce(ctx context.Context) error {
 	pid, err := d.runningPID()
@@ -587,7 +622,7 @@ func (d *Driver) runTo(ctx context.Context, out *os.File, prog string, args ...s
 func (d *Driver) command(ctx context.Context, prog string, args ...string) *osexec.Cmd {
 	cmd := osexec.CommandContext(ctx, prog, args...)
 	cmd.Dir = "/" // the server's user may not reach the agent's directories
-	cmd.Env = []string{"PATH=" + d.cfg.BinDir + ":/usr/bin:/bin", "LC_ALL=C", "PGCONNECT_TIMEOUT=10"}
+	cmd.Env = []string{"PATH=" + d.cfg.BinDir + ":/usr/bin:/bin", "LC_ALL=C", "PGCONNECT_TIMEOUT=10", d.WatchdogEnv()}
 	// Its own process group, so pg_ctl's daemonised server is not killed
 	// with the agent's group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.cred, Setpgid: true}

@@ -354,6 +354,34 @@ func (d *Driver) Stop(ctx context.Context) error {
 	return nil
 }
 
+// WatchdogEnv is the environment entry of this VM's QEMU process, by
+// which the agent's watchdog finds and kills it.
+func (d *Driver) WatchdogEnv() string { return vmIDVar + "=" + d.pidPath() }
+
+// Kill forces the VM down at once, without the guest's powerdown: QMP quit
+// (QEMU flushes its images and exits) for at most half a second, then
+// SIGKILL; the pid and QMP files are removed as by Stop.
+func (d *Driver) Kill(ctx context.Context) error {
+	pid, err := d.recordedPID()
+	if err != nil {
+		return err
+	}
+	if pid != 0 && d.isOurVM(pid) {
+		qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_ = d.qmpDo(qctx, "quit")
+		gone := d.waitGone(qctx, pid, 500*time.Millisecond)
+		cancel()
+		if !gone {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			if !d.waitGone(context.WithoutCancel(ctx), pid, 5*time.Second) {
+				return fmt.Errorf("kill %s: QEMU (pid %d) is still running after SIGKILL", d.cfg.Workload, pid)
+			}
+		}
+		d.log.Warn("vm forced down", "pid", pid)
+	}
+	return d.Stop(ctx) // the VM is gone: Stop only removes its files
+}
+
 func (d *Driver) stopVM(ctx context.Context, pid int) {
 	_ = d.qmpDo(ctx, "cont") // fails in states like guest-panicked; power down anyway
 	if err := d.qmpDo(ctx, "system_powerdown"); err != nil {

@@ -1,4 +1,4 @@
-package provider
+package catalogopen
 
 import (
 	"context"
@@ -12,12 +12,12 @@ import (
 )
 
 // A SQLite catalog an older release wrote (secrets in plaintext) is sealed
-// when the provider opens it: afterwards no byte of its files holds a
+// when it is opened: afterwards no byte of its files holds a
 // secret, the key file beside it is 0600, and the repository reads back
-// unchanged through the provider's store.
+// unchanged through the opened store.
 func TestOpenCatalogSealsPlaintextSecretsOfOlderRelease(t *testing.T) {
-	t.Setenv(envCatalogKey, "")
-	t.Setenv(envCatalogKeyFile, "")
+	t.Setenv(EnvCatalogKey, "")
+	t.Setenv(EnvCatalogKeyFile, "")
 	ctx := context.Background()
 	where := filepath.Join(t.TempDir(), "catalog.db")
 	old, err := sqlite.Open(ctx, where, sqlite.Options{})
@@ -31,7 +31,7 @@ func TestOpenCatalogSealsPlaintextSecretsOfOlderRelease(t *testing.T) {
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	store, err := openCatalog(ctx, where)
+	store, err := Open(ctx, where, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,5 +54,26 @@ func TestOpenCatalogSealsPlaintextSecretsOfOlderRelease(t *testing.T) {
 	}
 	if fi, err := os.Stat(where + ".key"); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("catalog key file: %v, %v; want mode 0600", fi, err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	if got := RedactURL("postgres://cg:s3cret@db:5432/cat"); strings.Contains(got, "s3cret") {
+		t.Errorf("RedactURL kept the password: %s", got)
+	}
+	if got := RedactURL("/var/lib/clusterguard/catalog.db"); got != "/var/lib/clusterguard/catalog.db" {
+		t.Errorf("RedactURL changed a path: %s", got)
+	}
+}
+
+// With NoEnv a PostgreSQL catalog without key_file is refused even when
+// the environment holds a key: the daemon's secrets come from its config.
+func TestSecretBoxNoEnvIgnoresEnvironment(t *testing.T) {
+	t.Setenv(EnvCatalogKey, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	if _, err := SecretBox("postgres://u@h/db", Options{NoEnv: true}); err == nil || !strings.Contains(err.Error(), "catalog_key_file") {
+		t.Fatalf("SecretBox(NoEnv) = %v; want a refusal naming catalog_key_file", err)
+	}
+	if _, err := SecretBox("postgres://u@h/db", Options{}); err != nil {
+		t.Fatalf("SecretBox from the environment: %v", err)
 	}
 }
