@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/qemu"
 )
 
@@ -160,5 +162,41 @@ func TestBlockBackupIncremental(t *testing.T) {
 	r7 := blockBackup(t, m, r6.image, nil, true)
 	if r7.base != r6.gen || r7.read != 0 {
 		t.Fatalf("nothing changed: base %d read %d, want base %d and nothing read", r7.base, r7.read, r6.gen)
+	}
+
+	// QEMU killed while it had the image's stored bitmap loaded (in use):
+	// the bitmap is marked inconsistent and the next backup reads
+	// everything.
+	do(t, "stop", d.Stop)
+	do(t, "start", d.Start)
+	m.write(61<<20, 64<<10, 0x61)
+	do(t, "pause", d.Pause) // flushes the write (the model has it), not the bitmap
+	if err := syscall.Kill(vmPID(t, d), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, d, api.StateFailed)
+	do(t, "stop", d.Stop)
+	do(t, "start", d.Start)
+	r8 := blockBackup(t, m, r7.image, nil, true)
+	if r8.base != 0 || !strings.Contains(r8.reason, "inconsistent") {
+		t.Fatalf("after a crash: base %d (%q), want a full read because the bitmap is inconsistent", r8.base, r8.reason)
+	}
+	r9 := blockBackup(t, m, r8.image, nil, true)
+	if r9.base != r8.gen {
+		t.Fatalf("after the full read: base %d (%q), want %d", r9.base, r9.reason, r8.gen)
+	}
+}
+
+func waitStatus(t *testing.T, d *qemu.Driver, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := d.Status(context.Background()); st == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the VM did not become %s", want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the process to go
 	}
 }
