@@ -222,22 +222,22 @@ func (r *blockRun) readDisk(mirror, rel string, v *qemu.DiskView, incremental bo
 		}
 		ranges = alignRanges(ext, qemu.BlockSize, v.Size)
 	}
-	buf := make([]byte, viewChunk)
 	var read int64
-	for _, rg := range ranges {
-		for off := rg.Offset; off < rg.Offset+rg.Length; {
-			n := min(int64(viewChunk), rg.Offset+rg.Length-off)
-			if _, err := v.ReadAt(buf[:n], off); err != nil {
-				return nil, read, fmt.Errorf("disk %s: read the view: %w", v.Disk, err)
+	ext := make([]qemu.Extent, len(ranges))
+	for i, rg := range ranges {
+		ext[i] = qemu.Extent{Offset: rg.Offset, Length: rg.Length}
+	}
+	err = v.ReadExtents(ext, func(off int64, data []byte) error {
+		read += int64(len(data))
+		if incremental || !allZero(data) {
+			if _, err := f.WriteAt(data, off); err != nil {
+				return fmt.Errorf("write into the mirror: %w", err)
 			}
-			read += n
-			if incremental || !allZero(buf[:n]) {
-				if _, err := f.WriteAt(buf[:n], off); err != nil {
-					return nil, read, fmt.Errorf("disk %s: write into the mirror: %w", v.Disk, err)
-				}
-			}
-			off += n
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, read, fmt.Errorf("disk %s: read the view: %w", v.Disk, err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, read, fmt.Errorf("disk %s: %w", v.Disk, err)

@@ -470,3 +470,13 @@ func (b *BlockBackup) waitFor(q *qmp, query string, done func(json.RawMessage) b
 		time.Sleep(5 * time.Millisecond) // QEMU sends events, but polling is simpler and short
 	}
 }
+
+// ReadExtents reads the given extents of the view with several requests
+// in flight, handing each piece (at most 4 MiB) to f as it arrives, in any
+// order; the data is reused after f returns.
+func (v *DiskView) ReadExtents(ext []Extent, f func(off int64, data []byte) error) error {
+	if v.nbd == nil {
+		return fmt.Errorf("disk %s: view not open", v.Disk)
+	}
+	return v.nbd.ReadExtents(ext, f)
+}
