@@ -128,11 +128,11 @@ func (d *Driver) PrepareBlockBackup(ctx context.Context) (_ *BlockBackup, err er
 	if err != nil {
 		return nil, err
 	}
-	defer q.Close() //nolint:errcheck // commands are answered before it closes
 	b := &BlockBackup{d: d, Generation: time.Now().UnixNano(), sock: filepath.Join(d.cfg.StateDir, "nbd.sock")}
 	defer func() {
+		_ = q.Close() // before Finish: QMP serves one session at a time
 		if err != nil {
-			b.Finish(context.WithoutCancel(ctx), false)
+			_ = b.Finish(context.WithoutCancel(ctx), false)
 		}
 	}()
 	raw, err := q.execute("query-named-block-nodes", map[string]any{"flat": true})
@@ -209,6 +209,8 @@ func pickBase(format string, bitmaps []bitmapInfo) (int64, string) {
 // backup succeeded; a full read follows anyway when the recovery point's
 // checkpoint does not match).
 func (b *BlockBackup) cleanupStale(q *qmp, nodes []nodeInfo) {
+	// A server left running (or none): nbd-server-start needs none.
+	defer func() { _, _ = q.execute("nbd-server-stop", nil) }()
 	if !slices.ContainsFunc(nodes, func(n nodeInfo) bool { return strings.HasPrefix(n.NodeName, "cg-fleece") }) {
 		return
 	}

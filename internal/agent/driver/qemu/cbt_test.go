@@ -196,6 +196,29 @@ func TestBlockBackupIncremental(t *testing.T) {
 	if r9.base != r8.gen {
 		t.Fatalf("after the full read: base %d (%q), want %d", r9.base, r9.reason, r8.gen)
 	}
+
+	// An agent that died mid-backup leaves its view in QEMU: the next
+	// backup clears it and goes on from the abandoned checkpoint.
+	ctx := context.Background()
+	m.write(62<<20, 64<<10, 0x71)
+	left, err := d.PrepareBlockBackup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, "pause", d.Pause)
+	if err := left.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	do(t, "resume", d.Resume)
+	atLeft := bytes.Clone(m.data)
+	if err := left.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.write(63<<20, 64<<10, 0x72)
+	r10 := blockBackup(t, m, atLeft, nil, true)
+	if r10.base != left.Generation || r10.read > 2*(64<<10) {
+		t.Fatalf("after an abandoned backup: base %d read %d, want base %d and 64 KiB read", r10.base, r10.read, left.Generation)
+	}
 }
 
 func waitStatus(t *testing.T, d *qemu.Driver, want string) {
