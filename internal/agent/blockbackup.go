@@ -245,8 +245,9 @@ func (r *blockRun) readDisk(mirror, rel string, v *qemu.DiskView, incremental bo
 	return ranges, read, nil
 }
 
-func execCommandContext(ctx context.Context, name string, args ...string) *osexec.Cmd {
-	cmd := osexec.CommandContext(ctx, name, args...)
+// qemuImg runs qemu-img (from PATH) with a minimal environment.
+func qemuImg(ctx context.Context, args ...string) *osexec.Cmd {
+	cmd := osexec.CommandContext(ctx, "qemu-img", args...) //nolint:gosec // G204: fixed program; the arguments are paths in the staging area
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 	cmd.Dir = "/"
 	return cmd
@@ -300,7 +301,7 @@ func convertRestoredDisks(ctx context.Context, snap repository.Snapshot, staging
 		}
 		tmp := path + ".cg-convert"
 		_ = os.Remove(tmp)
-		cmd := execCommandContext(ctx, "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", path, tmp)
+		cmd := qemuImg(ctx, "convert", "-q", "-f", "raw", "-O", "qcow2", path, tmp)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			_ = os.Remove(tmp)
 			return fmt.Errorf("convert the restored disk %s back into qcow2 (qemu-img convert; install qemu-utils): %w: %s", rel, err, strings.TrimSpace(string(out)))
