@@ -177,7 +177,18 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 			}
 		})
 	}
+	// VM disks: a point-in-time view read after the release (blockbackup.go).
+	block := s.prepareBlockBackup(ctx, wl, log)
+	blockOK := false
+	defer func() { block.finish(ctx, blockOK) }()
 	view, removeView, err := s.prepareView(wl, req.RunID, log) // view.go
+	if block != nil {
+		// The disks come from QEMU's own view; the rest of the VM's files
+		// are few and small, and the disks' sparse reads are written beside
+		// them, so the mirror holds them.
+		removeView()
+		view, removeView, err = s.mirrorView(wl, block.exclude()), func() {}, nil
+	}
 	if err != nil {
 		return res, fmt.Errorf("backup of %s: %w", name, err)
 	}
@@ -211,6 +222,9 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		}
 		copyStart := s.now()
 		st, err := view.take(ctx)
+		if err == nil {
+			err = block.checkpoint(ctx)
+		}
 		res.CopyMS = s.now().Sub(copyStart).Milliseconds()
 		return st, err
 	}()
@@ -244,7 +258,7 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	}
 
 	uploadStart := s.now()
-	snap, stats, err := repo.Backup(ctx, repository.BackupOptions{
+	opts := repository.BackupOptions{
 		Root:        viewRoot,
 		Paths:       wl.cfg.Paths,
 		IgnoreInode: view.FreshInodes(),
@@ -253,7 +267,15 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 			Workload: name, Node: s.cfg.Node, Cluster: req.Cluster, Group: req.Group, RunID: req.RunID,
 			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: s.describingLabels(req.Labels, api.ExtractAtBackup, wl), Time: frozenAt.UTC(),
 		},
-	})
+	}
+	var snap repository.Snapshot
+	var stats repository.BackupStats
+	if block != nil {
+		snap, stats, err = block.backup(ctx, repo, viewRoot, opts, &res)
+		blockOK = err == nil
+	} else {
+		snap, stats, err = repo.Backup(ctx, opts)
+	}
 	res.UploadMS = s.now().Sub(uploadStart).Milliseconds()
 	if err != nil {
 		return res, fmt.Errorf("backup of %s: upload into %s: %w", name, where, err)

@@ -200,6 +200,9 @@ func (s *Server) runRestore(ctx context.Context, wl *workload, req api.RestoreRe
 		return res, fmt.Errorf("restore of %s: read recovery point %s; the previous data is untouched: %w", name, snap.ShortID(), err)
 	}
 	res.Files, res.BytesWritten = stats.Files, stats.BytesWritten
+	if err := convertRestoredDisks(ctx, snap, staging); err != nil {
+		return res, fmt.Errorf("restore of %s: %w; the previous data is untouched", name, err)
+	}
 	if err := s.fence.Check(req.Epoch); err != nil {
 		return res, err
 	}

@@ -143,6 +143,14 @@ func (s *Server) prepareView(wl *workload, runID string, log *slog.Logger) (v *p
 	}, nil
 }
 
+// mirrorView is the node-local mirror, leaving out extra paths too (a VM's
+// disks, which QEMU's own view provides).
+func (s *Server) mirrorView(wl *workload, extraExclude []string) *pointView {
+	return &pointView{method: SnapshotMirror, volume: s.cfg.SharedVolume, paths: wl.cfg.Paths,
+		exclude: append(s.copyExclusions(wl), extraExclude...),
+		mirror:  filepath.Join(s.cfg.StateDir, "mirror", safeName(wl.cfg.Name))}
+}
+
 func (s *Server) newView(wl *workload, runID string) (*pointView, error) {
 	v := &pointView{method: SnapshotMirror, volume: s.cfg.SharedVolume, paths: wl.cfg.Paths, exclude: s.copyExclusions(wl),
 		mirror: filepath.Join(s.cfg.StateDir, "mirror", safeName(wl.cfg.Name))}

@@ -139,10 +139,16 @@ type Step struct {
 	Bytes      int64 // logical size of the recovery point
 	BytesAdded int64
 	StunMS     int64
-	Outcome    string
-	Error      string
-	StartedAt  time.Time
-	FinishedAt time.Time
+	// Block backups (VM disks): Incremental when only the changed extents
+	// were read; BytesRead from the point-in-time view; Checkpoint, the
+	// dirty-bitmap generation the recovery point covers.
+	Incremental bool
+	BytesRead   int64
+	Checkpoint  string
+	Outcome     string
+	Error       string
+	StartedAt   time.Time
+	FinishedAt  time.Time
 }
 
 // RecoveryPoint indexes one snapshot in a repository.

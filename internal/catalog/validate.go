@@ -152,7 +152,7 @@ func ValidateStep(s Step) error {
 	for _, f := range []struct {
 		field string
 		v     int64
-	}{{"Bytes", s.Bytes}, {"BytesAdded", s.BytesAdded}, {"StunMS", s.StunMS}} {
+	}{{"Bytes", s.Bytes}, {"BytesAdded", s.BytesAdded}, {"StunMS", s.StunMS}, {"BytesRead", s.BytesRead}} {
 		if f.v < 0 {
 			return fmt.Errorf("%s: %s is negative (%d)", what, f.field, f.v)
 		}

@@ -430,6 +430,7 @@ func (r *runner) backupOne(ctx context.Context, cl AgentClient, node, phase stri
 	} else {
 		step.Outcome, step.SnapshotID = catalog.StepSucceeded, res.SnapshotID
 		step.Bytes, step.BytesAdded, step.StunMS = res.TotalBytes, res.BytesAdded, res.StunMS
+		step.Incremental, step.BytesRead, step.Checkpoint = res.Incremental, res.ViewBytesRead, res.Checkpoint
 		r.captured[w] = res
 		delete(r.lastErr, w)
 		if err := e.store.PutRecoveryPoint(context.WithoutCancel(ctx), catalog.RecoveryPoint{

@@ -69,6 +69,11 @@ workload "vm" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("status"), knownvalue.StringExact("succeeded")),
 					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("workloads").AtMapKey("vm").AtMapKey("node"), knownvalue.StringExact("node-1")),
+					// A raw image holds no dirty bitmap: read whole through the
+					// copy-before-write view, recorded as such.
+					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("workloads").AtMapKey("vm").AtMapKey("incremental"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("workloads").AtMapKey("vm").AtMapKey("bytes_read"), knownvalue.Int64Exact(32<<20)),
+					statecheck.ExpectKnownValue(runAddr, tfjsonpath.New("workloads").AtMapKey("vm").AtMapKey("checkpoint"), knownvalue.StringExact("")),
 				},
 				Check: func(*terraform.State) error {
 					writeAt(t, image, 4<<20, bytes.Repeat([]byte("written later   "), 4096))

@@ -96,6 +96,9 @@ func (r *backupRunResource) Schema(ctx context.Context, _ resource.SchemaRequest
 					"bytes":          schema.Int64Attribute{MarkdownDescription: "Logical size of the recovery point.", Computed: true},
 					"bytes_added":    schema.Int64Attribute{MarkdownDescription: "New data stored in the repository.", Computed: true},
 					"stun_ms":        schema.Int64Attribute{MarkdownDescription: "Milliseconds the workload was quiesced or paused.", Computed: true},
+					"incremental":    schema.BoolAttribute{MarkdownDescription: "QEMU VMs: `true` when only the disk extents changed since the previous recovery point were read (dirty bitmaps); `false` for a full read.", Computed: true},
+					"bytes_read":     schema.Int64Attribute{MarkdownDescription: "QEMU VMs: bytes read from the disks' point-in-time view.", Computed: true},
+					"checkpoint":     schema.StringAttribute{MarkdownDescription: "QEMU VMs: the dirty-bitmap generation the recovery point covers (the next backup is incremental from it).", Computed: true},
 					"error":          schema.StringAttribute{MarkdownDescription: "Why it was not backed up; empty on success.", Computed: true},
 				}},
 			},
@@ -227,6 +230,7 @@ type backupRunModelV0 struct {
 var runWorkloadType = types.ObjectType{AttrTypes: map[string]attr.Type{
 	"node": types.StringType, "epoch": types.Int64Type, "phase": types.StringType, "recovery_point": types.StringType,
 	"bytes": types.Int64Type, "bytes_added": types.Int64Type, "stun_ms": types.Int64Type, "error": types.StringType,
+	"incremental": types.BoolType, "bytes_read": types.Int64Type, "checkpoint": types.StringType,
 }}
 
 func (m *backupRunModelV0) fill(ctx context.Context, run catalog.Run, steps []catalog.Step) diag.Diagnostics {
@@ -257,11 +261,13 @@ func (m *backupRunModelV0) fill(ctx context.Context, run catalog.Run, steps []ca
 			"node": types.StringValue(""), "epoch": types.Int64Value(0), "phase": types.StringValue(""),
 			"recovery_point": types.StringValue(""), "bytes": types.Int64Value(0), "bytes_added": types.Int64Value(0),
 			"stun_ms": types.Int64Value(0), "error": types.StringValue("not attempted"),
+			"incremental": types.BoolValue(false), "bytes_read": types.Int64Value(0), "checkpoint": types.StringValue(""),
 		}
 		if ok {
 			vals["node"], vals["epoch"], vals["phase"] = types.StringValue(s.Node), types.Int64Value(s.Epoch), types.StringValue(s.Phase)
 			vals["recovery_point"], vals["bytes"], vals["bytes_added"] = types.StringValue(s.SnapshotID), types.Int64Value(s.Bytes), types.Int64Value(s.BytesAdded)
 			vals["stun_ms"] = types.Int64Value(s.StunMS)
+			vals["incremental"], vals["bytes_read"], vals["checkpoint"] = types.BoolValue(s.Incremental), types.Int64Value(s.BytesRead), types.StringValue(s.Checkpoint)
 			vals["error"] = types.StringValue(s.Error)
 			if s.Outcome == catalog.StepSucceeded {
 				vals["error"] = types.StringValue("")

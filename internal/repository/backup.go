@@ -26,6 +26,11 @@ type Range struct {
 	Length int64 `json:"length"`
 }
 
+// ErrParentBlocksUnusable: with BackupOptions.RangesOnly, a hinted file
+// has no parent whose blocks can be reused (no parent, another block size,
+// or data missing from the index); read it whole and back up again.
+var ErrParentBlocksUnusable = errors.New("the parent snapshot's blocks of this file cannot be reused; read the file whole")
+
 // NoParent as BackupOptions.Parent reads every file.
 const NoParent = "none"
 
@@ -59,6 +64,11 @@ type BackupOptions struct {
 	// outside the ranges are taken from the parent without reading them.
 	// The hints are trusted: a wrong hint silently keeps stale data.
 	ChangedRanges map[string][]Range
+	// RangesOnly: the hinted files hold valid data only inside their
+	// ranges' blocks (a sparse file of the changed extents), so a hinted
+	// file whose parent blocks cannot be reused fails the backup with
+	// ErrParentBlocksUnusable instead of being read whole.
+	RangesOnly bool
 	// FixedSizeThreshold: files at least this big are chunked in fixed-size
 	// blocks (suits disk images, whose writes are block-aligned). 0 means
 	// DefaultFixedSizeThreshold; negative means never (unless hinted).
@@ -725,6 +735,9 @@ func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *n
 	}
 	if job.fixed && !hinted && pn != nil && pn.BlockSize == uint32(s.blockSize) && s.indexed(pn) {
 		job.base = pn
+	}
+	if hinted && s.o.RangesOnly && job.parent == nil {
+		return fmt.Errorf("backup: %s: %w", rel, ErrParentBlocksUnusable)
 	}
 	select {
 	case s.fileCh <- job:

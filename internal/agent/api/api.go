@@ -176,6 +176,15 @@ type BackupResult struct {
 	// way: "online" (PostgreSQL's pg_backup_start/pg_backup_stop, nothing
 	// frozen: StunMS is 0) or "freeze".
 	Method string `json:"method,omitempty"`
+	// Block backups (VM disks read through a point-in-time view):
+	// Incremental says every disk was read only where its dirty bitmap
+	// changed since the parent's checkpoint; ViewBytesRead counts the
+	// bytes read from the view; Checkpoint is the bitmap generation the
+	// recovery point covers; FullReason says why a disk was read whole.
+	Incremental   bool   `json:"incremental,omitempty"`
+	ViewBytesRead int64  `json:"view_bytes_read,omitempty"`
+	Checkpoint    string `json:"checkpoint,omitempty"`
+	FullReason    string `json:"full_reason,omitempty"`
 }
 
 // Integrity inspection before a restore writes anything (M8).

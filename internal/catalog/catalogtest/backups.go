@@ -415,9 +415,13 @@ func sampleStep(runID string, seq int) catalog.Step {
 		Bytes:      1<<50 + int64(seq),
 		BytesAdded: 4096 * int64(seq),
 		StunMS:     17,
-		Outcome:    catalog.StepSucceeded,
-		StartedAt:  base.Add(time.Duration(seq) * time.Second),
-		FinishedAt: base.Add(time.Duration(seq)*time.Second + 500*time.Millisecond + 3),
+		// Odd steps are incremental block backups.
+		Incremental: seq%2 == 1,
+		BytesRead:   65536 * int64(seq),
+		Checkpoint:  fmt.Sprintf("clusterguard-%d", 1<<60+seq),
+		Outcome:     catalog.StepSucceeded,
+		StartedAt:   base.Add(time.Duration(seq) * time.Second),
+		FinishedAt:  base.Add(time.Duration(seq)*time.Second + 500*time.Millisecond + 3),
 	}
 }
 
@@ -867,6 +871,7 @@ func testStepInvalidRejected(t *testing.T, s Store) {
 		"an unknown outcome":     func(st *catalog.Step) { st.Outcome = "ok" },
 		"negative Bytes":         func(st *catalog.Step) { st.Bytes = -1 },
 		"negative BytesAdded":    func(st *catalog.Step) { st.BytesAdded = -1 },
+		"negative BytesRead":     func(st *catalog.Step) { st.BytesRead = -1 },
 		"a negative StunMS":      func(st *catalog.Step) { st.StunMS = -1 },
 		"an unstorable Finished": func(st *catalog.Step) { st.FinishedAt = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) },
 	}

@@ -150,11 +150,11 @@ func (s *Store) AddStep(ctx context.Context, st catalog.Step) error {
 		// commit, then inserts nothing.
 		n, err := rowsAffected(tx.ExecContext(ctx, `
 INSERT INTO run_steps (run_id, seq, phase, node, epoch, workload, snapshot_id, bytes, bytes_added, stun_ms,
-    outcome, error, started_at, finished_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    outcome, error, started_at, finished_at, incremental, bytes_read, checkpoint)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id, seq) DO NOTHING`,
 			st.RunID, st.Seq, st.Phase, st.Node, st.Epoch, st.Workload, st.SnapshotID, st.Bytes, st.BytesAdded, st.StunMS,
-			st.Outcome, st.Error, toNanos(st.StartedAt), toNanos(st.FinishedAt)))
+			st.Outcome, st.Error, toNanos(st.StartedAt), toNanos(st.FinishedAt), st.Incremental, st.BytesRead, st.Checkpoint))
 		if err != nil || n == 1 {
 			return err
 		}
@@ -185,7 +185,7 @@ func (s *Store) Steps(ctx context.Context, runID string) ([]catalog.Step, error)
 		}
 		rows, err := tx.QueryContext(ctx, `
 SELECT run_id, seq, phase, node, epoch, workload, snapshot_id, bytes, bytes_added, stun_ms,
-    outcome, error, started_at, finished_at
+    outcome, error, started_at, finished_at, incremental, bytes_read, checkpoint
 FROM run_steps WHERE run_id = ? ORDER BY seq`, runID)
 		if err != nil {
 			return err
@@ -195,7 +195,8 @@ FROM run_steps WHERE run_id = ? ORDER BY seq`, runID)
 			var st catalog.Step
 			var started, finished sql.NullInt64
 			if err := rows.Scan(&st.RunID, &st.Seq, &st.Phase, &st.Node, &st.Epoch, &st.Workload, &st.SnapshotID,
-				&st.Bytes, &st.BytesAdded, &st.StunMS, &st.Outcome, &st.Error, &started, &finished); err != nil {
+				&st.Bytes, &st.BytesAdded, &st.StunMS, &st.Outcome, &st.Error, &started, &finished,
+				&st.Incremental, &st.BytesRead, &st.Checkpoint); err != nil {
 				return err
 			}
 			st.StartedAt, st.FinishedAt = fromNanos(started), fromNanos(finished)

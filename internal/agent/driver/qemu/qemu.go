@@ -16,6 +16,35 @@
 // the driver made, so an agent that died mid-backup continues the VM when
 // it starts again; a VM paused by an operator is left paused.
 //
+// Block backups (cbt.go, nbd.go): the disk images are not copied while the
+// VM is stunned. Before the freeze, PrepareBlockBackup adds per disk a
+// temporary qcow2 image (in the state directory, handed to QEMU as a
+// descriptor) whose backing is the disk, and starts QEMU's NBD server on a
+// socket the agent listens on in its private state directory (the
+// listening descriptor is handed over, so QEMU's user needs no access).
+// During the freeze, Checkpoint runs one QMP transaction for all disks:
+// blockdev-backup sync=none into the temporary image (copy-before-write:
+// from then on QEMU copies a block there before the guest overwrites it,
+// so the temporary node is the disks at that instant), disable of the base
+// dirty bitmap, and add of the new generation's persistent bitmap
+// (BitmapPrefix+N, N the checkpoint's Unix time in ns), which QEMU keeps in
+// the qcow2 image: tracking survives a restart and a move to another node.
+// After the release, Open exports each view over NBD with its base bitmap
+// and the agent reads, with a small NBD client (fixed newstyle, structured
+// replies), the dirty extents (NBD_CMD_BLOCK_STATUS in the
+// qemu:dirty-bitmap:<name> meta context) or the whole disk. Finish tears
+// the view down; after a stored recovery point the base bitmap is removed,
+// otherwise the new bitmap is merged back into the base, which records
+// again, so no change is lost. A disk is read whole when its image has no
+// usable bitmap: none (first backup, image replaced or restored, bitmap
+// removed), marked inconsistent (QEMU did not close the image, e.g. it was
+// killed), disabled, busy or not persistent; raw images hold no persistent
+// bitmaps and are always read whole, through the same view (so without a
+// long stun either). Pulling over NBD was chosen over pushing a
+// blockdev-backup sync=incremental into a sparse file: the dirty extents
+// come from the bitmap itself, not from the target's data extents, which
+// zero writes can turn into holes.
+//
 // Stop asks the guest to power down (ACPI), waits ShutdownTimeout, then
 // quits QEMU (which flushes the images) and at last kills it.
 //

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -59,6 +61,11 @@ func (q *qmp) execute(command string, args any) (json.RawMessage, error) {
 	if err := json.NewEncoder(q.conn).Encode(req); err != nil {
 		return nil, fmt.Errorf("QMP %s: %w", command, err)
 	}
+	return q.answer(command)
+}
+
+// answer reads the answer to command, skipping events.
+func (q *qmp) answer(command string) (json.RawMessage, error) {
 	for {
 		var msg struct {
 			Return json.RawMessage `json:"return"`
@@ -102,4 +109,26 @@ func errOr(err error, msg string) error {
 		return err
 	}
 	return errors.New(msg)
+}
+
+// executeFD runs one command with a descriptor attached (SCM_RIGHTS), as
+// QMP's getfd and add-fd expect: QEMU gets an open file or socket without
+// needing access to its path.
+func (q *qmp) executeFD(command string, args any, f *os.File) (json.RawMessage, error) {
+	uc, ok := q.conn.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("QMP %s: descriptors need a Unix socket", command)
+	}
+	req := map[string]any{"execute": command}
+	if args != nil {
+		req["arguments"] = args
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("QMP %s: %w", command, err)
+	}
+	if _, _, err := uc.WriteMsgUnix(b, syscall.UnixRights(int(f.Fd())), nil); err != nil {
+		return nil, fmt.Errorf("QMP %s: send descriptor: %w", command, err)
+	}
+	return q.answer(command)
 }
