@@ -186,7 +186,9 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		// The disks come from QEMU's own view; the rest of the VM's files
 		// are few and small, and the disks' sparse reads are written beside
 		// them, so the mirror holds them.
-		removeView()
+		if err == nil {
+			removeView()
+		}
 		view, removeView, err = s.mirrorView(wl, block.exclude()), func() {}, nil
 	}
 	if err != nil {
