@@ -181,18 +181,18 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 	block := s.prepareBlockBackup(ctx, wl, log)
 	blockOK := false
 	defer func() { block.finish(ctx, blockOK) }()
-	view, removeView, err := s.prepareView(wl, req.RunID, log) // view.go
+	// The disks of a VM come from QEMU's own view; the rest of its files are
+	// few and small, and the disks' sparse reads are written beside them,
+	// so the mirror holds them.
+	var view *pointView
+	removeView := func() {}
 	if block != nil {
-		// The disks come from QEMU's own view; the rest of the VM's files
-		// are few and small, and the disks' sparse reads are written beside
-		// them, so the mirror holds them.
-		if err == nil {
-			removeView()
+		view = s.mirrorView(wl, block.exclude())
+	} else {
+		var err error
+		if view, removeView, err = s.prepareView(wl, req.RunID, log); err != nil { // view.go
+			return res, fmt.Errorf("backup of %s: %w", name, err)
 		}
-		view, removeView, err = s.mirrorView(wl, block.exclude()), func() {}, nil
-	}
-	if err != nil {
-		return res, fmt.Errorf("backup of %s: %w", name, err)
 	}
 	defer removeView()
 	res.ViewMethod, res.ViewNote = view.method, view.why
