@@ -77,7 +77,7 @@ func (s *Server) runOnlineBackup(ctx context.Context, wl *workload, req api.Back
 		Paths: wl.cfg.Paths,
 		Meta: repository.SnapshotMeta{
 			Workload: name, Node: s.cfg.Node, Cluster: req.Cluster, Group: req.Group, RunID: req.RunID,
-			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: req.Labels, Time: ores.StoppedAt.UTC(),
+			Consistency: repository.Consistency(req.Consistency), Tags: req.Tags, Labels: s.describingLabels(req.Labels, api.ExtractAtBackup, wl), Time: ores.StoppedAt.UTC(),
 		},
 	})
 	res.UploadMS = s.now().Sub(uploadStart).Milliseconds()

@@ -78,7 +78,7 @@ func (r *protectionGroupResource) Schema(ctx context.Context, _ resource.SchemaR
 				Validators:          []validator.Set{setvalidator.ValueStringsAre(validate.Name())},
 			},
 			"consistency": schema.StringAttribute{
-				MarkdownDescription: "`application`: the driver quiesces each workload (flushes pending writes) for its point-in-time copy and releases it (E4). `crash`: the workload is paused, checkpointed and resumed at once (M6). Default `application`.",
+				MarkdownDescription: "`application`: each workload is quiesced (its pending writes flushed) for its point-in-time copy and then released; a PostgreSQL workload is instead copied online (`pg_backup_start`/`pg_backup_stop`) and never stopped, unless its agent sets `backup_method = \"freeze\"`. `crash`: each workload is paused only while its point-in-time view is taken, then resumed: milliseconds for VM disks (a copy-before-write view) and for file workloads on a volume with reflinks or btrfs snapshots, the time of the mirror copy elsewhere. Default `application`.",
 				Optional:            true,
 				Computed:            true,
 				Default:             stringdefault.StaticString(api.ConsistencyApplication),

@@ -31,6 +31,8 @@ type fakeRunner struct {
 	// or the end of their context.
 	hold    map[string]bool
 	release chan struct{}
+	// gate, when set, makes the next run (one only) wait until it is closed.
+	gate chan struct{}
 }
 
 func newFakeRunner(st engine.Store, now func() time.Time) *fakeRunner {
@@ -45,6 +47,8 @@ func (f *fakeRunner) run(ctx context.Context, o engine.RunOptions) (engine.RunRe
 		name, _, _ := strings.Cut(strings.TrimPrefix(t, "schedule:"), "@")
 		held = held || f.hold[name]
 	}
+	gate := f.gate
+	f.gate = nil
 	f.mu.Unlock()
 	expected := []string{"db", "web"}
 	if o.Only != nil {
@@ -55,6 +59,9 @@ func (f *fakeRunner) run(ctx context.Context, o engine.RunOptions) (engine.RunRe
 		return engine.RunReport{}, err
 	}
 	f.started <- o.RunID
+	if gate != nil {
+		<-gate
+	}
 	if held {
 		select {
 		case <-ctx.Done():
@@ -221,11 +228,18 @@ func TestMissedSlotsRecordedWithReasons(t *testing.T) {
 	d, f := newTestDaemon(t, st, clk, "d1", reg)
 	putSchedule(t, st, catalog.Schedule{Name: "a", Group: "g", Interval: time.Hour, StartWindow: 10 * time.Minute, CatchUp: catalog.CatchUpSkip})
 	putSchedule(t, st, catalog.Schedule{Name: "b", Group: "g", Interval: time.Hour, StartWindow: 10 * time.Minute, CatchUp: catalog.CatchUpSkip})
+	// a's first run lasts until the tick has looked at b too, so b finds
+	// the group busy whatever the scheduling.
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
 	d.Tick(ctx) // 10:05: a runs, b waits for the group
 	waitStarted(t, f)
 	f.mu.Lock()
 	f.hold["a"] = true
 	f.mu.Unlock()
+	close(gate)
 	d.WaitIdle()
 	if n := f.callCount(); n != 1 {
 		t.Fatalf("%d runs after the first tick, want 1 (one run per group at a time)", n)

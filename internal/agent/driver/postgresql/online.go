@@ -129,6 +129,9 @@ func (d *Driver) OnlineBackup(ctx context.Context, dest string, copyFiles func(c
 		stop = "SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_stop_backup(false, false)"
 	}
 	var labelFile, spcMap string
+	if d.beforeStop != nil {
+		d.beforeStop()
+	}
 	if err := conn.QueryRow(ctx, stop).Scan(&res.StopLSN, &labelFile, &spcMap); err != nil {
 		return fail("stop the backup", err)
 	}

@@ -109,7 +109,8 @@ type Driver struct {
 	gid  int
 	log  *slog.Logger
 
-	afterStop func() // test hook: runs as soon as pg_backup_stop returns
+	beforeStop func() // test hook: runs right before pg_backup_stop is called
+	afterStop  func() // test hook: runs as soon as pg_backup_stop returns
 }
 
 // New checks cfg, resolves the server's user and binaries, and creates the

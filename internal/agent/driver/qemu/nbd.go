@@ -277,7 +277,7 @@ func (c *nbdClient) ReadAt(p []byte, off int64) (int, error) {
 			switch typ {
 			case nbdReplyData:
 				d := pl[8:]
-				if o < 0 || o+int64(len(d)) > int64(n) {
+				if o < 0 || o > int64(n) || int64(len(d)) > int64(n)-o { // no o+len: it could wrap
 					return errors.New("read chunk outside the request")
 				}
 				got += copy(buf[o:], d)
@@ -286,7 +286,7 @@ func (c *nbdClient) ReadAt(p []byte, off int64) (int, error) {
 					return errors.New("short hole chunk")
 				}
 				l := int64(binary.BigEndian.Uint32(pl[8:]))
-				if o < 0 || o+l > int64(n) {
+				if o < 0 || o > int64(n) || l > int64(n)-o {
 					return errors.New("hole chunk outside the request")
 				}
 				clear(buf[o : o+l])
@@ -434,7 +434,7 @@ func (c *nbdClient) ReadExtents(ext []Extent, f func(off int64, data []byte) err
 			switch typ {
 			case nbdReplyData:
 				d := payload[8:]
-				if o < 0 || o+int64(len(d)) > int64(len(p.buf)) {
+				if o < 0 || o > int64(len(p.buf)) || int64(len(d)) > int64(len(p.buf))-o { // no o+len: it could wrap
 					return errors.New("NBD read: chunk outside the request")
 				}
 				p.got += copy(p.buf[o:], d)
@@ -443,7 +443,7 @@ func (c *nbdClient) ReadExtents(ext []Extent, f func(off int64, data []byte) err
 					return errors.New("NBD read: short hole chunk")
 				}
 				l := int64(binary.BigEndian.Uint32(payload[8:]))
-				if o < 0 || o+l > int64(len(p.buf)) {
+				if o < 0 || o > int64(len(p.buf)) || l > int64(len(p.buf))-o {
 					return errors.New("NBD read: hole outside the request")
 				}
 				clear(p.buf[o : o+l])

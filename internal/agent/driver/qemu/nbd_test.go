@@ -109,6 +109,18 @@ func TestNBDClientRefusesHostileReplies(t *testing.T) {
 		}, func(c *nbdClient) error {
 			return c.ReadExtents([]Extent{{0, 4096}}, func(int64, []byte) error { return nil })
 		}, "outside the request"},
+		{"offset that wraps when the length is added (ReadAt)", func(w io.Writer, _ uint16, cookie, off uint64, _ uint32) {
+			chunkHdr(w, nbdReplyFlagDone, nbdReplyData, cookie, 8+16)
+			_ = binary.Write(w, binary.BigEndian, off+uint64(1<<63-1)-8)
+			_, _ = w.Write(make([]byte, 16))
+		}, func(c *nbdClient) error { _, err := c.ReadAt(make([]byte, 4096), 0); return err }, "outside the request"},
+		{"offset that wraps when the length is added (extents)", func(w io.Writer, _ uint16, cookie, off uint64, _ uint32) {
+			chunkHdr(w, nbdReplyFlagDone, nbdReplyData, cookie, 8+16)
+			_ = binary.Write(w, binary.BigEndian, off+uint64(1<<63-1)-8)
+			_, _ = w.Write(make([]byte, 16))
+		}, func(c *nbdClient) error {
+			return c.ReadExtents([]Extent{{0, 4096}}, func(int64, []byte) error { return nil })
+		}, "outside the request"},
 		{"short read", func(w io.Writer, _ uint16, cookie, off uint64, _ uint32) {
 			chunkHdr(w, nbdReplyFlagDone, nbdReplyData, cookie, 8+16)
 			_ = binary.Write(w, binary.BigEndian, off)
