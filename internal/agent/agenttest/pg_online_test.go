@@ -127,6 +127,29 @@ func TestPostgresOnlineBackupThroughTheAgent(t *testing.T) {
 		t.Fatalf("backup result: method %q, stun %d ms, snapshot %q; want online, 0, a snapshot", res.Method, res.StunMS, res.SnapshotID)
 	}
 	t.Logf("online backup: copy %d ms, upload %d ms, %d bytes", res.CopyMS, res.UploadMS, res.TotalBytes)
+	// The recovery point describes itself like any other (extract mode,
+	// agent version, the workload's definition), for a rebuilt catalog and
+	// a break-glass restore.
+	func() {
+		be, err := local.Open(repo.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := repository.Open(ctx, be, repo.Password, repository.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		snaps, err := r.Snapshots(ctx, repository.SnapshotFilter{Workload: "db"})
+		if err != nil || len(snaps) != 1 {
+			t.Fatalf("recovery points: %d, %v; want the online one", len(snaps), err)
+		}
+		for _, k := range []string{api.LabelExtractAt, api.LabelAgentVersion, api.LabelDefinitionPrefix + "db"} {
+			if snaps[0].Labels[k] == "" {
+				t.Errorf("online recovery point has no %q label (labels %v)", k, snaps[0].Labels)
+			}
+		}
+	}()
 
 	// A crash-consistent backup still freezes.
 	crash, err := n1.Backup(ctx, "db", api.BackupRequest{Epoch: 1, Repository: repo.Name, Consistency: api.ConsistencyCrash, Cluster: "c", Group: "g", RunID: "r2"})
