@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/api"
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/racy"
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/repository"
 )
 
@@ -230,6 +231,13 @@ func (s *Server) runBackup(ctx context.Context, wl *workload, req api.BackupRequ
 		res.CopyMS = s.now().Sub(copyStart).Milliseconds()
 		return st, err
 	}()
+	if view.method == SnapshotMirror {
+		// A file rewritten in place at the same size within one timestamp
+		// tick of this copy keeps its time: the next sync must copy it again.
+		if err := racy.Mark(view.mirror, frozenAt.Add(-racy.Margin)); err != nil && copyErr == nil {
+			copyErr = fmt.Errorf("mark recently changed files of the mirror: %w", err)
+		}
+	}
 	releaseLock.Lock()
 	if !released.IsZero() {
 		res.StunMS = released.Sub(frozenAt).Milliseconds()

@@ -700,6 +700,20 @@ func (s *backupSession) indexed(nd *node) bool {
 	return true
 }
 
+// RacyMargin: a parent file modified less than this before the parent
+// snapshot was taken (or after) is read again even when its size and
+// modification time still match. File systems stamp times with a coarse
+// clock (a few milliseconds), so a file rewritten in place at the same size
+// right after a backup read it can keep the very same modification time;
+// like git's "racily clean" entries, such a match proves nothing.
+const RacyMargin = 2 * time.Second
+
+// racy reports whether the parent's record of a file is too close to the
+// parent snapshot's time to trust a size and time match.
+func (s *backupSession) racy(pn *node) bool {
+	return s.parent != nil && pn.MTime >= s.parent.Time.Add(-RacyMargin).UnixNano()
+}
+
 // planFile decides how to get a file's content: reuse the parent's, read
 // the changed blocks only, or read it all.
 func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *node) error {
@@ -710,7 +724,7 @@ func (s *backupSession) planFile(ctx context.Context, abs, rel string, nd, pn *n
 	if pn == nil {
 		s.filesNew.Add(1)
 	}
-	if !hinted && pn != nil && pn.Size == nd.Size && pn.MTime == nd.MTime && (pn.Inode == nd.Inode || s.o.IgnoreInode) && s.indexed(pn) {
+	if !hinted && pn != nil && pn.Size == nd.Size && pn.MTime == nd.MTime && (pn.Inode == nd.Inode || s.o.IgnoreInode) && !s.racy(pn) && s.indexed(pn) {
 		nd.Content, nd.BlockSize, nd.FastHash = pn.Content, pn.BlockSize, pn.FastHash
 		s.filesReused.Add(1)
 		s.filesDone.Add(1)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/racy"
 )
 
 // MinOnlineVersion is the oldest server the online backup supports: the
@@ -149,7 +151,7 @@ func (d *Driver) OnlineBackup(ctx context.Context, dest string, copyFiles func(c
 	if err := d.waitFlushed(ctx, conn, res.StopLSN); err != nil {
 		return fail("wait for the WAL up to the stop position", err)
 	}
-	if err := markRacy(dest, began.Add(-racyMargin)); err != nil {
+	if err := racy.Mark(dest, began.Add(-racy.Margin)); err != nil {
 		return fail("mark files changed during the copy", err)
 	}
 	if err := d.completeCopy(dest, labelFile, spcMap); err != nil {
@@ -373,36 +375,4 @@ func copyOne(ctx context.Context, src, dst *os.Root, name string) error {
 		err = cerr
 	}
 	return err
-}
-
-// racyMargin covers file systems whose timestamps advance in coarse ticks.
-const racyMargin = time.Second
-
-// markRacy sets back by a nanosecond the modification time of every
-// regular file in dest modified since shortly before the backup began.
-// Such a file may have been written again during the copy within the same
-// timestamp tick, so the copy's time and size could match a newer content
-// than the copy holds; the mirror skips unchanged files by size and time,
-// and a page changed before the next backup's start is not in its WAL.
-// Set apart, the file is copied again next time. (Git's "racily clean"
-// entries, the same problem.)
-func markRacy(dest string, since time.Time) error {
-	root, err := os.OpenRoot(dest)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = root.Close() }() // a directory handle
-	return fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
-		if err != nil || !e.Type().IsRegular() {
-			return err
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		if m := info.ModTime(); !m.Before(since) {
-			return root.Chtimes(p, m, m.Add(-time.Nanosecond))
-		}
-		return nil
-	})
 }
