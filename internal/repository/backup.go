@@ -709,9 +709,15 @@ func (s *backupSession) indexed(nd *node) bool {
 const RacyMargin = 2 * time.Second
 
 // racy reports whether the parent's record of a file is too close to the
-// parent snapshot's time to trust a size and time match.
+// parent snapshot's time to trust a size and time match. It assumes the
+// clock that stamped the snapshot and the file system's agree within the
+// margin: a time far from the snapshot's says nothing either way.
 func (s *backupSession) racy(pn *node) bool {
-	return s.parent != nil && pn.MTime >= s.parent.Time.Add(-RacyMargin).UnixNano()
+	if s.parent == nil {
+		return false
+	}
+	at := s.parent.Time
+	return pn.MTime >= at.Add(-RacyMargin).UnixNano() && pn.MTime <= at.Add(RacyMargin).UnixNano()
 }
 
 // planFile decides how to get a file's content: reuse the parent's, read
