@@ -133,6 +133,11 @@ func (e *Engine) RecoverAbandoned(ctx context.Context) (RecoveryReport, error) {
 }
 
 // lastSeen is the last sign of life of an operation's owner.
+// releasedHeartbeat is the heartbeat an engine leaves on an operation it
+// stopped working on without finishing it: long past, so the operation is
+// abandoned at once and the next engine (a re-apply) takes it over.
+var releasedHeartbeat = time.Unix(0, 1).UTC()
+
 func lastSeen(heartbeat, started time.Time) time.Time {
 	if heartbeat.IsZero() {
 		return started
