@@ -65,4 +65,9 @@ func TestLeaseLostDuringAStartDoesNotLeaveTheWorkloadRunning(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The forced stop ran in the background: let it end before the test's
+	// directories are removed.
+	if !s.StopBackground(10 * time.Second) {
+		t.Error("the background stop did not end")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/clusterguard/terraform-provider-clusterguard/internal/agent/driver/runas"
 )
@@ -132,6 +133,29 @@ func inside(root, path string) (string, error) {
 // imageInfo runs qemu-img info on one image, without its backing file, as
 // QEMU's user and with the format given (no probing).
 func (d *Driver) imageInfo(ctx context.Context, f *os.File, path, format string) (imageInfo, error) {
+	// A QEMU killed a moment ago holds the image's lock until its process is
+	// reaped; a lock held longer is a QEMU still using the image, which the
+	// error then reports.
+	deadline := time.Now().Add(lockWait)
+	for {
+		info, err := d.imageInfoOnce(ctx, f, path, format)
+		if err == nil || !strings.Contains(err.Error(), "lock") || time.Now().After(deadline) || ctx.Err() != nil {
+			return info, err
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// lockWait bounds how long imageInfo waits for a just-killed QEMU's image
+// lock to go.
+const lockWait = 5 * time.Second
+
+func (d *Driver) imageInfoOnce(ctx context.Context, f *os.File, path, format string) (imageInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	// The descriptor the agent opened (3 in qemu-img), so the file checked
