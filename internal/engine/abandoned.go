@@ -133,10 +133,11 @@ func (e *Engine) RecoverAbandoned(ctx context.Context) (RecoveryReport, error) {
 }
 
 // lastSeen is the last sign of life of an operation's owner.
-// releasedHeartbeat is the heartbeat an engine leaves on an operation it
-// stopped working on without finishing it: long past, so the operation is
-// abandoned at once and the next engine (a re-apply) takes it over.
-var releasedHeartbeat = time.Unix(0, 1).UTC()
+// runningHere holds the ids of the restore operations an engine of this
+// process is carrying out now. An operation owned by another engine of this
+// process that is not in it was left by an engine that returned (an error
+// between steps): a re-apply in the same process resumes it at once.
+var runningHere sync.Map
 
 func lastSeen(heartbeat, started time.Time) time.Time {
 	if heartbeat.IsZero() {
@@ -420,6 +421,9 @@ func (e *Engine) takeOverRunningRestore(ctx context.Context, op catalog.RestoreO
 	}
 	seen := lastSeen(op.HeartbeatAt, op.StartedAt)
 	staleBefore, ok := e.abandoned(op.Owner, seen)
+	if _, busy := runningHere.Load(op.ID); !ok && !busy && ownerIsThisProcess(op.Owner) {
+		staleBefore, ok = e.now().Add(time.Hour), true // its engine here returned
+	}
 	if ok {
 		_, err := e.store.ClaimRestore(ctx, op.ID, op.Owner, e.owner(), staleBefore, e.now().UTC())
 		if err == nil {

@@ -133,6 +133,18 @@ func ownerProcessGone(owner string) bool {
 	return zombie || start != o.start
 }
 
+// ownerIsThisProcess reports whether owner names this very process (any
+// engine in it).
+func ownerIsThisProcess(owner string) bool {
+	o, ok := parseOwner(owner)
+	if !ok || o.pid != os.Getpid() {
+		return false
+	}
+	host, _ := os.Hostname()
+	start, _ := procStartTime(o.pid)
+	return o.host == host && o.bootID == orDash(bootID()) && o.pidNS == orDash(pidNamespace()) && o.start == orDash(start)
+}
+
 // ownerOf returns the owner name processOwner would give the process pid
 // (of this boot and pid namespace); for tests.
 func ownerOf(pid int) string {

@@ -119,15 +119,8 @@ func (e *Engine) RunRestore(ctx context.Context, s RestoreSpec, expected *Restor
 	// The heartbeat tells a long restore from one whose engine died
 	// (RecoverAbandoned); an operation taken over as abandoned stops here.
 	var finished atomic.Bool
-	defer func() {
-		// Runs after the heartbeat stopped. An engine that returns without
-		// recording the end (an error between steps) no longer works on
-		// the operation: it releases it, so a re-apply resumes it at once
-		// instead of waiting for the heartbeat to age.
-		if !finished.Load() {
-			_, _ = e.store.ClaimRestore(context.WithoutCancel(ctx), op.ID, e.owner(), e.owner(), time.Time{}, releasedHeartbeat)
-		}
-	}()
+	runningHere.Store(op.ID, true)
+	defer runningHere.Delete(op.ID)
 	ctx, stopBeat := e.keepAlive(ctx, "restore operation", op.ID, e.beatRestore(op.ID, &finished))
 	defer stopBeat()
 	done := map[int]catalog.RestoreStep{}

@@ -254,12 +254,22 @@ func backupWhileStopping(t *testing.T, backup func(*client.Client, string) error
 	backedUp := make(chan error, 1)
 	go func() { backedUp <- backup(cl, repo.Name) }()
 	waitFile(t, statusHeld)
-	data, err := os.ReadFile(statusHeld)
-	must(t, err)
-	statusPID, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	// The held file is created before the probe writes its pid into it.
+	deadline := time.Now().Add(20 * time.Second)
+	statusPID := 0
+	for statusPID <= 0 {
+		data, err := os.ReadFile(statusHeld)
+		must(t, err)
+		statusPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		if statusPID <= 0 && time.Now().After(deadline) {
+			t.Fatalf("the backup's status probe wrote no pid into %s", statusHeld)
+		}
+		if statusPID <= 0 {
+			time.Sleep(10 * time.Millisecond) // polling a file: no event to wait on
+		}
+	}
 	must(t, os.Remove(statusHold))
 	// Once that probe finished (active), let the stop go on.
-	deadline := time.Now().Add(20 * time.Second)
 	for syscall.Kill(statusPID, 0) == nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("the backup's status probe (pid %d) did not finish", statusPID)
@@ -270,7 +280,7 @@ func backupWhileStopping(t *testing.T, backup func(*client.Client, string) error
 	if err := <-stopped; err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	err = <-backedUp
+	err := <-backedUp
 	if !client.IsNotActive(err) || !strings.Contains(err.Error(), "no copy was taken") {
 		t.Fatalf("backup of a workload stopped while the request waited: %v, want not_active and no copy", err)
 	}
