@@ -140,6 +140,9 @@ type Owners struct {
 	// lost is called (in its own goroutine) when a held lease was taken
 	// over or could not be renewed for longer than the expiry.
 	lost func(workload, reason string)
+	// lostWG tracks the lost callbacks running, so a stopping server can
+	// wait for them (StopBackground).
+	lostWG sync.WaitGroup
 
 	mu   sync.Mutex // serialises this node's reads and writes of records
 	held map[string]*heldLease
@@ -405,7 +408,7 @@ func (o *Owners) RenewAll() {
 	for _, l := range lost {
 		o.logger.Error("ownership lease lost: stopping the workload on this node", "workload", l.workload, "reason", l.reason)
 		if o.lost != nil {
-			go o.lost(l.workload, l.reason)
+			o.goLost(l.workload, l.reason)
 		}
 	}
 }
@@ -540,4 +543,13 @@ func (o *Owners) ForgetClaim(workload string) {
 	if o.stateDir != "" {
 		_ = os.Remove(o.localClaimPath(workload))
 	}
+}
+
+// goLost runs the lost callback in the background, tracked by lostWG.
+func (o *Owners) goLost(workload, reason string) {
+	o.lostWG.Add(1)
+	go func() {
+		defer o.lostWG.Done()
+		o.lost(workload, reason)
+	}()
 }

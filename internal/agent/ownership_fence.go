@@ -118,7 +118,7 @@ func (o *Owners) checkFences() {
 			ages[i].Round(time.Millisecond), o.cfg.fenceAfter(), o.cfg.stopDeadline(), o.cfg.Expiry)
 		o.logger.Error("ownership lease lost: stopping the workload on this node", "workload", name, "reason", reason)
 		if o.lost != nil {
-			go o.lost(name, reason)
+			o.goLost(name, reason)
 		}
 	}
 }

@@ -155,7 +155,7 @@ func (s *Server) background(wl *workload, fn func(*workload)) {
 func (s *Server) StopBackground(timeout time.Duration) bool {
 	s.bgCancel()
 	done := make(chan struct{})
-	go func() { s.bgWG.Wait(); close(done) }()
+	go func() { s.bgWG.Wait(); s.owners.lostWG.Wait(); close(done) }()
 	select {
 	case <-done:
 		return true
