@@ -19,54 +19,44 @@ import (
 // in the UPDATE itself, so of two engines taking over one run exactly one
 // succeeds.
 func (s *Store) ClaimRun(ctx context.Context, id, from, to string, staleBefore, now time.Time) (catalog.Run, error) {
-	var out catalog.Run
-	err := s.write(ctx, func(tx *Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE runs SET owner = ?, heartbeat_at = ?
-WHERE id = ? AND status = 'running' AND owner = ? AND (heartbeat_at IS NULL OR heartbeat_at < ?)`,
-			to, toNanos(now), id, from, staleNanos(from, to, staleBefore)))
-		if err != nil {
-			return err
-		}
-		out, err = scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return catalog.ErrNotFound
-		case err != nil:
-			return err
-		case n == 0:
-			return claimConflict(out.Status, catalog.RunRunning, out.Owner, from, out.HeartbeatAt)
-		}
-		return nil
-	})
-	if err != nil {
-		return out, fmt.Errorf("%s: claim run %q for %q: %w", s.name, id, to, err)
-	}
-	return out, nil
+	return claimOwned(ctx, s, "run", "runs", runColumns, scanRun, func(r catalog.Run) (string, string, time.Time) {
+		return r.Status, r.Owner, r.HeartbeatAt
+	}, id, from, to, staleBefore, now)
 }
 
 // ClaimRestore is ClaimRun for a restore operation.
 func (s *Store) ClaimRestore(ctx context.Context, id, from, to string, staleBefore, now time.Time) (catalog.RestoreOperation, error) {
-	var out catalog.RestoreOperation
+	return claimOwned(ctx, s, "restore", "restore_operations", restoreColumns, scanRestore, func(op catalog.RestoreOperation) (string, string, time.Time) {
+		return op.Status, op.Owner, op.HeartbeatAt
+	}, id, from, to, staleBefore, now)
+}
+
+// claimOwned is ClaimRun and ClaimRestore over their table: both record
+// kinds share the owner, heartbeat and "running" status columns.
+func claimOwned[T any](ctx context.Context, s *Store, kind, table, columns string, scan func(scanner) (T, error),
+	state func(T) (status, owner string, heartbeat time.Time), id, from, to string, staleBefore, now time.Time) (T, error) {
+	var out T
 	err := s.write(ctx, func(tx *Tx) error {
-		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE restore_operations SET owner = ?, heartbeat_at = ?
+		n, err := rowsAffected(tx.ExecContext(ctx, `UPDATE `+table+` SET owner = ?, heartbeat_at = ?
 WHERE id = ? AND status = 'running' AND owner = ? AND (heartbeat_at IS NULL OR heartbeat_at < ?)`,
 			to, toNanos(now), id, from, staleNanos(from, to, staleBefore)))
 		if err != nil {
 			return err
 		}
-		out, err = scanRestore(tx.QueryRowContext(ctx, `SELECT `+restoreColumns+` FROM restore_operations WHERE id = ?`, id))
+		out, err = scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM `+table+` WHERE id = ?`, id))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return catalog.ErrNotFound
 		case err != nil:
 			return err
 		case n == 0:
-			return claimConflict(out.Status, catalog.RestoreRunning, out.Owner, from, out.HeartbeatAt)
+			status, owner, heartbeat := state(out)
+			return claimConflict(status, "running", owner, from, heartbeat)
 		}
 		return nil
 	})
 	if err != nil {
-		return out, fmt.Errorf("%s: claim restore %q for %q: %w", s.name, id, to, err)
+		return out, fmt.Errorf("%s: claim %s %q for %q: %w", s.name, kind, id, to, err)
 	}
 	return out, nil
 }

@@ -160,7 +160,7 @@ func KillTree(m Match, within time.Duration) (killed, left []int) {
 // SIGKILLs it; passes repeat until nothing matches or within passed. It
 // returns, per match, the pids signalled and those still alive.
 func KillTrees(ms []Match, within time.Duration) (killed, left [][]int) {
-	killed, left = make([][]int, len(ms)), make([][]int, len(ms))
+	killed = make([][]int, len(ms))
 	deadline := time.Now().Add(within)
 	seen := map[int]bool{}
 	find := func() ([][]int, int) {
